@@ -1,0 +1,7 @@
+"""ldlpose: Ray-distributed hyperparameter search for head-pose estimation by label distribution learning.
+
+Importing the package is cheap: heavy dependencies (torch, ray, mlflow) load only in the modules
+that use them, so the ``ldlpose`` command starts fast.
+"""
+
+__version__ = "0.1.0"

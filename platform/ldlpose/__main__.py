@@ -1,0 +1,3 @@
+from ldlpose.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""Head-pose error metrics in the platform convention (spec ``methods.md`` section 4.8).
+
+* ``mae_yaw``, ``mae_pitch``, ``mae_roll``: mean absolute Euler error in degrees, no wrapping (as
+  HopeNet, FSA-Net and ASG-LDL report it); ``mae`` is the mean of the three, the papers' headline.
+* ``maev``: mean angle in degrees between predicted and true left/down/front vectors (columns of the
+  image-frame matrix, :func:`ldlpose.geometry.image_matrix`), the metric of TriNet and ASG-LDL.
+* ``geodesic``: mean rotation angle in degrees between predicted and true poses; it does not depend
+  on which matrix convention is used.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ldlpose import geometry
+
+__all__ = ["METRIC_NAMES", "evaluate", "per_sample_errors"]
+
+METRIC_NAMES = ("mae_yaw", "mae_pitch", "mae_roll", "mae", "maev", "geodesic")
+
+
+def _as_angles(x, name: str) -> torch.Tensor:
+    t = torch.as_tensor(x, dtype=torch.float64)
+    if t.ndim != 2 or t.shape[-1] != 3:
+        raise ValueError(f"{name} must have shape (N, 3) [yaw, pitch, roll in degrees], got {tuple(t.shape)}")
+    return t
+
+
+def _vector_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    cos = (torch.nn.functional.normalize(a, dim=-1) * torch.nn.functional.normalize(b, dim=-1)).sum(-1)
+    return torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
+
+
+def per_sample_errors(pred_deg, true_deg) -> dict[str, torch.Tensor]:
+    """Per-sample errors for plots: ``abs`` (N, 3) yaw/pitch/roll, ``vector`` (N, 3) left/down/front
+    and ``geodesic`` (N,), all in degrees."""
+    pred, true = _as_angles(pred_deg, "pred_deg"), _as_angles(true_deg, "true_deg")
+    if pred.shape != true.shape:
+        raise ValueError(f"pred_deg {tuple(pred.shape)} and true_deg {tuple(true.shape)} differ in shape")
+    r_pred, r_true = geometry.image_matrix(pred), geometry.image_matrix(true)
+    vector = torch.stack([_vector_angle_deg(r_pred[:, :, k], r_true[:, :, k]) for k in range(3)], dim=-1)
+    return {
+        "abs": (pred - true).abs(),
+        "vector": vector,
+        "geodesic": geometry.geodesic_deg(geometry.euler_to_matrix(pred), geometry.euler_to_matrix(true)),
+    }
+
+
+def evaluate(pred_deg, true_deg) -> dict[str, float]:
+    """All platform metrics of predictions against ground truth, both (N, 3) yaw/pitch/roll degrees."""
+    errors = per_sample_errors(pred_deg, true_deg)
+    if errors["abs"].shape[0] == 0:
+        raise ValueError("cannot evaluate on an empty set of samples")
+    per_angle = errors["abs"].mean(dim=0)
+    return {
+        "mae_yaw": float(per_angle[0]),
+        "mae_pitch": float(per_angle[1]),
+        "mae_roll": float(per_angle[2]),
+        "mae": float(per_angle.mean()),
+        "maev": float(errors["vector"].mean()),
+        "geodesic": float(errors["geodesic"].mean()),
+    }
