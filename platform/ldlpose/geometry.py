@@ -91,10 +91,10 @@ def matrix_to_euler(matrices: torch.Tensor) -> torch.Tensor:
     yaw = torch.atan2(-r[:, 2, 0], cos_yaw)
     pitch = torch.atan2(r[:, 2, 1], r[:, 2, 2])
     roll = torch.atan2(r[:, 1, 0], r[:, 0, 0])
+    # Branch-free (no data-dependent Python control flow) so that models using it can be exported.
     singular = cos_yaw < 1e-6
-    if bool(singular.any()):
-        pitch = torch.where(singular, torch.atan2(-r[:, 1, 2], r[:, 1, 1]), pitch)
-        roll = torch.where(singular, torch.zeros_like(roll), roll)
+    pitch = torch.where(singular, torch.atan2(-r[:, 1, 2], r[:, 1, 1]), pitch)
+    roll = torch.where(singular, torch.zeros_like(roll), roll)
     return torch.rad2deg(torch.stack([yaw, pitch, roll], dim=-1))
 
 

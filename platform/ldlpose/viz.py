@@ -1,0 +1,78 @@
+"""Pictures of poses: axes drawn on images, and captioned image grids (PIL only).
+
+Axes follow :mod:`ldlpose.geometry`: the columns of ``R_img`` are the head's left (red), down
+(green) and front (blue) unit vectors; their first two rows are image offsets with x right and
+y down, so a positive yaw draws the blue front axis toward the image's left and a positive pitch
+draws it upward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = ["AXIS_COLOURS", "draw_pose", "image_grid", "pose_caption"]
+
+AXIS_COLOURS = ((255, 0, 0), (0, 200, 0), (0, 80, 255))  # left, down, front
+
+
+def draw_pose(image: np.ndarray, angles_deg: Sequence[float], center: Sequence[float] | None = None,
+              size: float | None = None, colours: Sequence[tuple[int, int, int]] = AXIS_COLOURS,
+              width: int | None = None) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) uint8 with the pose's three axes drawn from ``center``.
+
+    ``center`` (x, y) defaults to the image centre, ``size`` (axis length in pixels) to 40 % of
+    the smaller side. The front axis is drawn last so it stays visible.
+    """
+    import torch
+
+    from ldlpose.geometry import axis_endpoints_2d
+
+    height, width_px = image.shape[:2]
+    center = (width_px / 2, height / 2) if center is None else center
+    size = 0.4 * min(height, width_px) if size is None else size
+    angles = torch.as_tensor(np.asarray(angles_deg, dtype=np.float64).reshape(1, 3))
+    ends = axis_endpoints_2d(angles, torch.tensor([center], dtype=torch.float64), size)[0].numpy()
+    canvas = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    line = width or max(1, round(min(height, width_px) / 64))
+    for (x, y), colour in zip(ends, colours):
+        start = (float(center[0]), float(center[1]))
+        draw.line([start, (float(x), float(y))], fill=tuple(colour), width=line)
+    return np.asarray(canvas)
+
+
+def pose_caption(angles_deg: Sequence[float]) -> str:
+    """A short caption such as ``y=30 p=0 r=-5`` (yaw, pitch, roll in whole degrees)."""
+    yaw, pitch, roll = (int(round(float(a))) for a in angles_deg)
+    return f"y={yaw} p={pitch} r={roll}"
+
+
+def image_grid(images: Sequence[np.ndarray], ncols: int, captions: Sequence[str] | None = None,
+               pad: int = 2, background: int = 255) -> np.ndarray:
+    """Tile equally sized (H, W, 3) uint8 images row by row, with an optional caption under each."""
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    if captions is not None and len(captions) != len(images):
+        raise ValueError(f"got {len(captions)} captions for {len(images)} images; pass one per image")
+    height, width = images[0].shape[:2]
+    font = ImageFont.load_default()
+    text_h = 0 if captions is None else _text_height(font) + 2
+    ncols = max(1, min(ncols, len(images)))
+    nrows = -(-len(images) // ncols)
+    cell_w, cell_h = width + pad, height + text_h + pad
+    grid = Image.new("RGB", (ncols * cell_w + pad, nrows * cell_h + pad), (background,) * 3)
+    draw = ImageDraw.Draw(grid)
+    for i, image in enumerate(images):
+        x, y = pad + (i % ncols) * cell_w, pad + (i // ncols) * cell_h
+        grid.paste(Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)), (x, y))
+        if captions is not None:
+            draw.text((x + 1, y + height + 1), captions[i], fill=(0, 0, 0), font=font)
+    return np.asarray(grid)
+
+
+def _text_height(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
+    left, top, right, bottom = font.getbbox("Ayp=0")
+    return int(bottom - min(top, 0))
