@@ -1,0 +1,79 @@
+"""The method registry: a decorator fills it, ``create`` builds a configured method from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from ldlpose.errors import ConfigError, unknown
+from ldlpose.methods._base import Method
+from ldlpose.methods._hparams import Hparams
+
+_METHODS: dict[str, type[Method]] = {}
+
+
+def register(name: str):
+    """Class decorator registering a :class:`Method` under ``name``; a duplicate name raises."""
+
+    def decorate(cls: type[Method]) -> type[Method]:
+        if name in _METHODS:
+            other = _METHODS[name]
+            raise ValueError(
+                f"method name {name!r} is registered twice: by {other.__module__}.{other.__qualname__} "
+                f"and by {cls.__module__}.{cls.__qualname__}; rename one of them"
+            )
+        cls.name = name
+        cls.Hparams.method = name
+        _METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
+def available() -> list[str]:
+    """Names of the registered methods, sorted."""
+    return sorted(_METHODS)
+
+
+def method_class(name: str) -> type[Method]:
+    if name not in _METHODS:
+        raise unknown("method", name, _METHODS)
+    return _METHODS[name]
+
+
+def hparams_class(name: str) -> type[Hparams]:
+    """The frozen dataclass of a method's hyperparameters (defaults, docs and ranges in its fields)."""
+    return method_class(name).Hparams
+
+
+def hparams_names(name: str) -> list[str]:
+    """The keywords :func:`create` accepts for a method (its fields, plus ``preset`` where it has presets)."""
+    cls = hparams_class(name)
+    return [f.name for f in dataclasses.fields(cls)] + (["preset"] if cls.presets else [])
+
+
+def create(name: str, **hparams: Any) -> Method:
+    """The method ``name`` configured with ``hparams``; unknown names or invalid values raise ConfigError."""
+    cls = method_class(name)
+    return cls(cls.Hparams.build(**hparams))
+
+
+def expectation_bias(name: str, angles_deg: Any, **hparams: Any) -> torch.Tensor:
+    """E[target] - angle in degrees, (N, 3), for a method with label distributions (spec 1.2).
+
+    The expectation is decoded exactly as the method decodes its outputs, so this is the error a
+    network that fits its targets perfectly would make.
+    """
+    method = create(name, **hparams)
+    if not method.has_distributions:
+        with_distributions = [n for n in available() if _METHODS[n].has_distributions]
+        raise ConfigError(
+            f"method {name!r} regresses the pose directly and has no label distribution, so it has no "
+            f"expectation bias; methods with distributions: {', '.join(with_distributions)}"
+        )
+    angles = torch.as_tensor(angles_deg, dtype=torch.float64)
+    if angles.ndim != 2 or angles.shape[1] != 3:
+        raise ValueError(f"angles_deg must have shape (N, 3) [yaw, pitch, roll], got {tuple(angles.shape)}")
+    return method.decode_distributions(method.reference_targets(angles)) - angles

@@ -1,0 +1,55 @@
+"""HopeNet: Ruiz, Chong and Rehg, "Fine-Grained Head Pose Estimation Without Keypoints" (CVPRW 2018).
+
+Spec section 2.1. Three 66-way heads (3-degree bins over [-99, 99), spec 1.1), one per angle; per
+angle the loss is
+
+    L = CE(logits, bin) + alpha * MSE(E[angle], angle)
+
+summed over yaw, pitch and roll, with E[angle] the softmax expectation in degrees and the MSE in
+degrees^2 (as in the reference code, whose alpha values 1 and 2 are the released models).
+
+Faithful: ``decode="edge"`` (``3 * E[i] - 99``, 1.5 degrees low on average). Recommended (default):
+``decode="center"`` (``3 * E[i] - 97.5``), used for both the MSE term and evaluation (pitfall 3).
+Out-of-range labels are clamped to the end bins instead of producing class 66 (spec 1.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from ldlpose.geometry import HOPENET_BINS
+from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
+from ldlpose.methods._bins import DECODE_CHOICES, DECODE_DOC, BinMethod
+from ldlpose.methods._hparams import Hparams, hparam
+from ldlpose.methods._registry import register
+
+
+@dataclasses.dataclass(frozen=True)
+class HopenetHparams(Hparams):
+    # alpha = 1 is HopeNet's released model best on BIWI (alpha = 2 best on AFLW2000; code default 0.001).
+    alpha: float = hparam(1.0, "weight of the degrees^2 MSE on the expected angle", range=(0.0, 10.0))
+    decode: str = hparam("center", DECODE_DOC, choices=DECODE_CHOICES)
+
+
+@register("hopenet")
+class HopeNet(BinMethod):
+    Hparams = HopenetHparams
+    faithful = {"decode": "edge"}
+
+    @property
+    def schemes(self):
+        return {a: HOPENET_BINS for a in ANGLES}
+
+    def targets(self, angles_deg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One-hot bins: HopeNet trains on hard labels."""
+        return self.one_hot_targets(angles_deg)
+
+    def loss(self, outputs, batch):
+        angles = batch_angles(batch)
+        logits = self.split(outputs)
+        ce = sum(F.cross_entropy(logits[a], HOPENET_BINS.index(angles[:, i])) for i, a in enumerate(ANGLES))
+        mse = mse_deg2(self.decode(outputs), angles)
+        return ce + self.hparams.alpha * mse, detached({"ce": ce, "mse_deg2": mse})

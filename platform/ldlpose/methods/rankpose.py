@@ -1,0 +1,106 @@
+"""RankPose: Dai, Wong and Chen, "RankPose: Learning Generalised Feature with Rank Supervision for
+Head Pose Estimation" (BMVC 2020, arXiv 2005.10984; seed S3; code seathiefwang/RankPose).
+
+Spec section 2.5. A bounded head y_k = 180 * cos(f, w_k) (the cosine between the pooled feature f
+and a weight vector per angle, :class:`CosineHead`) outputs the angles in degrees directly. The loss
+
+    L = MSE(y_hat, y) + rank_weight * sum_k MarginRanking(s(y_hat_i,k), s(y_hat_j,k), sign(y_i,k - y_j,k))
+
+takes the MSE (degrees^2, batch mean, summed over the angles) over every sample and the margin
+ranking loss max(0, -t (x1 - x2) + margin) (degrees; mean over pairs, summed over the angles) over
+every pair i < j of samples with the same ``batch["subject"]`` (same identity, different synthetic
+view); pairs with equal labels are left out. With no subject ids or no pair the rank term is 0.
+
+Faithful: ``signed=False``, s = |.| as the reference code, which ranks *absolute* predictions
+against the order of *signed* labels (wrong whenever a label is negative), rank_weight 1, margin 0.
+Recommended (default): ``signed=True``, s = identity. ``needs_pairs`` tells the data pipeline to
+put same-subject pairs in each batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ldlpose.methods._base import ANGLES, Method, batch_angles, detached, mse_deg2
+from ldlpose.methods._hparams import Hparams, hparam
+from ldlpose.methods._registry import register
+
+_SIGNS = (-1.0, 1.0, -1.0)  # flip: yaw and roll negate
+
+
+class CosineHead(nn.Module):
+    """y_k = scale * cos(f, w_k), bounded to [-scale, scale] degrees (RankPose's ``use_norm`` head)."""
+
+    def __init__(self, in_features: int, out_features: int = 3, scale: float = 180.0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.linear(F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1))
+
+
+@dataclasses.dataclass(frozen=True)
+class RankposeHparams(Hparams):
+    rank_weight: float = hparam(1.0, "weight of the margin ranking loss", range=(0.0, 10.0))
+    margin: float = hparam(0.0, "ranking margin in degrees", range=(0.0, 30.0))
+    signed: bool = hparam(True, "rank signed predictions (true) or absolute ones as the reference", choices=(True, False))
+
+
+@register("rankpose")
+class RankPose(Method):
+    Hparams = RankposeHparams
+    needs_pairs = True
+    has_distributions = False
+    faithful = {"signed": False}
+    valid_range_deg = ((-180.0, 180.0),) * 3
+
+    @property
+    def layout(self):
+        return {a: slice(i, i + 1) for i, a in enumerate(ANGLES)}
+
+    def head(self, in_features: int) -> nn.Module:
+        return CosineHead(in_features, self.num_outputs)
+
+    def targets(self, angles_deg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The angles themselves (no label distribution)."""
+        return {"angles_deg": angles_deg}
+
+    def loss(self, outputs, batch):
+        angles = batch_angles(batch).to(outputs)
+        self.split(outputs)  # validates the shape
+        mse = mse_deg2(outputs, angles)
+        rank, pairs = self._rank_loss(outputs, angles, batch.get("subject"))
+        total = mse + self.hparams.rank_weight * rank
+        return total, detached({"mse_deg2": mse, "rank": rank, "pairs": torch.tensor(float(pairs))})
+
+    def _rank_loss(self, outputs, angles, subject) -> tuple[torch.Tensor, int]:
+        if subject is None:
+            return outputs.new_zeros(()), 0
+        subject = subject.to(outputs.device)
+        first, second = torch.triu_indices(len(subject), len(subject), offset=1, device=outputs.device)
+        same = subject[first] == subject[second]
+        first, second = first[same], second[same]
+        order = torch.sign(angles[first] - angles[second])  # (pairs, 3)
+        ranked = outputs if self.hparams.signed else outputs.abs()
+        hinge = torch.relu(-order * (ranked[first] - ranked[second]) + self.hparams.margin)
+        counted = order != 0
+        per_angle = (hinge * counted).sum(dim=0) / counted.sum(dim=0).clamp_min(1)
+        return per_angle.sum(), int(same.sum())
+
+    def decode(self, outputs):
+        self.split(outputs)
+        return outputs
+
+    def flip_outputs(self, outputs):
+        self.split(outputs)
+        return outputs * outputs.new_tensor(_SIGNS)
+
+    def outputs_for(self, angles_deg):
+        return angles_deg.clone()
