@@ -1,0 +1,184 @@
+"""The run config: one YAML schema for a training run (the search space extends it).
+
+Loaded strictly by :func:`load_run_config`; see ``configs/`` for shipped examples and the README for
+every key. Angles are degrees, learning rates are per step, epochs count passes over the training set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ldlpose.errors import ConfigError
+from ldlpose.schema import FieldError, from_dict, parse_override, set_dotted, to_dict
+
+__all__ = [
+    "AugmentConfig", "DataConfig", "MethodConfig", "ModelConfig", "OptimizerConfig", "ResourcesConfig",
+    "RunConfig", "ScheduleConfig", "TrainConfig", "load_run_config", "run_config_from_dict",
+]
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = "gldl"
+    # Checked against the method's own hyperparameter dataclass (ldlpose.methods).
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet18"
+    weights: str = "none"  # none | imagenet | <path to a state dict>
+    # HopeNet keeps BatchNorm statistics at their pretrained values (BN in eval mode while training).
+    frozen_bn: bool = False
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: float = field(default=0.5, metadata={"ge": 0, "le": 1})  # probability of a mirror
+    scale: float = field(default=0.1, metadata={"ge": 0, "lt": 1})  # crop side varies by +/- this
+    shift: float = field(default=0.1, metadata={"ge": 0, "lt": 1})  # crop centre moves by +/- this
+    color: float = field(default=0.2, metadata={"ge": 0, "le": 1})  # brightness/contrast/saturation
+    blur: float = field(default=0.05, metadata={"ge": 0, "le": 1})  # probability of a Gaussian blur
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "ldlpose-data"  # prepared datasets and benchmarks live under it
+    train: str = "synthhead/train"  # a prepared dataset, relative to root or absolute
+    # Model selection uses a subject-disjoint split: a prepared dataset given here, or else
+    # val_fraction of the training subjects held out.
+    val: str | None = "synthhead/val"
+    val_fraction: float = field(default=0.1, metadata={"gt": 0, "lt": 1})
+    benchmarks: list[str] = field(default_factory=lambda: ["synth"])
+    image_size: int = field(default=64, metadata={"ge": 32, "le": 1024})
+    max_train_samples: int | None = field(default=None, metadata={"ge": 1})
+    max_eval_samples: int | None = field(default=None, metadata={"ge": 1})
+    loader_workers: int = field(default=0, metadata={"ge": 0})
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = field(default=1e-3, metadata={"gt": 0, "le": 10})
+    head_lr_mult: float = field(default=1.0, metadata={"gt": 0})  # HopeNet trains its heads at 5x
+    weight_decay: float = field(default=0.0, metadata={"ge": 0})
+    momentum: float = field(default=0.9, metadata={"ge": 0, "lt": 1})  # sgd only
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: Literal["cosine", "step", "exponential", "none"] = "cosine"
+    step_size: int = field(default=10, metadata={"ge": 1})  # epochs between decays (step)
+    gamma: float = field(default=0.1, metadata={"gt": 0, "le": 1})  # decay factor (step, exponential)
+    warmup_epochs: int = field(default=0, metadata={"ge": 0})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = field(default=10, metadata={"ge": 1})
+    batch_size: int = field(default=64, metadata={"ge": 1})
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    grad_clip: float | None = field(default=None, metadata={"gt": 0})  # max global L2 norm
+    seed: int = 0
+    max_failures: int = field(default=1, metadata={"ge": -1})  # worker failures resumed from a checkpoint
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    workers: int = field(default=1, metadata={"ge": 1})
+    gpus_per_worker: float = field(default=0.0, metadata={"ge": 0})
+    cpus_per_worker: float = field(default=1.0, metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"
+    method: MethodConfig = field(default_factory=MethodConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        _check_method(self.method)
+        _check_backbone(self.model.backbone)
+        _check_benchmarks(self.data.benchmarks)
+        if self.train.schedule.warmup_epochs >= self.train.epochs:
+            raise FieldError("train.schedule.warmup_epochs",
+                             f"must be < train.epochs ({self.train.epochs}), got {self.train.schedule.warmup_epochs}")
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+def check_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise FieldError("name", f"must be letters, digits, '.', '_' or '-' (used in paths), got {name!r}")
+
+
+def _check_method(method: MethodConfig) -> None:
+    from ldlpose import methods
+
+    try:
+        methods.create(method.name, **method.hparams)
+    except ConfigError as err:
+        key = "method.name" if method.name not in methods.available() else "method.hparams"
+        raise FieldError(key, str(err)) from None
+
+
+def _check_backbone(name: str) -> None:
+    from ldlpose.models import backbones
+
+    if name not in backbones.available():
+        from ldlpose.errors import unknown
+
+        raise FieldError("model.backbone", str(unknown("backbone", name, backbones.available())))
+
+
+def _check_benchmarks(names: list[str]) -> None:
+    from ldlpose.data import benchmarks
+
+    for i, name in enumerate(names):
+        if name not in benchmarks.available():
+            from ldlpose.errors import unknown
+
+            raise FieldError(f"data.benchmarks[{i}]", str(unknown("benchmark", name, benchmarks.available())))
+
+
+def run_config_from_dict(data: dict, *, file: str | None = None) -> RunConfig:
+    return from_dict(RunConfig, data, file=file)
+
+
+def read_yaml(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(data, key, value)
+    return data
+
+
+def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a run-config YAML, apply ``--set dotted.key=value`` overrides, validate strictly."""
+    data = apply_overrides(read_yaml(path), list(overrides))
+    return run_config_from_dict(data, file=str(path))

@@ -1,0 +1,369 @@
+"""Search-space YAML: a run config plus a ``search`` section, validated strictly and compiled to Optuna.
+
+The ``search`` section follows the shape of W&B sweeps (``metric: {name, goal}``; parameters with
+``distribution``, ``min``, ``max``, ``values``, ``value``) keyed by dotted paths into the run config.
+What head-pose search adds is the method as a categorical whose options carry their own sub-spaces::
+
+    parameters:
+      train.optimizer.lr: {distribution: log_uniform, min: 1.0e-4, max: 1.0e-2}
+      method:
+        values:
+          gldl: {sigma: {distribution: log_uniform, min: 1, max: 8}, alpha: {values: [0, 0.01]}}
+          hopenet: {alpha: {values: [1, 2]}}
+
+A sampled trial is a flat dict of Optuna parameter names -> values: dotted run-config keys, ``method``
+and ``method.<name>.<hparam>`` for the chosen method's own parameters (they exist only in its trials).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ldlpose import config as run_configs
+from ldlpose.config import RunConfig
+from ldlpose.errors import ConfigError, closest
+from ldlpose.schema import FieldError, from_dict, set_dotted
+
+__all__ = ["Param", "SearchSection", "SearchSpace", "load_search_space"]
+
+Distribution = Literal["uniform", "log_uniform", "int_uniform", "int_log_uniform", "categorical", "constant"]
+_NUMERIC = ("uniform", "log_uniform", "int_uniform", "int_log_uniform")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    distribution: Distribution | None = None
+    min: float | None = None
+    max: float | None = None
+    step: float | None = field(default=None, metadata={"gt": 0})
+    values: list[Any] | None = None
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searchable dimension: ``name`` is the Optuna name, ``key`` the dotted run-config key."""
+
+    name: str
+    key: str
+    distribution: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple = ()
+
+    def suggest(self, trial) -> Any:
+        d = self.distribution
+        if d == "constant":
+            return self.choices[0]
+        if d == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if d in ("int_uniform", "int_log_uniform"):
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1),
+                                     log=d == "int_log_uniform")
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=d == "log_uniform")
+
+    def grid_values(self) -> list:
+        if self.distribution in ("constant", "categorical"):
+            return list(self.choices)
+        if self.distribution in ("int_uniform",) or self.step:
+            step = self.step or 1
+            count = int(math.floor((self.high - self.low) / step + 1e-9)) + 1
+            values = [self.low + i * step for i in range(count)]
+            return [int(v) for v in values] if self.distribution.startswith("int") else values
+        raise ConfigError(f"{self.key}: a {self.distribution} distribution has no grid; give values or a step")
+
+
+@dataclass(frozen=True)
+class MetricSection:
+    name: str = "val_mae"
+    goal: Literal["minimize", "maximize"] = "minimize"
+
+
+@dataclass(frozen=True)
+class SamplerSection:
+    name: Literal["tpe", "random", "cmaes", "grid"] = "tpe"
+    seed: int | None = 0
+    # TPE: model the parameters jointly and split conditional spaces into groups (spec 2.2).
+    multivariate: bool = True
+    group: bool = True
+    n_startup_trials: int = field(default=4, metadata={"ge": 0})
+
+
+@dataclass(frozen=True)
+class SchedulerSection:
+    name: Literal["asha", "none"] = "asha"
+    grace_period: int = field(default=1, metadata={"ge": 1})  # epochs every trial gets
+    reduction_factor: float = field(default=2.0, metadata={"gt": 1})
+
+
+@dataclass(frozen=True)
+class BudgetSection:
+    trials: int = field(default=8, metadata={"ge": 1})
+    # At most this many trials at once; by default as many as the cluster's resources fit.
+    concurrency: int | None = field(default=None, metadata={"ge": 1})
+    time_limit_s: float | None = field(default=None, metadata={"gt": 0})
+    max_failures_per_trial: int = field(default=0, metadata={"ge": 0})  # driver restarts of a trial
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    name: str | None = None  # the search id; default: the file's stem
+    metric: MetricSection = field(default_factory=MetricSection)
+    sampler: SamplerSection = field(default_factory=SamplerSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
+    budget: BudgetSection = field(default_factory=BudgetSection)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scheduler.name == "asha" and self.metric.name == "":
+            raise FieldError("metric.name", "must name a reported metric")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search: the base run config, the search settings and the compiled parameters."""
+
+    name: str
+    base: dict  # the run config as plain data; trials override keys of it
+    search: SearchSection
+    params: tuple[Param, ...]  # shared dimensions (not the method's own)
+    method_params: dict[str, tuple[Param, ...]]  # method name -> its own dimensions; {} if fixed
+    file: str | None = None
+
+    @property
+    def base_run(self) -> RunConfig:
+        return run_configs.run_config_from_dict(self.base, file=self.file)
+
+    # --- Optuna ------------------------------------------------------------------------------
+    def define_by_run(self, trial) -> dict | None:
+        """Suggest one trial's parameters (Optuna define-by-run); grid points are returned whole."""
+        if self.search.sampler.name == "grid":
+            index = trial.suggest_categorical("grid_point", list(range(len(self.grid()))))
+            return dict(self.grid()[index])
+        for param in self.params:
+            param.suggest(trial)
+        if self.method_params:
+            chosen = trial.suggest_categorical("method", sorted(self.method_params))
+            for param in self.method_params[chosen]:
+                param.suggest(trial)
+        return None
+
+    def grid(self) -> list[dict]:
+        """Every point of a grid search (the method's sub-grids expanded per method)."""
+        shared = [[(p.name, v) for v in p.grid_values()] for p in self.params]
+        methods = self.method_params or {None: ()}
+        points = []
+        for method, own in sorted(methods.items(), key=lambda kv: str(kv[0])):
+            extra = [[(p.name, v) for v in p.grid_values()] for p in own]
+            head = [] if method is None else [[("method", method)]]
+            for combo in itertools.product(*head, *shared, *extra):
+                points.append(dict(combo))
+        return points
+
+    def sampler(self):
+        import optuna
+
+        s = self.search.sampler
+        if s.name == "random":
+            return optuna.samplers.RandomSampler(seed=s.seed)
+        if s.name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
+        if s.name == "grid":
+            return optuna.samplers.GridSampler({"grid_point": list(range(len(self.grid())))}, seed=s.seed)
+        return optuna.samplers.TPESampler(seed=s.seed, multivariate=s.multivariate, group=s.group,
+                                          n_startup_trials=s.n_startup_trials, constant_liar=True)
+
+    @property
+    def num_trials(self) -> int:
+        return len(self.grid()) if self.search.sampler.name == "grid" else self.search.budget.trials
+
+    # --- trials ------------------------------------------------------------------------------
+    def run_config(self, assignment: dict) -> RunConfig:
+        """The run config of one trial: the base with the sampled values set at their keys."""
+        data = copy.deepcopy(self.base)
+        method = assignment.get("method")
+        if method is not None:
+            data.setdefault("method", {})["name"] = method
+            data["method"]["hparams"] = dict(self._fixed_hparams(method))
+        for name, value in assignment.items():
+            if name in ("method", "grid_point"):
+                continue
+            if name.startswith("method.") and method is not None and name.count(".") == 2:
+                data["method"]["hparams"][name.split(".")[2]] = value
+            else:
+                set_dotted(data, name, value)
+        return run_configs.run_config_from_dict(data, file=self.file)
+
+    def _fixed_hparams(self, method: str) -> dict:
+        base = self.base.get("method", {})
+        return dict(base.get("hparams", {})) if base.get("name") == method else {}
+
+
+# --- loading and validation ---------------------------------------------------------------------
+
+def _param_from_spec(name: str, key: str, raw: Any, where: str, file: str | None) -> Param:
+    spec = from_dict(ParamSpec, raw if isinstance(raw, dict) else {"value": raw}, file=file, prefix=where)
+    given = {k for k in ("min", "max", "values", "value") if getattr(spec, k) is not None}
+    d = spec.distribution
+    if d is None:
+        if "value" in given:
+            d = "constant"
+        elif "values" in given:
+            d = "categorical"
+        elif {"min", "max"} <= given:
+            ints = isinstance(raw.get("min"), int) and isinstance(raw.get("max"), int)
+            d = "int_uniform" if ints else "uniform"
+        else:
+            raise _err(file, where, "give value, values, or min and max (with an optional distribution)")
+    if d == "constant":
+        if given != {"value"}:
+            raise _err(file, where, f"a constant takes only value, got {sorted(given)}")
+        return Param(name, key, d, choices=(spec.value,))
+    if d == "categorical":
+        if given != {"values"}:
+            raise _err(file, where, f"a categorical takes only values, got {sorted(given)}")
+        if not spec.values:
+            raise _err(file, f"{where}.values", "must list at least one value")
+        if len({repr(v) for v in spec.values}) != len(spec.values):
+            raise _err(file, f"{where}.values", f"lists a value twice: {spec.values}")
+        return Param(name, key, d, choices=tuple(spec.values))
+    if given != {"min", "max"}:
+        raise _err(file, where, f"a {d} distribution takes min and max, got {sorted(given)}")
+    low, high = spec.min, spec.max
+    if not low < high:
+        raise _err(file, f"{where}.min", f"min ({low}) must be < max ({high})")
+    if d.endswith("log_uniform") and low <= 0:
+        raise _err(file, f"{where}.min", f"a log distribution needs min > 0, got {low}")
+    if d.startswith("int") and (low != int(low) or high != int(high)):
+        raise _err(file, where, f"an integer distribution needs integer min and max, got {low}, {high}")
+    if spec.step is not None and d.endswith("log_uniform"):
+        raise _err(file, f"{where}.step", "a log distribution cannot have a step")
+    return Param(name, key, d, low=float(low), high=float(high), step=spec.step)
+
+
+def _err(file: str | None, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{file + ': ' if file else ''}{key}: {message}")
+
+
+def _probe_values(param: Param) -> list:
+    if param.distribution in ("constant", "categorical"):
+        return list(param.choices)
+    cast = int if param.distribution.startswith("int") else float
+    return [cast(param.low), cast(param.high)]
+
+
+def _check_run_key(base: dict, param: Param, where: str, file: str | None) -> None:
+    """Every value a parameter can take must make a valid run config at its key."""
+    for value in _probe_values(param):
+        data = copy.deepcopy(base)
+        try:
+            set_dotted(data, param.key, value)
+            run_configs.run_config_from_dict(data)
+        except ConfigError as err:
+            message = str(err)
+            if "unknown key" in message:
+                raise _err(file, where, f"{param.key} is not a run-config key: {message}") from None
+            raise _err(file, where, f"value {value!r} is invalid: {message}") from None
+
+
+def _method_params(base: dict, raw: Any, where: str, file: str | None) -> dict[str, tuple[Param, ...]]:
+    from ldlpose import methods
+
+    if not isinstance(raw, dict) or set(raw) != {"values"} or not isinstance(raw["values"], dict):
+        raise _err(file, where, "the method is a categorical of sub-spaces: {values: {gldl: {...}, dadl: {...}}}")
+    options = raw["values"]
+    if not options:
+        raise _err(file, f"{where}.values", "must list at least one method")
+    result = {}
+    for name, subspace in options.items():
+        sub_where = f"{where}.values.{name}"
+        if name not in methods.available():
+            raise _err(file, sub_where, f"unknown method{closest(str(name), methods.available())}; "
+                                        f"accepted: {', '.join(methods.available())}")
+        subspace = subspace or {}
+        if not isinstance(subspace, dict):
+            raise _err(file, sub_where, f"expected a mapping of the method's hyperparameters, got {subspace!r}")
+        accepted = methods.hparams_names(name)
+        params = []
+        for hp, spec in subspace.items():
+            hp_where = f"{sub_where}.{hp}"
+            if hp not in accepted:
+                raise _err(file, hp_where, f"{name} has no hyperparameter {hp!r}{closest(hp, accepted)}; "
+                                           f"accepted: {', '.join(accepted)}")
+            param = _param_from_spec(f"method.{name}.{hp}", f"method.hparams.{hp}", spec, hp_where, file)
+            for value in _probe_values(param):
+                try:
+                    methods.create(name, **{hp: value})
+                except ConfigError as err:
+                    raise _err(file, hp_where, f"value {value!r} is invalid: {err}") from None
+            params.append(param)
+        result[name] = tuple(params)
+    return result
+
+
+def _check_sampler(space: SearchSpace, file: str | None) -> None:
+    name = space.search.sampler.name
+    if name == "cmaes":
+        every = list(space.params) + [p for ps in space.method_params.values() for p in ps]
+        bad = [p.key for p in every if p.distribution in ("categorical",)] + (["method"] if space.method_params else [])
+        if bad or not any(p.distribution in _NUMERIC for p in every):
+            raise _err(file, "search.sampler.name",
+                       "cmaes needs a space of numeric distributions only"
+                       + (f"; categorical: {', '.join(bad)}" if bad else "; none is numeric") + " (use tpe)")
+    if name == "grid":
+        for p in list(space.params) + [p for ps in space.method_params.values() for p in ps]:
+            try:
+                p.grid_values()
+            except ConfigError as err:
+                raise _err(file, f"search.parameters.{p.key}", f"grid search needs discrete values ({err})") from None
+    if space.search.metric.name != "val_mae" and not space.search.metric.name.endswith(
+            ("_mae", "_mae_yaw", "_mae_pitch", "_mae_roll", "_maev", "_geodesic")):
+        raise _err(file, "search.metric.name",
+                   f"{space.search.metric.name!r} is not a reported metric; use val_mae or <benchmark>_mae "
+                   "(also _maev, _geodesic, _mae_yaw, ...)")
+
+
+def search_space_from_dict(data: dict, *, file: str | None = None, default_name: str = "search") -> SearchSpace:
+    if not isinstance(data, dict):
+        raise _err(file, "<top level>", "expected a mapping")
+    data = copy.deepcopy(data)
+    if "search" not in data:
+        raise _err(file, "search", "is required: a search space is a run config plus a search section")
+    section = from_dict(SearchSection, data.pop("search"), file=file, prefix="search")
+    run_configs.run_config_from_dict(data, file=file)  # the base must be valid on its own
+    params, method_params = [], {}
+    for key, raw in section.parameters.items():
+        where = f"search.parameters.{key}"
+        if key == "method":
+            method_params = _method_params(data, raw, where, file)
+            continue
+        if key.startswith("method.hparams.") and "method" in section.parameters:
+            raise _err(file, where, "the method is searched: put its hyperparameters under "
+                                    "search.parameters.method.values.<method>")
+        param = _param_from_spec(key, key, raw, where, file)
+        _check_run_key(data, param, where, file)
+        params.append(param)
+    name = section.name or default_name
+    space = SearchSpace(name=name, base=data, search=section, params=tuple(params),
+                        method_params=method_params, file=file)
+    try:
+        run_configs.check_name(name)
+    except FieldError as err:
+        raise _err(file, "search.name", err.message) from None
+    _check_sampler(space, file)
+    if space.num_trials < 1:
+        raise _err(file, "search.parameters", "the grid is empty")
+    return space
+
+
+def load_search_space(path: str | Path, overrides: list[str] = ()) -> SearchSpace:
+    """Read and validate a search-space YAML; ``--set`` overrides apply to the whole file."""
+    path = Path(path)
+    data = run_configs.apply_overrides(run_configs.read_yaml(path), list(overrides))
+    return search_space_from_dict(data, file=str(path), default_name=path.stem)
