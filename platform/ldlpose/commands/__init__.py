@@ -1,0 +1,1 @@
+"""Subcommands of the ``ldlpose`` CLI (standard-library imports only at module level)."""

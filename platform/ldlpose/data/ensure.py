@@ -1,0 +1,48 @@
+"""Data a run needs, made on first use where ldlpose can make it (synthhead).
+
+Real datasets are never downloaded: a missing prepared folder of theirs is an error that names the
+``ldlpose prepare`` command to run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ldlpose.data import benchmarks
+from ldlpose.data.shards import MANIFEST
+
+# First-use sizes: enough for the CPU examples to learn a useful model, about 20 s to render.
+SYNTHHEAD_COUNTS = {"train": 4000, "val": 500, "test": 500}
+
+
+def _folder(root: Path, folder: str) -> Path:
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def _needed_folders(run) -> list[Path]:
+    root = Path(run.data.root).expanduser()
+    folders = [_folder(root, run.data.train)] + ([_folder(root, run.data.val)] if run.data.val else [])
+    folders += [benchmarks.get(name).path(root) for name in run.data.benchmarks]
+    return folders
+
+
+def ensure_training_data(run) -> None:
+    """Generate synthhead under ``run.data.root`` if the run uses it and it is missing."""
+    root = Path(run.data.root).expanduser().resolve()
+    synth = root / "synthhead"
+    missing = [p for p in _needed_folders(run) if not (p.resolve() / MANIFEST).is_file()]
+    if not any(p.resolve().parent == synth for p in missing):
+        return
+    if synth.exists() and any(synth.iterdir()):
+        return  # partially there: let the loaders name exactly what is missing rather than overwrite
+    from ldlpose.data import preparation
+    from ldlpose.data.sources import Settings
+    from ldlpose.data.sources.synth import prepare_synthhead
+
+    image_size = run.data.image_size
+    print(f"[ldlpose] generating synthhead {SYNTHHEAD_COUNTS} at {image_size} px into {synth} (first use)",
+          file=sys.stderr, flush=True)
+    prepare_synthhead(synth, Settings(workers=preparation.default_workers(), command="ensure_training_data"),
+                      counts=dict(SYNTHHEAD_COUNTS), size=image_size)

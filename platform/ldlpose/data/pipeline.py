@@ -1,0 +1,165 @@
+"""The training and evaluation input pipeline: a torch Dataset over the prepared Parquet shards.
+
+The images of a prepared folder (encoded bytes, about 10 kB each) are read once into memory with
+pyarrow (300W-LP at 256 px: about 1.5 GB); DataLoader workers started by fork share that memory,
+and workers started by spawn reload it. Each item is decoded with Pillow and transformed by
+:class:`~ldlpose.data.augment.Preprocess`::
+
+    {"image": float32 (3, H, W), "angles_deg": float32 (3,) yaw/pitch/roll,
+     "subject": int64 (index into dataset.subject_names), "index": int64 (row in the folder)}
+
+Typical use (see ``docs/data.md``)::
+
+    train_ds, val_ds = train_val_datasets(root / "300w-lp", image_size=224)
+    train = train_loader(train_ds, batch_size=64, num_workers=4)
+    test = eval_loader(benchmark_dataset("aflw2000", image_size=224), batch_size=256)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ldlpose.data import benchmarks
+from ldlpose.data.augment import Augment, Preprocess
+from ldlpose.data.samplers import PairedBatchSampler
+from ldlpose.data.shards import read_labels, read_manifest, shard_paths
+from ldlpose.data.splits import rows_within, split_by_subject, split_subjects
+from ldlpose.errors import ConfigError
+
+__all__ = [
+    "Augment", "HeadPoseDataset", "PairedBatchSampler", "Preprocess", "benchmark_dataset", "eval_loader",
+    "rows_within", "set_epoch", "split_by_subject", "split_subjects", "train_loader", "train_val_datasets",
+]
+
+
+class _ImageColumn:
+    """Zero-copy random access to the ``image`` column: per-chunk offsets and data buffers."""
+
+    def __init__(self, dataset_dir: Path, manifest: dict):
+        self._chunks = []
+        starts = [0]
+        for path in shard_paths(dataset_dir, manifest):
+            for chunk in pq.read_table(path, columns=["image"]).column("image").chunks:
+                offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
+                offsets = offsets[chunk.offset:chunk.offset + len(chunk) + 1]
+                self._chunks.append((offsets, memoryview(chunk.buffers()[2]), chunk))
+                starts.append(starts[-1] + len(chunk))
+        self._starts = np.asarray(starts)
+
+    def __getitem__(self, row: int) -> bytes:
+        c = int(np.searchsorted(self._starts, row, side="right")) - 1
+        offsets, data, _ = self._chunks[c]
+        j = row - self._starts[c]
+        return data[offsets[j]:offsets[j + 1]]
+
+
+class HeadPoseDataset(Dataset):
+    """Rows ``indices`` (default all) of a prepared folder, transformed by ``transform``.
+
+    ``transform`` defaults to the 64-px evaluation :class:`Preprocess`. Subjects are numbered over
+    the whole folder (``subject_names``), so train and validation subsets of one folder agree.
+    """
+
+    def __init__(self, dataset_dir, *, indices: Sequence[int] | None = None,
+                 transform: Preprocess | None = None, preload: bool = True):
+        self.dataset_dir = Path(dataset_dir)
+        self.manifest = read_manifest(self.dataset_dir)
+        labels = read_labels(self.dataset_dir)
+        n = len(labels["subject"])
+        self.rows = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= n):
+            raise ConfigError(f"row indices must lie in [0, {n}) for {self.dataset_dir}, "
+                              f"got range [{self.rows.min()}, {self.rows.max()}]")
+        self.subject_names, subject_of_row = np.unique(labels["subject"].astype(str), return_inverse=True)
+        self.subject_ids = subject_of_row[self.rows].astype(np.int64)  # per item
+        self.angles_deg = labels["angles_deg"][self.rows].astype(np.float32)  # per item
+        self.keys = labels["key"][self.rows]
+        self.transform = transform or Preprocess(64)
+        self._images = _ImageColumn(self.dataset_dir, self.manifest) if preload else None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if self._images is None:
+            self._images = _ImageColumn(self.dataset_dir, self.manifest)
+        row = int(self.rows[i])
+        image, angles = self.transform(self._images[row], self.angles_deg[i])
+        return {"image": image, "angles_deg": angles,
+                "subject": torch.tensor(self.subject_ids[i]), "index": torch.tensor(row)}
+
+    def __getstate__(self) -> dict:
+        # Pickled for spawn-started workers or Ray: send labels, let the receiver reload images.
+        return {**self.__dict__, "_images": None}
+
+
+def train_val_datasets(train_dir, *, image_size: int = 64, val_dir=None, val_fraction: float = 0.1,
+                       seed: int = 0, augment: Augment | None = None,
+                       max_abs_angle_deg: float | None = None) -> tuple[HeadPoseDataset, HeadPoseDataset]:
+    """Training set (augmented) and validation set (evaluation transform).
+
+    Validation is ``val_dir`` when given (synthhead has one), else a subject-disjoint
+    ``val_fraction`` of ``train_dir`` drawn with ``seed``. ``max_abs_angle_deg`` drops training
+    and validation rows with a larger |angle| first (HopeNet-family training uses 99).
+    """
+    rows = None if max_abs_angle_deg is None else rows_within(train_dir, max_abs_angle_deg)
+    train_aug = Preprocess(image_size, augment or Augment())
+    if val_dir is not None:
+        val_rows = None if max_abs_angle_deg is None else rows_within(val_dir, max_abs_angle_deg)
+        return (HeadPoseDataset(train_dir, indices=rows, transform=train_aug),
+                HeadPoseDataset(val_dir, indices=val_rows, transform=Preprocess(image_size)))
+    train_rows, val_rows = split_by_subject(train_dir, val_fraction, seed, indices=rows)
+    return (HeadPoseDataset(train_dir, indices=train_rows, transform=train_aug),
+            HeadPoseDataset(train_dir, indices=val_rows, transform=Preprocess(image_size)))
+
+
+def benchmark_dataset(name: str, *, image_size: int = 64, root=None) -> HeadPoseDataset:
+    """The rows of benchmark ``name`` that count, with the evaluation transform."""
+    bench = benchmarks.get(name)
+    path = bench.resolve(root)
+    return HeadPoseDataset(path, indices=bench.row_indices(path), transform=Preprocess(image_size))
+
+
+def train_loader(dataset: HeadPoseDataset, *, batch_size: int = 64, num_workers: int = 0,
+                 pairs: bool = False, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 drop_last: bool = True, pin_memory: bool = False) -> DataLoader:
+    """Shuffled batches; ``pairs=True`` makes each batch same-subject pairs (``needs_pairs`` methods).
+
+    With ``world_size > 1`` each rank reads its own part (DistributedSampler, or the paired
+    sampler's own sharding). Under Ray Train either pass rank/world size here and call
+    ``prepare_data_loader(loader, add_dist_sampler=False)``, or (plain batches only) keep
+    ``world_size=1`` and let ``prepare_data_loader`` add the DistributedSampler.
+    Call :func:`set_epoch` at the start of every epoch.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    common = {"num_workers": num_workers, "persistent_workers": num_workers > 0, "pin_memory": pin_memory,
+              "generator": generator}
+    if pairs:
+        sampler = PairedBatchSampler(dataset.subject_ids, batch_size, rank=rank, world_size=world_size,
+                                     seed=seed, drop_last=drop_last)
+        return DataLoader(dataset, batch_sampler=sampler, **common)
+    if world_size > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                     drop_last=drop_last)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=drop_last, **common)
+
+
+def eval_loader(dataset: HeadPoseDataset, *, batch_size: int = 256, num_workers: int = 0,
+                pin_memory: bool = False) -> DataLoader:
+    """Every item once, in order (evaluate on one rank, or pass each rank a subset of indices)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=pin_memory)
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Tell the loader's (distributed or paired) sampler which epoch starts, if it cares."""
+    for sampler in (loader.sampler, loader.batch_sampler):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)

@@ -1,0 +1,280 @@
+"""The prepared-dataset format: a folder of Parquet shards and a manifest (see ``docs/data.md``).
+
+A prepared dataset is a folder holding ``part-00000.parquet``, ``part-00001.parquet``, ... (at most
+``shard_rows`` rows each) and ``manifest.json``, written last, so a folder without a manifest is an
+interrupted preparation. One row per face::
+
+    image                         binary   JPEG or PNG bytes of the loosely cropped face, RGB
+    yaw, pitch, roll              float64  degrees, platform convention (ldlpose.geometry)
+    subject                       string   identity id (subject-disjoint splits, RankPose pairs)
+    source                        string   dataset name given to `ldlpose prepare`
+    key                           string   the original file (and index inside it)
+    box_x0, box_y0, box_x1, box_y1 float32 the stored crop in original-image pixels
+    face_x0, ..., face_y1         float32  tight face box (landmarks) in original pixels, NaN if unknown
+    width, height                 int32    size of the stored image in pixels
+
+The manifest's ``content_hash`` (sha256 over the shards' own hashes, in order) identifies the data
+a run used; :func:`verify` recomputes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ldlpose import __version__
+from ldlpose.data.records import IMAGE_FORMATS, Problem
+from ldlpose.errors import ConfigError, DataError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "SCHEMA",
+    "ShardWriter",
+    "read_labels",
+    "read_manifest",
+    "read_table",
+    "shard_paths",
+    "verify",
+]
+
+FORMAT = "ldlpose-headpose-shards"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PROBLEMS = "problems.jsonl"
+MAX_PROBLEMS_IN_MANIFEST = 1000  # all of them go to problems.jsonl
+ROW_GROUP_ROWS = 512
+
+_BOX = ["box_x0", "box_y0", "box_x1", "box_y1"]
+_FACE = ["face_x0", "face_y0", "face_x1", "face_y1"]
+SCHEMA = pa.schema(
+    [("image", pa.binary())]
+    + [(name, pa.float64()) for name in ("yaw", "pitch", "roll")]
+    + [(name, pa.string()) for name in ("subject", "source", "key")]
+    + [(name, pa.float32()) for name in _BOX + _FACE]
+    + [("width", pa.int32()), ("height", pa.int32())]
+)
+LABEL_COLUMNS = ["yaw", "pitch", "roll", "subject", "key"]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _content_hash(shards: list[dict]) -> str:
+    lines = "".join(f"{s['file']} {s['rows']} {s['sha256']}\n" for s in shards)
+    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+
+
+class ShardWriter:
+    """Streams rows into ``out_dir/part-NNNNN.parquet`` and writes the manifest on :meth:`close`.
+
+    Holds at most one row group in memory. Refuses a folder that already holds a prepared dataset
+    unless ``overwrite`` (which deletes only the shards, manifest and problem list).
+    """
+
+    def __init__(self, out_dir, *, dataset: str, image_format: str = "jpeg", shard_rows: int = 4096,
+                 overwrite: bool = False):
+        if image_format not in IMAGE_FORMATS:
+            raise ConfigError(f"image format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+        if shard_rows < 1:
+            raise ConfigError(f"shard rows must be >= 1, got {shard_rows}")
+        self.out_dir = Path(out_dir)
+        self.dataset, self.image_format, self.shard_rows = dataset, image_format, shard_rows
+        _claim(self.out_dir, overwrite)
+        self._buffer: list[dict] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._shards: list[dict] = []
+        self._rows_in_shard = 0
+        self._problems_file = open(self.out_dir / PROBLEMS, "w")
+        self.problems: list[Problem] = []  # the first MAX_PROBLEMS_IN_MANIFEST
+        self.problem_counts: Counter[str] = Counter()
+        self.rows = 0
+        self._subjects: set[str] = set()
+        self._angle_min = [math.inf] * 3
+        self._angle_max = [-math.inf] * 3
+        self._within_99 = 0
+
+    def add(self, row: dict) -> None:
+        self._buffer.append(row)
+        self.rows += 1
+        self._subjects.add(row["subject"])
+        angles = (row["yaw"], row["pitch"], row["roll"])
+        self._angle_min = [min(a, b) for a, b in zip(self._angle_min, angles)]
+        self._angle_max = [max(a, b) for a, b in zip(self._angle_max, angles)]
+        self._within_99 += all(abs(a) <= 99.0 for a in angles)
+        if len(self._buffer) >= min(ROW_GROUP_ROWS, self.shard_rows - self._rows_in_shard):
+            self._flush()
+
+    def add_problem(self, problem: Problem) -> None:
+        self.problem_counts[problem.kind] += 1
+        if len(self.problems) < MAX_PROBLEMS_IN_MANIFEST:
+            self.problems.append(problem)
+        self._problems_file.write(json.dumps(problem.as_dict()) + "\n")
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            name = f"part-{len(self._shards):05d}.parquet"
+            self._shards.append({"file": name, "rows": 0})
+            # Images are already compressed; zstd only pays off on the other columns.
+            compression = {field.name: ("NONE" if field.name == "image" else "ZSTD") for field in SCHEMA}
+            self._writer = pq.ParquetWriter(self.out_dir / name, SCHEMA, compression=compression)
+        table = pa.Table.from_pylist(self._buffer, schema=SCHEMA)
+        self._writer.write_table(table, row_group_size=len(self._buffer))
+        self._shards[-1]["rows"] += len(self._buffer)
+        self._rows_in_shard += len(self._buffer)
+        self._buffer = []
+        if self._rows_in_shard >= self.shard_rows:
+            self._close_shard()
+
+    def _close_shard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._shards[-1]["sha256"] = _sha256(self.out_dir / self._shards[-1]["file"])
+            self._rows_in_shard = 0
+
+    def close(self, *, source: dict, crop: dict, image: dict, subject_rule: str,
+              filters: dict | None = None, extra: dict | None = None, command: str | None = None) -> dict:
+        """Finish the last shard and write ``manifest.json``; returns the manifest."""
+        self._flush()
+        self._close_shard()
+        self._problems_file.close()
+        if self.rows == 0:
+            raise DataError(
+                f"no rows were prepared for {self.dataset} into {self.out_dir}: "
+                f"{sum(self.problem_counts.values())} source files failed ({dict(self.problem_counts)}); "
+                f"see {self.out_dir / PROBLEMS}"
+            )
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dataset": self.dataset,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "ldlpose_version": __version__,
+            "command": command,
+            "source": source,
+            "image": image,
+            "crop": crop,
+            "subject_rule": subject_rule,
+            "filters": filters or {},
+            "rows": self.rows,
+            "subjects": len(self._subjects),
+            "angles_deg": {
+                "order": "yaw, pitch, roll (degrees, ldlpose.geometry convention)",
+                "min": self._angle_min,
+                "max": self._angle_max,
+                "rows_all_within_99": self._within_99,
+            },
+            "errors": {
+                "count": sum(self.problem_counts.values()),
+                "by_kind": dict(sorted(self.problem_counts.items())),
+                "items": [p.as_dict() for p in self.problems],
+                "complete_list": PROBLEMS,
+            },
+            "shards": self._shards,
+            "content_hash": _content_hash(self._shards),
+            **(extra or {}),
+        }
+        tmp = self.out_dir / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.replace(self.out_dir / MANIFEST)
+        return manifest
+
+    def abort(self) -> None:
+        """Close files after a failure; the folder keeps no manifest, so nothing will read it."""
+        if self._writer is not None:
+            self._writer.close()
+        self._problems_file.close()
+
+
+def _claim(out_dir: Path, overwrite: bool) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old = sorted(out_dir.glob("part-*.parquet")) + [
+        p for p in (out_dir / MANIFEST, out_dir / PROBLEMS) if p.exists()
+    ]
+    if old and not overwrite:
+        raise ConfigError(
+            f"{out_dir} already holds a prepared dataset ({len(old)} files such as {old[0].name}); "
+            "choose another --out or pass --overwrite to replace it"
+        )
+    for path in old:
+        path.unlink()
+
+
+def read_manifest(dataset_dir) -> dict:
+    """The manifest of a prepared dataset, or DataError saying what is wrong with the folder."""
+    path = Path(dataset_dir) / MANIFEST
+    if not path.is_file():
+        hint = (" (it has shards but no manifest: the preparation did not finish; run it again)"
+                if list(Path(dataset_dir).glob("part-*.parquet")) else "")
+        raise DataError(f"{dataset_dir} is not a prepared dataset: {path} is missing{hint}; "
+                        "create it with `ldlpose prepare`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}") from err
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise DataError(
+            f"{path} has format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
+            f"this ldlpose reads {FORMAT!r} version {FORMAT_VERSION}: prepare the data again"
+        )
+    return manifest
+
+
+def shard_paths(dataset_dir, manifest: dict | None = None) -> list[Path]:
+    manifest = manifest or read_manifest(dataset_dir)
+    paths = [Path(dataset_dir) / s["file"] for s in manifest["shards"]]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"{dataset_dir}: shards listed in the manifest are missing: {missing[:3]}")
+    return paths
+
+
+def read_table(dataset_dir, columns: list[str] | None = None) -> pa.Table:
+    """All rows of a prepared dataset (only ``columns`` if given), in manifest order."""
+    manifest = read_manifest(dataset_dir)
+    tables = [pq.read_table(p, columns=columns, schema=SCHEMA) for p in shard_paths(dataset_dir, manifest)]
+    table = pa.concat_tables(tables)
+    if table.num_rows != manifest["rows"]:
+        raise DataError(f"{dataset_dir}: shards hold {table.num_rows} rows, the manifest says "
+                        f"{manifest['rows']}; the folder was modified: prepare it again")
+    return table
+
+
+def read_labels(dataset_dir) -> dict[str, np.ndarray]:
+    """Small per-row columns without images: ``angles_deg`` (N, 3) float64, ``subject``, ``key``."""
+    table = read_table(dataset_dir, columns=LABEL_COLUMNS)
+    angles = np.stack([table.column(c).to_numpy() for c in ("yaw", "pitch", "roll")], axis=1)
+    return {
+        "angles_deg": angles.astype(np.float64),
+        "subject": np.asarray(table.column("subject").to_pylist(), dtype=object),
+        "key": np.asarray(table.column("key").to_pylist(), dtype=object),
+    }
+
+
+def verify(dataset_dir) -> str:
+    """Recompute every shard's hash; returns the content hash or raises DataError on a mismatch."""
+    manifest = read_manifest(dataset_dir)
+    for shard, path in zip(manifest["shards"], shard_paths(dataset_dir, manifest)):
+        if _sha256(path) != shard["sha256"]:
+            raise DataError(f"{path} does not match its hash in the manifest; the shard was modified")
+    expected = _content_hash(manifest["shards"])
+    if expected != manifest["content_hash"]:
+        raise DataError(f"{dataset_dir}: manifest content_hash does not match its shard list")
+    return expected

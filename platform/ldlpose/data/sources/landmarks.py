@@ -1,0 +1,137 @@
+"""300W-LP and AFLW2000 from their official folders: ``<name>.jpg`` next to ``<name>.mat``.
+
+Each ``.mat`` holds ``Pose_Para`` (1 x 7: pitch, yaw, roll in **radians**, then translation and
+scale) and ``pt2d`` (2 x N landmarks, row 0 x, row 1 y; missing AFLW2000 points are <= 0 and are
+dropped). Angles are stored as yaw, pitch, roll in degrees (spec 4.1, 4.2, pitfall 1).
+
+Subjects. 300W-LP names its files ``<source>_<id>_<k>.jpg`` (k = synthesised view), so the subject
+is the stem without ``_<k>``; the ``*_Flip`` folders hold mirror images under the same names, and a
+mirrored face is the same person, so they share the subject. That keeps mirrored twins out of a
+subject-disjoint validation split and makes RankPose pairs from any two views of a face. AFLW2000
+has no identity labels: each image is its own subject.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ldlpose.data import crops, preparation, records
+from ldlpose.data.records import BadSample, Problem
+from ldlpose.data.shards import ShardWriter
+from ldlpose.data.sources import Settings
+from ldlpose.errors import DataError
+
+CHUNK = 32  # files per task: big enough to amortise the round trip, small enough to balance
+
+
+def discover(source_dir: Path) -> list[str]:
+    """Every ``*.jpg`` under ``source_dir`` as sorted relative POSIX paths."""
+    if not source_dir.is_dir():
+        raise DataError(f"source folder {source_dir} does not exist")
+    found = []
+    for root, dirs, files in os.walk(source_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel_root = Path(root).relative_to(source_dir)
+        found += [(rel_root / f).as_posix() for f in files if f.lower().endswith(".jpg")]
+    if not found:
+        raise DataError(f"no .jpg files under {source_dir}; --source must be the dataset's folder "
+                        "(300W-LP: the one holding AFW, AFW_Flip, HELEN, ...; AFLW2000: image*.jpg/.mat)")
+    return sorted(found)
+
+
+def subject_300wlp(rel_path: str) -> str:
+    stem = Path(rel_path).stem
+    return stem.rsplit("_", 1)[0] if "_" in stem else stem
+
+
+def subject_aflw2000(rel_path: str) -> str:
+    return Path(rel_path).stem
+
+
+SUBJECTS = {"300w-lp": subject_300wlp, "aflw2000": subject_aflw2000}
+SUBJECT_RULES = {
+    "300w-lp": "file stem without its last '_<k>' (view index); *_Flip folders share the subject",
+    "aflw2000": "file stem (no identity labels: one subject per image)",
+}
+
+
+def read_pose_and_landmarks(mat_path: Path) -> tuple[tuple[float, float, float], np.ndarray]:
+    """(yaw, pitch, roll) in degrees and the 2 x N landmarks from a 300W-LP/AFLW2000 ``.mat``."""
+    import scipy.io
+
+    if not mat_path.is_file():
+        raise BadSample("annotation", f"missing annotation file {mat_path.name}")
+    try:
+        mat = scipy.io.loadmat(str(mat_path), variable_names=["Pose_Para", "pt2d"])
+    except Exception as err:  # scipy raises ValueError, TypeError, OSError... on damaged files
+        raise BadSample("annotation", f"cannot read {mat_path.name}: {err}") from err
+    if "Pose_Para" not in mat or np.size(mat["Pose_Para"]) < 3:
+        raise BadSample("annotation", f"{mat_path.name} has no Pose_Para with 3 angles")
+    if "pt2d" not in mat:
+        raise BadSample("annotation", f"{mat_path.name} has no pt2d landmarks")
+    pitch, yaw, roll = np.rad2deg(np.asarray(mat["Pose_Para"], dtype=np.float64).ravel()[:3])
+    return (yaw, pitch, roll), np.asarray(mat["pt2d"], dtype=np.float64)
+
+
+def read_one(source_dir: Path, rel_path: str, dataset: str, recipe: crops.MarginRecipe,
+             options: records.ImageOptions) -> dict:
+    jpg = source_dir / rel_path
+    angles, pt2d = read_pose_and_landmarks(jpg.with_suffix(".mat"))
+    records.check_angles(*angles)  # before decoding the picture: cheap and the likelier fault
+    face = records.landmark_box(pt2d)
+    img = records.open_rgb(jpg)
+    face_img, box = records.crop(img, recipe.apply(face))
+    return records.make_row(face_img, angles, subject=SUBJECTS[dataset](rel_path), source=dataset,
+                            key=rel_path, box=box, face_box=face, options=options)
+
+
+def read_chunk(payload: tuple) -> list:
+    """Worker entry point: rows or problems for one chunk of files, in order."""
+    source_dir, rel_paths, dataset, recipe, options = payload
+    out = []
+    for rel_path in rel_paths:
+        try:
+            out.append(read_one(Path(source_dir), rel_path, dataset, recipe, options))
+        except BadSample as bad:
+            out.append(Problem(rel_path, bad.kind, str(bad)))
+        except Exception as err:  # never let one odd file stop a 122k-image preparation
+            out.append(Problem(rel_path, "error", f"{type(err).__name__}: {err}"))
+    return out
+
+
+def prepare_landmark_dataset(dataset: str, source_dir, out_dir, settings: Settings,
+                             k: float | None = None) -> dict:
+    """Prepare ``300w-lp`` or ``aflw2000`` from ``source_dir`` into ``out_dir``; returns the manifest."""
+    assert dataset in SUBJECTS, dataset
+    source_dir, out_dir = Path(source_dir).resolve(), Path(out_dir)
+    make_recipe = crops.hopenet_300wlp if dataset == "300w-lp" else crops.hopenet_aflw2000
+    recipe = make_recipe() if k is None else make_recipe(k)
+    files = discover(source_dir)
+    writer = ShardWriter(out_dir, dataset=dataset, image_format=settings.image.format,
+                         shard_rows=settings.shard_rows, overwrite=settings.overwrite)
+    tasks = (
+        preparation.Task("", (str(source_dir), files[i:i + CHUNK], dataset, recipe, settings.image),
+                         items=len(files[i:i + CHUNK]))
+        for i in range(0, len(files), CHUNK)
+    )
+    preparation.run(read_chunk, tasks, {"": writer}, workers=settings.workers, total=len(files))
+    return writer.close(
+        source={"dataset": dataset, "path": str(source_dir), "files": len(files)},
+        crop=recipe.as_dict(),
+        image=settings.image.as_dict(),
+        subject_rule=SUBJECT_RULES[dataset],
+        filters=_filters(dataset),
+        command=settings.command,
+    )
+
+
+def _filters(dataset: str) -> dict:
+    stored = "every readable row; files with unreadable data or |angle| > 180 are listed under errors"
+    if dataset == "aflw2000":
+        return {"stored": stored, "evaluation": "benchmark 'aflw2000' keeps rows with all |angle| <= 99 "
+                                                "(1,969 of the official 2,000)"}
+    return {"stored": stored, "training": "none stored; HopeNet-family file lists drop |angle| > 99 "
+                                          "(122,415 of 122,450), RankPose does not: choose at training time"}
