@@ -60,6 +60,7 @@ def _with(path, value):
         ("train.grad_clip", 0, r"train\.grad_clip: must be > 0"),
         ("data.image_size", 8, r"data\.image_size: must be >= 32"),
         ("data.augment.flip", 1.5, r"data\.augment\.flip: must be <= 1"),
+        ("data.augment.scale_min", 0, r"data\.augment\.scale_min: must be > 0"),
         ("data.benchmarks", ["synthh"], r"data\.benchmarks\[0\]: unknown benchmark 'synthh' \(did you mean 'synth'\?\)"),
         ("data.benchmarks", "synth", r"data\.benchmarks: expected a list"),
         ("model.backbone", "resnet19", r"model\.backbone: unknown backbone 'resnet19'"),

@@ -37,10 +37,10 @@ class ModelConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     flip: float = field(default=0.5, metadata={"ge": 0, "le": 1})  # probability of a mirror
-    scale: float = field(default=0.1, metadata={"ge": 0, "lt": 1})  # crop side varies by +/- this
-    shift: float = field(default=0.1, metadata={"ge": 0, "lt": 1})  # crop centre moves by +/- this
-    color: float = field(default=0.2, metadata={"ge": 0, "le": 1})  # brightness/contrast/saturation
-    blur: float = field(default=0.05, metadata={"ge": 0, "le": 1})  # probability of a Gaussian blur
+    scale_min: float = field(default=0.8, metadata={"gt": 0, "le": 1})  # smallest crop side / image side
+    shift: float = field(default=0.1, metadata={"ge": 0, "le": 1})  # crop centre moves by +/- this
+    color: float = field(default=0.25, metadata={"ge": 0, "le": 1})  # brightness/contrast/saturation
+    blur: float = field(default=0.1, metadata={"ge": 0, "le": 1})  # probability of a Gaussian blur
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,19 @@
+"""Connecting to Ray: a given cluster address, ``RAY_ADDRESS``, or a local Ray started on demand."""
+
+from __future__ import annotations
+
+import os
+
+
+def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+    """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``); else start a local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    # Worker output (per-epoch progress) is forwarded to this process's terminal.
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, log_to_driver=True)

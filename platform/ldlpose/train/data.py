@@ -1,0 +1,97 @@
+"""Data loaders of one training run on one worker, from the run config.
+
+Training batches are sharded across workers by a seeded ``DistributedSampler`` (also for one
+worker), so the order of epoch ``e`` depends only on ``(seed, e)`` and a resumed run sees the same
+batches as an uninterrupted one. Evaluation sets are split into interleaved shares, one per worker;
+the loop gathers predictions before computing metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from ldlpose.config import RunConfig
+from ldlpose.data import pipeline
+from ldlpose.data.augment import Augment
+
+EVAL_BATCH = 128
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    evaluation: dict[str, DataLoader]  # "val" and every benchmark, this worker's share
+    seed: int
+
+    def set_epoch(self, epoch: int) -> None:
+        pipeline.set_epoch(self.train, epoch)
+        # Loader workers draw their augmentation seeds from this generator: tie it to the epoch.
+        self.train.generator.manual_seed(self.seed * 1000 + epoch)
+
+
+def _augment(run: RunConfig) -> Augment:
+    a = run.data.augment
+    return Augment(scale=(a.scale_min, 1.0), shift=a.shift, flip_p=a.flip, brightness=a.color,
+                   contrast=a.color, saturation=a.color, blur_p=a.blur)
+
+
+def _path(root: str, folder: str) -> Path:
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else Path(root) / path
+
+
+def _limit(dataset, count: int | None, seed: int, *, spread: bool):
+    """At most ``count`` items: a seeded random subset (training) or evenly spaced (evaluation)."""
+    if count is None or count >= len(dataset):
+        return dataset
+    if spread:
+        indices = np.linspace(0, len(dataset) - 1, count).round().astype(int)
+    else:
+        indices = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:count])
+    return Subset(dataset, indices.tolist())
+
+
+def _subject_ids(dataset) -> np.ndarray:
+    if isinstance(dataset, Subset):
+        return dataset.dataset.subject_ids[np.asarray(dataset.indices)]
+    return dataset.subject_ids
+
+
+def _train_loader(dataset, run: RunConfig, method, rank: int, world: int) -> DataLoader:
+    t, d = run.train, run.data
+    common = {"num_workers": d.loader_workers, "persistent_workers": d.loader_workers > 0,
+              "generator": torch.Generator().manual_seed(t.seed)}
+    if method.needs_pairs:  # RankPose: every batch holds same-subject pairs
+        sampler = pipeline.PairedBatchSampler(_subject_ids(dataset), t.batch_size, rank=rank, world_size=world,
+                                              seed=t.seed, drop_last=True)
+        return DataLoader(dataset, batch_sampler=sampler, **common)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
+    drop_last = len(dataset) // world >= t.batch_size  # a set smaller than one batch still trains
+    return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=drop_last, **common)
+
+
+def _share(dataset, rank: int, world: int):
+    return dataset if world == 1 else Subset(dataset, list(range(rank, len(dataset), world)))
+
+
+def build_loaders(run: RunConfig, method, *, rank: int = 0, world: int = 1) -> Loaders:
+    d = run.data
+    val_dir = _path(d.root, d.val) if d.val else None
+    train_ds, val_ds = pipeline.train_val_datasets(
+        _path(d.root, d.train), image_size=d.image_size, val_dir=val_dir, val_fraction=d.val_fraction,
+        seed=run.train.seed, augment=_augment(run))
+    train_ds = _limit(train_ds, d.max_train_samples, run.train.seed, spread=False)
+    sets = {"val": val_ds}
+    for name in d.benchmarks:
+        sets[name] = pipeline.benchmark_dataset(name, image_size=d.image_size, root=d.root)
+    evaluation = {
+        name: DataLoader(_share(_limit(ds, d.max_eval_samples, 0, spread=True), rank, world),
+                         batch_size=EVAL_BATCH, shuffle=False, num_workers=0)
+        for name, ds in sets.items()
+    }
+    return Loaders(_train_loader(train_ds, run, method, rank, world), evaluation, run.train.seed)

@@ -1,0 +1,247 @@
+"""The per-worker training loop that Ray Train's ``TorchTrainer`` runs on every worker.
+
+Read top to bottom: build the method and network, restore the latest checkpoint if Ray Train hands
+one over (after a worker failure, or when a run with the same name is started again), then per epoch
+train, evaluate on the validation split and every benchmark, and report metrics plus a checkpoint.
+
+Everything random derives from ``train.seed`` and the epoch number, so a run resumed at epoch k sees
+the same data order and augmentation as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ldlpose import methods
+from ldlpose.config import RunConfig, run_config_from_dict
+from ldlpose.errors import LdlposeError
+from ldlpose.metrics import evaluate
+from ldlpose.models import build_model
+from ldlpose.report import metric_key
+from ldlpose.train import data as train_data
+from ldlpose.train.optim import make_optimizer, make_scheduler
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class NonFiniteLossError(LdlposeError):
+    """The training loss became NaN or infinite."""
+
+
+class InjectedFailure(RuntimeError):
+    """Raised on purpose by a fault-tolerance drill (``fit(..., fail_after_epoch=k)``)."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_frozen_bn(model: nn.Module) -> None:
+    """HopeNet's practice: BatchNorm layers keep their running statistics during training."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":  # bf16 needs no loss scaling; CPU stays in fp32 for determinism
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _all_reduce_mean(value: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        torch.distributed.all_reduce(value)
+        value = value / world
+    return value
+
+
+def train_one_epoch(model, method, loader, optimizer, device, *, epoch: int, grad_clip, frozen_bn: bool,
+                    world: int) -> dict[str, float]:
+    model.train()
+    if frozen_bn:
+        set_frozen_bn(model)
+    totals: dict[str, float] = {}
+    steps = 0
+    for step, batch in enumerate(loader):
+        batch = _to_device(batch, device)
+        with _autocast(device):
+            outputs = model(batch["image"])
+        loss, parts = method.loss(outputs.float(), batch)
+        # Every rank must learn of a divergence at the same step, or DDP would hang.
+        reduced = _all_reduce_mean(loss.detach().clone(), world)
+        if not bool(torch.isfinite(reduced)):
+            raise NonFiniteLossError(f"non-finite training loss ({float(reduced)}) at epoch {epoch}, step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        totals["loss"] = totals.get("loss", 0.0) + float(reduced)
+        for name, value in parts.items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+        steps += 1
+    return {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
+
+
+@torch.no_grad()
+def predict(model, method, loader, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoded predictions and ground truth (both (N, 3) degrees) of this worker's share of a set."""
+    model.eval()
+    preds, trues = [], []
+    for batch in loader:
+        batch = _to_device(batch, device)
+        with _autocast(device):
+            outputs = model(batch["image"])
+        preds.append(method.decode(outputs.float()).cpu())
+        trues.append(batch["angles_deg"].cpu())
+    if not preds:
+        return torch.zeros(0, 3), torch.zeros(0, 3)
+    return torch.cat(preds), torch.cat(trues)
+
+
+def _gather(tensor: torch.Tensor, world: int) -> torch.Tensor:
+    if world == 1:
+        return tensor
+    pieces: list = [None] * world
+    torch.distributed.all_gather_object(pieces, tensor)
+    return torch.cat(pieces)
+
+
+def evaluate_sets(model, method, eval_loaders: dict, device, world: int) -> dict[str, float]:
+    """``{set}_{metric}`` for the validation split and every benchmark, gathered over workers."""
+    results = {}
+    for name, loader in eval_loaders.items():
+        pred, true = predict(model, method, loader, device)
+        pred, true = _gather(pred, world), _gather(true, world)
+        for metric, value in evaluate(pred, true).items():
+            results[metric_key(name, metric)] = value
+    return results
+
+
+def _rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+        "python": random.getstate()[1],
+    }
+
+
+def save_checkpoint(directory: Path, model, optimizer, scheduler, epoch: int, history: list[dict], run: RunConfig):
+    """``history`` holds every epoch's metrics so far; its last entry is this epoch's."""
+    torch.save(
+        {
+            "model": unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "rng": _rng_state(),
+            "metrics": history[-1],
+            "history": history,
+            "run": run.to_dict(),
+        },
+        directory / CHECKPOINT_FILE,
+    )
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`save_checkpoint` (plain tensors and containers only)."""
+    return torch.load(Path(path) / CHECKPOINT_FILE if Path(path).is_dir() else path, map_location="cpu",
+                      weights_only=True)
+
+
+def _restore(checkpoint, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+    """Load the Ray Train checkpoint if there is one: (first epoch still to run, history so far)."""
+    if checkpoint is None:
+        return 0, []
+    with checkpoint.as_directory() as directory:
+        state = load_checkpoint(Path(directory))
+    unwrap(model).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    return int(state["epoch"]) + 1, list(state.get("history", []))
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Entry point of each Ray Train worker.
+
+    ``loop_config = {"run": RunConfig as a dict, "fail_after_epoch": k or None}``; the latter makes
+    an attempt that started from scratch fail after epoch k, to drill resuming from checkpoints.
+    """
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    run = run_config_from_dict(loop_config["run"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        # Use the CPUs this worker was given (Ray may otherwise leave torch at one thread).
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        torch.set_num_threads(max(1, int(cpus)))
+
+    seed_everything(run.train.seed)  # identical initial weights on every rank
+    method = methods.create(run.method.name, **run.method.hparams)
+    model = build_model(method, run.model.backbone, run.model.weights).to(device)
+    optimizer = make_optimizer(model, run.train.optimizer)
+    scheduler = make_scheduler(optimizer, run.train.schedule, run.train.epochs)
+    start_epoch, history = _restore(ray.train.get_checkpoint(), model, optimizer, scheduler)
+    fail_after = loop_config.get("fail_after_epoch") if start_epoch == 0 else None
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    loaders = train_data.build_loaders(run, method, rank=rank, world=world)
+    for epoch in range(start_epoch, run.train.epochs):
+        seed_everything(run.train.seed * 1000 + epoch * 10 + rank)
+        loaders.set_epoch(epoch)
+        metrics = {"epoch": epoch + 1, "world_size": world}
+        started = time.perf_counter()
+        metrics.update(train_one_epoch(model, method, loaders.train, optimizer, device, epoch=epoch + 1,
+                                       grad_clip=run.train.grad_clip, frozen_bn=run.model.frozen_bn,
+                                       world=world))
+        metrics["train_time_s"] = time.perf_counter() - started
+        metrics["lr"] = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        started = time.perf_counter()
+        metrics.update(evaluate_sets(model, method, loaders.evaluation, device, world))
+        metrics["eval_time_s"] = time.perf_counter() - started
+        metrics["resumed_from_epoch"] = start_epoch  # 0: this attempt started from scratch
+        history.append(metrics)
+        if rank == 0:  # not print(): Ray Train patches it into a logger that echoes every line twice
+            sys.stdout.write(_progress_line(metrics, run.train.epochs) + "\n")
+            sys.stdout.flush()
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                save_checkpoint(Path(tmp), model, optimizer, scheduler, epoch, history, run)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+        if fail_after is not None and epoch + 1 >= fail_after:
+            raise InjectedFailure(f"injected failure after epoch {epoch + 1} (fault-tolerance drill)")
+
+
+def _progress_line(metrics: dict, epochs: int) -> str:
+    maes = "  ".join(f"{k[:-4]} MAE {v:.2f}" for k, v in metrics.items() if k.endswith("_mae"))
+    return f"[ldlpose] epoch {metrics['epoch']}/{epochs}  loss {metrics['train_loss']:.4f}  {maes}"
