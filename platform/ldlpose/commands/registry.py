@@ -1,0 +1,35 @@
+"""List the champion model of every benchmark in the MLflow model registry.
+
+One registered model per benchmark (headpose-<benchmark>); its alias 'champion' is the version
+with the lowest MAE on that benchmark. Load one with, e.g.,
+`ldlpose predict --model models:/headpose-synth@champion IMAGE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
+                                               "else sqlite:///mlflow.db in the working directory)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ldlpose.report import table
+    from ldlpose.tracking import list_champions, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    champions = list_champions(uri)
+    if args.json:
+        print(json.dumps({"tracking_uri": uri, "champions": champions}, indent=2))
+        return 0
+    if not champions:
+        print(f"no champions registered at {uri} (a search registers them when it finishes)")
+        return 0
+    rows = [[c["benchmark"], c["model"], c["version"], "-" if c["mae"] is None else f"{c['mae']:.2f}",
+             c["method"] or "-", c["backbone"] or "-", c["run_id"] or "-"] for c in champions]
+    print(table(["benchmark", "model", "version", "MAE", "method", "backbone", "run"], rows))
+    return 0
