@@ -15,7 +15,13 @@ from ldlpose import __version__
 from ldlpose.errors import LdlposeError
 
 # Only subcommands that work are listed; later features add a line here and a module.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "prepare": "ldlpose.commands.prepare",
+    "train": "ldlpose.commands.train",
+    "search": "ldlpose.commands.search",
+    "registry": "ldlpose.commands.registry",
+    "predict": "ldlpose.commands.predict",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
