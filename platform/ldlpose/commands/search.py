@@ -1,0 +1,31 @@
+"""Search hyperparameters (and the method itself) described by a search-space YAML.
+
+Runs on Ray Tune with Optuna; every trial is a Ray Train run. With --resume, a search whose state
+already exists continues where it stopped, without re-running finished trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", help="search-space YAML (see search_spaces/ and docs/search-spaces.md)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue this search if its state exists (otherwise start it)")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="shrink trials, epochs and data to seconds (checks the whole pipeline)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a value by dotted key, e.g. --set search.budget.trials=4")
+    parser.add_argument("--storage", default="ldlpose-results", help="where search state and checkpoints go")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
+                                               "else sqlite:///mlflow.db in the working directory)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ldlpose.search.driver import search_and_report
+
+    return search_and_report(args.space, overrides=args.overrides, resume=args.resume,
+                             smoke_test=args.smoke_test, storage=args.storage, address=args.address,
+                             tracking_uri=args.tracking_uri)
