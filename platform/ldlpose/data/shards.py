@@ -278,3 +278,21 @@ def verify(dataset_dir) -> str:
     if expected != manifest["content_hash"]:
         raise DataError(f"{dataset_dir}: manifest content_hash does not match its shard list")
     return expected
+
+
+def sample_rows(dataset_dir, count: int, rows=None) -> tuple[list, np.ndarray]:
+    """Up to ``count`` evenly spaced rows (of ``rows``, default all) as decoded RGB images and angles.
+
+    Returns ``(images, angles_deg)``: a list of (H, W, 3) uint8 arrays (sizes may differ) and an
+    (N, 3) float array of yaw/pitch/roll in degrees. For plots and spot checks, not for training.
+    """
+    import io
+
+    from PIL import Image
+
+    labels = read_labels(dataset_dir)
+    rows = np.arange(len(labels["angles_deg"])) if rows is None else np.asarray(rows)
+    picked = rows[np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)] if len(rows) else rows
+    table = read_table(dataset_dir, columns=["image"]).take(pa.array(picked, type=pa.int64()))
+    images = [np.asarray(Image.open(io.BytesIO(b.as_py())).convert("RGB")) for b in table.column("image")]
+    return images, labels["angles_deg"][picked].astype(np.float64)

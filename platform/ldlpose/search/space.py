@@ -68,6 +68,16 @@ class Param:
                                      log=d == "int_log_uniform")
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=d == "log_uniform")
 
+    def optuna_distribution(self):
+        from optuna import distributions as od
+
+        d = self.distribution
+        if d in ("constant", "categorical"):
+            return od.CategoricalDistribution(list(self.choices))
+        if d.startswith("int"):
+            return od.IntDistribution(int(self.low), int(self.high), step=int(self.step or 1), log=d == "int_log_uniform")
+        return od.FloatDistribution(self.low, self.high, step=self.step, log=d == "log_uniform")
+
     def grid_values(self) -> list:
         if self.distribution in ("constant", "categorical"):
             return list(self.choices)
@@ -178,6 +188,23 @@ class SearchSpace:
             return optuna.samplers.GridSampler({"grid_point": list(range(len(self.grid())))}, seed=s.seed)
         return optuna.samplers.TPESampler(seed=s.seed, multivariate=s.multivariate, group=s.group,
                                           n_startup_trials=s.n_startup_trials, constant_liar=True)
+
+    def distributions(self, params: dict) -> dict:
+        """Optuna distributions of the named parameters of a finished trial (to rebuild a study)."""
+        from optuna import distributions as od
+
+        every = {p.name: p for p in self.params}
+        every.update({p.name: p for own in self.method_params.values() for p in own})
+        grid = self.search.sampler.name == "grid"
+        result = {}
+        for name in params:
+            if name == "method":
+                result[name] = od.CategoricalDistribution(sorted(self.method_params))
+            elif grid:
+                result[name] = od.CategoricalDistribution(every[name].grid_values())
+            else:
+                result[name] = every[name].optuna_distribution()
+        return result
 
     @property
     def num_trials(self) -> int:

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ray import tune
+
 from ldlpose.errors import LdlposeError
 from ldlpose.search.space import SearchSpace
 
@@ -46,6 +48,115 @@ class SearchOutcome:
         return sorted(done, key=lambda t: sign * t.metrics[self.metric])
 
 
+class TrackingCallback(tune.Callback):
+    """A Ray Tune callback that mirrors the search into MLflow from the Tune driver process only.
+
+    Holds plain data; the MLflow client is made on first use, so a restored search reconnects.
+    """
+
+    def __init__(self, uri: str, space: SearchSpace, start_info: dict):
+        super().__init__()
+        self.uri, self.space, self.start_info = uri, space, start_info
+        self._tracker = None
+        self.models: dict[str, dict] = {}  # trial id -> {model_uri, run_id, metrics}
+        self.errors: list[str] = []
+
+    def __getstate__(self):
+        return {**self.__dict__, "_tracker": None}
+
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from ldlpose.tracking import SearchTracker
+
+            self._tracker = SearchTracker(self.uri, self.space.name)
+            self._tracker.start(**self.start_info)
+        return self._tracker
+
+    def _safely(self, what: str, fn, *args):
+        try:
+            return fn(*args)
+        except LdlposeError as err:  # MLflow trouble never stops the search; it is reported at the end
+            self.errors.append(f"{what}: {err}")
+            return None
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._safely(f"trial {trial.trial_id} start", self.tracker.trial_started, trial.trial_id,
+                     _assignment(trial.config))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        self._safely(f"trial {trial.trial_id} result", self.tracker.trial_result, trial.trial_id, result, step)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = dict(trial.last_result or {})
+        best = best_checkpoint(result.get("checkpoint_path"), self.space.search.metric.name,
+                               self.space.search.metric.goal)
+        if best is not None:
+            path, metrics = best
+            model_uri = self._safely(f"trial {trial.trial_id} model", self.tracker.log_trial_model,
+                                     trial.trial_id, path)
+            self._safely(f"trial {trial.trial_id} plots", self.tracker.log_trial_artifacts, trial.trial_id, path,
+                         _eval_samples(self.space))
+            if model_uri:
+                self.models[trial.trial_id] = {"model_uri": model_uri, "metrics": metrics,
+                                               "run_id": self.tracker._trial_run(trial.trial_id)}
+            result = {**result, **{f"best_{k}": v for k, v in metrics.items()}}
+        self._safely(f"trial {trial.trial_id} end", self.tracker.trial_finished, trial.trial_id, "FINISHED",
+                     _numeric(result), None, result.get("worker_node"), result.get("device"))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        reason = _trial_error(trial)
+        self._safely(f"trial {trial.trial_id} end", self.tracker.trial_finished, trial.trial_id, "FAILED",
+                     _numeric(trial.last_result or {}), reason, None, None)
+
+
+def _numeric(result: dict) -> dict:
+    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _assignment(config: dict) -> dict:
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def _trial_error(trial) -> str:
+    path = getattr(trial, "error_file", None) or ""
+    text = Path(path).read_text() if path and Path(path).is_file() else str(getattr(trial, "error_msg", ""))
+    return _error_text(text) if text else "unknown error"
+
+
+def best_checkpoint(checkpoint_path: str | None, metric: str, goal: str) -> tuple[str, dict] | None:
+    """The kept checkpoint of a training run with the best ``metric``: (folder, its metrics)."""
+    from ldlpose.train.loop import CHECKPOINT_FILE, load_checkpoint
+
+    if not checkpoint_path:
+        return None
+    candidates = []
+    for folder in Path(checkpoint_path).parent.glob("checkpoint_*"):
+        if (folder / CHECKPOINT_FILE).is_file():
+            metrics = load_checkpoint(folder)["metrics"]
+            if metric in metrics:
+                candidates.append((metrics[metric], str(folder), metrics))
+    if not candidates:
+        return None
+    value, folder, metrics = (min if goal == "minimize" else max)(candidates, key=lambda c: c[0])
+    return folder, metrics
+
+
+def _eval_samples(space: SearchSpace, count: int = 32) -> dict:
+    """A few images per benchmark (uint8 RGB, true angles) for the trial's plots."""
+    from ldlpose.data import benchmarks
+    from ldlpose.data.shards import sample_rows
+
+    run = space.base_run
+    data = {}
+    for name in run.data.benchmarks:
+        bench = benchmarks.get(name)
+        folder = bench.resolve(run.data.root)
+        data[name] = sample_rows(folder, count, rows=bench.row_indices(folder))
+    return data
+
+
 def smoke_test_space(space: SearchSpace) -> SearchSpace:
     """The same search shrunk to seconds: 2 trials of 1 epoch on a few dozen images."""
     base = dict(space.base)
@@ -68,8 +179,8 @@ def trial_concurrency(space: SearchSpace, cluster: dict) -> int:
     return int(min(limits))
 
 
-def _trial_driver(config: dict, space: SearchSpace, storage: str) -> None:
-    from ray import tune
+def trial(config: dict, space: SearchSpace, storage: str) -> None:
+    """One Tune trial: the driver of one training run (Ray Train) with the sampled values."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from ldlpose.train.run import fit
@@ -79,8 +190,12 @@ def _trial_driver(config: dict, space: SearchSpace, storage: str) -> None:
     fit(run, storage_path=storage, name=f"{space.name}-{trial_id}", callbacks=[TuneReportCallback()])
 
 
+def _trainable(space: SearchSpace, storage: str):
+    return tune.with_resources(tune.with_parameters(trial, space=space, storage=storage),
+                               {"CPU": DRIVER_CPUS})
+
+
 def _tuner(space: SearchSpace, storage: str, callbacks):
-    from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
@@ -93,11 +208,9 @@ def _tuner(space: SearchSpace, storage: str, callbacks):
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=space.base_run.train.epochs,
                                   grace_period=min(search.scheduler.grace_period, space.base_run.train.epochs),
                                   reduction_factor=search.scheduler.reduction_factor)
-    searcher = OptunaSearch(space=space.define_by_run, sampler=space.sampler())
-    trainable = tune.with_resources(tune.with_parameters(_trial_driver, space=space, storage=storage),
-                                    {"CPU": DRIVER_CPUS})
+    searcher = OptunaSearch(space=space.define_by_run, sampler=space.sampler(), metric=search.metric.name, mode=mode)
     return tune.Tuner(
-        trainable,
+        _trainable(space, storage),
         tune_config=tune.TuneConfig(
             metric=search.metric.name, mode=mode, search_alg=searcher, scheduler=scheduler,
             num_samples=space.num_trials, max_concurrent_trials=trial_concurrency(space, ray.cluster_resources()),
@@ -110,26 +223,37 @@ def _tuner(space: SearchSpace, storage: str, callbacks):
     )
 
 
-def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callbacks=()) -> SearchOutcome:
-    """Start the search, or with ``resume`` continue it where its stored state exists."""
-    from ray import tune
+def run_search(space: SearchSpace, *, storage: str, resume: bool = False,
+               tracking: TrackingCallback | None = None) -> SearchOutcome:
+    """Start the search, or with ``resume`` continue it where its stored state exists.
 
+    Completed trials are never run again on resume; unfinished ones continue from their checkpoints.
+    """
     storage = str(Path(storage).expanduser().resolve())
     path = Path(storage) / space.name
+    callbacks = [] if tracking is None else [tracking]
     if tune.Tuner.can_restore(str(path)):
         if not resume:
             raise LdlposeError(
                 f"search {space.name!r} already has results at {path}; pass --resume to continue it, "
                 "or give it another search.name to start a new one (nothing was changed)"
             )
-        trainable = tune.with_resources(tune.with_parameters(_trial_driver, space=space, storage=storage),
-                                        {"CPU": DRIVER_CPUS})
-        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False,
-                                   restart_errored=False)
+        tuner = tune.Tuner.restore(str(path), _trainable(space, storage), resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+        _replace_callbacks(tuner, callbacks)
     else:
         tuner = _tuner(space, storage, callbacks)
     grid = tuner.fit()
     return _summarise(space, grid, str(path))
+
+
+def _replace_callbacks(tuner, callbacks) -> None:
+    """A restored Tuner brings back pickled callbacks; give it this session's instead."""
+    internal = getattr(tuner, "_local_tuner", None)
+    run_config = getattr(internal, "_run_config", None)
+    if run_config is not None:
+        run_config.callbacks = [c for c in (run_config.callbacks or [])
+                                if not isinstance(c, TrackingCallback)] + list(callbacks)
 
 
 def _summarise(space: SearchSpace, grid, path: str) -> SearchOutcome:

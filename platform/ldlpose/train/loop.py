@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import socket
 import sys
 import tempfile
 import time
@@ -216,7 +217,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     for epoch in range(start_epoch, run.train.epochs):
         seed_everything(run.train.seed * 1000 + epoch * 10 + rank)
         loaders.set_epoch(epoch)
-        metrics = {"epoch": epoch + 1, "world_size": world}
+        metrics = {"epoch": epoch + 1, "world_size": world, "device": str(device),
+                   "worker_node": socket.gethostname()}
         started = time.perf_counter()
         metrics.update(train_one_epoch(model, method, loaders.train, optimizer, device, epoch=epoch + 1,
                                        grad_clip=run.train.grad_clip, frozen_bn=run.model.frozen_bn,
