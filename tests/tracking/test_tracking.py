@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
-from trackfixtures import make_checkpoint, mlflow_server, mlflow_server_launched, synth_samples  # noqa: F401
+from trackfixtures import make_checkpoint, synth_samples
 
 from ldlpose import tracking
 from ldlpose.cli import main
@@ -230,7 +230,7 @@ def test_concurrent_registrations_leave_the_true_best(search, monkeypatch):
             worse_decided.set()  # it has read: only its own version exists, no champion yet
             assert better_done.wait(60)  # ... and writes only after the better search finished
 
-    monkeypatch.setattr(tracking, "_before_alias_write", before_alias_write)
+    monkeypatch.setattr(tracking.registry, "_before_alias_write", before_alias_write)  # where the hook lives
     results = {}
     worse = threading.Thread(name="worse", target=lambda: results.update(
         worse=_register(uri, "race-worse", model_uri, 9.0, "race")))

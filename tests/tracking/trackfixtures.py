@@ -1,9 +1,7 @@
 """Fixtures and helpers of the tracking tests (imported by the test modules; no conftest.py, whose
 module name other test folders import).
 
-* ``mlflow_server``: a real ``mlflow server`` (SQLite, artifacts proxied, one worker, background
-  job runner off), started once per test module that imports it and stopped after it;
-  ``mlflow_server_launched`` starts it without waiting, so that other fixtures build meanwhile.
+* The ``mlflow_server`` fixture (a real server on 127.0.0.1) lives in ``tests/conftest.py``.
 * Checkpoints are ResNet-18 at 32 px, random or after a few SGD steps on synthhead images, written
   in the training loop's format (``checkpoint.pt`` = PoseNet state dict + run config as a dict +
   metrics + epoch).
@@ -11,17 +9,9 @@ module name other test folders import).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 IMAGE_SIZE = 32
@@ -65,56 +55,3 @@ def make_checkpoint(directory: Path, method_name: str = "gldl", *, steps: int = 
     return directory
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def mlflow_server_launched(tmp_path_factory):
-    """Start the server without waiting for it, so that other fixtures build meanwhile."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # its worker pool is not needed and slow to start
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    log = open(root / "server.log", "w")
-    server = subprocess.Popen(
-        [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        yield server, f"http://127.0.0.1:{port}", root / "server.log"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server's own process group: it and its workers
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(mlflow_server_launched) -> str:
-    """URI of a real tracking server for this test module, once it answers /health."""
-    server, uri, log = mlflow_server_launched
-    _wait_for_health(uri, server, log)
-    return uri
-
-
-def _wait_for_health(uri: str, server: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"mlflow server at {uri} not healthy after {timeout_s} s:\n{log.read_text()[-3000:]}")

@@ -1,0 +1,129 @@
+"""What the parts of :mod:`ldlpose.tracking` share: names, errors, the client and batched writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from ldlpose.errors import ConfigError, LdlposeError
+
+TAG_SEARCH = "ldlpose.search_id"
+TAG_TRIAL = "ldlpose.trial_id"
+TAG_ROLE = "ldlpose.role"  # "search" (parent) or "trial" (child)
+TAG_PARENT = "mlflow.parentRunId"
+TAG_MODEL_URI = "ldlpose.model_uri"
+TAG_MODEL_SHA = "ldlpose.model_checkpoint_sha256"
+CHAMPION = "champion"
+MODEL_INFO_FILE = "ldlpose_model.json"
+_STATUSES = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",
+             "TERMINATED": "FINISHED", "ERROR": "FAILED"}  # Ray Tune's names map onto MLflow's
+# MLflow's per-request limits for log_batch.
+_MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
+_MAX_PARAM_CHARS, _MAX_TAG_CHARS = 6000, 8000
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,249}")  # also safe to quote in filter strings
+
+
+class TrackingError(LdlposeError):
+    """The tracking server or database refused or lacks something."""
+
+
+class ModelLoadError(LdlposeError):
+    """A model URI does not name a loadable ldlpose model."""
+
+
+def resolve_tracking_uri(cli_value: str | None = None) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else a SQLite file in the working directory."""
+    if cli_value:
+        return cli_value
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def registered_model_name(benchmark: str) -> str:
+    return f"headpose-{benchmark}"
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
+        raise ConfigError(f"{kind} must be letters, digits, '.', '_', '/' or '-' (at most 250), got {value!r}")
+    return value
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def _require_existing_store(uri: str) -> None:
+    """Read-only commands must not create an empty database where the user expected one."""
+    path = _sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise TrackingError(f"no tracking database at {path} ({uri}); run a search first, or pass "
+                            "--tracking-uri (or set MLFLOW_TRACKING_URI) to where it logged")
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def _global_uri(uri: str) -> Iterator[None]:
+    """mlflow's model logging and loading read the process-wide tracking URI; set it for one call.
+
+    The registry follows the tracking URI (MLflow's default when no registry URI is set).
+    """
+    import mlflow
+
+    old = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(old)
+
+
+def _mlflow_key(name: str) -> str:
+    """A metric or parameter name MLflow accepts (it rejects other characters)."""
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", str(name))[:250]
+
+
+def _param_value(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text[:_MAX_PARAM_CHARS]
+
+
+def _log_batch(client, run_id: str, *, metrics: Mapping[str, float] | None = None, step: int = 0,
+               params: Mapping[str, str] | None = None, tags: Mapping[str, str] | None = None) -> None:
+    """Everything in as few requests as MLflow's per-request limits allow (usually one)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    metric_list = [Metric(k, v, now, int(step)) for k, v in (metrics or {}).items()]
+    param_list = [Param(_mlflow_key(k), _param_value(v)) for k, v in (params or {}).items()]
+    tag_list = [RunTag(k, str(v)[:_MAX_TAG_CHARS]) for k, v in (tags or {}).items()]
+    while metric_list or param_list or tag_list:
+        client.log_batch(run_id, metrics=metric_list[:_MAX_METRICS], params=param_list[:_MAX_PARAMS],
+                         tags=tag_list[:_MAX_TAGS], synchronous=True)
+        metric_list, param_list, tag_list = (metric_list[_MAX_METRICS:], param_list[_MAX_PARAMS:],
+                                             tag_list[_MAX_TAGS:])
+
+
+def _git(args: list[str]) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _short(err: Exception) -> str:
+    message = getattr(err, "message", None) or str(err)
+    return f"{type(err).__name__}: {message.strip().splitlines()[0] if message.strip() else ''}"[:500]

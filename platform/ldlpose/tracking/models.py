@@ -1,0 +1,93 @@
+"""Logging checkpoints as MLflow ``pt2`` models and loading them back (:func:`load_predictor`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ldlpose.tracking._common import (
+    MODEL_INFO_FILE, TAG_SEARCH, TAG_TRIAL, ModelLoadError, _global_uri, _require_existing_store, _short,
+    resolve_tracking_uri,
+)
+
+if TYPE_CHECKING:  # torch stays out of `import ldlpose.tracking`
+    from ldlpose import export
+
+
+def _log_predictor(predictor, info: dict, *, run_id: str, experiment_id: str, uri: str) -> str:
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    size = info["image_size"]
+    # Batch 2, not 1: torch.export specialises size-1 dimensions, which would fix the batch size.
+    example = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0)).numpy()
+    with torch.no_grad():
+        output = predictor(torch.from_numpy(example)).numpy()
+    signature = infer_signature(example, output)  # TensorSpec (-1, 3, S, S) -> (-1, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        info_file = Path(tmp) / MODEL_INFO_FILE
+        info_file.write_text(json.dumps(info, indent=2, default=str) + "\n")
+        # log_model files the LoggedModel under the process's current experiment: make it the run's.
+        with _global_uri(uri), _env(MLFLOW_EXPERIMENT_ID=experiment_id):
+            logged = mlflow.pytorch.log_model(
+                predictor, name="model", run_id=run_id, serialization_format="pt2",
+                input_example=example, signature=signature, metadata={"ldlpose": info},
+                extra_files=[str(info_file)],
+                # Given explicitly: inferring them would load the model again in a subprocess.
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
+                tags={TAG_SEARCH: info["search_id"], TAG_TRIAL: info["trial_id"]})
+    return f"models:/{logged.model_id}"
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Environment variables that mlflow reads at call time, set for one call."""
+    old = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def load_predictor(model_uri: str, tracking_uri: str | None = None) -> tuple[export.LoadedPredictor, dict]:
+    """``(predictor, info)`` of a logged or registered model, e.g. ``models:/headpose-synth@champion``.
+
+    ``predictor(images)`` maps float32 (N, 3, S, S) RGB in [0, 1] to (N, 3) yaw/pitch/roll degrees;
+    ``predictor.predict_images`` takes (H, W, 3) uint8 face crops. ``info`` is what
+    :func:`ldlpose.export.export_info` recorded (image size, normalisation, method, ...).
+    """
+    import mlflow.artifacts
+    import mlflow.pytorch
+
+    from ldlpose.export import LoadedPredictor
+
+    uri = resolve_tracking_uri(tracking_uri)
+    _require_existing_store(uri)
+    progress = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # quiet unless asked
+    with tempfile.TemporaryDirectory() as tmp, _global_uri(uri), _env(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=progress):
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        except Exception as err:  # MlflowException, OSError, bad URI syntax: all say the same to a user
+            raise ModelLoadError(f"cannot load model {model_uri!r} from {uri}: {_short(err)}") from None
+        info_file = local / "extra_files" / MODEL_INFO_FILE
+        if not info_file.is_file():
+            raise ModelLoadError(f"{model_uri!r} is not an ldlpose pose model (it has no {MODEL_INFO_FILE}); "
+                                 "log models with SearchTracker.log_trial_model")
+        info = json.loads(info_file.read_text())
+        try:
+            module = mlflow.pytorch.load_model(str(local))
+        except Exception as err:
+            raise ModelLoadError(f"cannot load model {model_uri!r}: {_short(err)}") from None
+    return LoadedPredictor(module, info), info
