@@ -53,6 +53,8 @@ class DataConfig:
     val_fraction: float = field(default=0.1, metadata={"gt": 0, "lt": 1})
     benchmarks: list[str] = field(default_factory=lambda: ["synth"])
     image_size: int = field(default=64, metadata={"ge": 32, "le": 1024})
+    # Drop training/validation rows with any |angle| above this (HopeNet-family training uses 99).
+    max_abs_angle_deg: float | None = field(default=None, metadata={"gt": 0})
     max_train_samples: int | None = field(default=None, metadata={"ge": 1})
     max_eval_samples: int | None = field(default=None, metadata={"ge": 1})
     loader_workers: int = field(default=0, metadata={"ge": 0})

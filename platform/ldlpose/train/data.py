@@ -84,7 +84,7 @@ def build_loaders(run: RunConfig, method, *, rank: int = 0, world: int = 1) -> L
     val_dir = _path(d.root, d.val) if d.val else None
     train_ds, val_ds = pipeline.train_val_datasets(
         _path(d.root, d.train), image_size=d.image_size, val_dir=val_dir, val_fraction=d.val_fraction,
-        seed=run.train.seed, augment=_augment(run))
+        seed=run.train.seed, augment=_augment(run), max_abs_angle_deg=d.max_abs_angle_deg)
     train_ds = _limit(train_ds, d.max_train_samples, run.train.seed, spread=False)
     sets = {"val": val_ds}
     for name in d.benchmarks:
