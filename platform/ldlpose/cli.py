@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "search": "ldlpose.commands.search",
     "registry": "ldlpose.commands.registry",
     "predict": "ldlpose.commands.predict",
+    "submit": "ldlpose.commands.submit",
 }
 
 

@@ -1,0 +1,38 @@
+"""Ray job entry point: run (or, after a head-node restart, resume) one search on the cluster.
+
+Submitted by ``ldlpose submit`` (or ``ray job submit -- python jobs/search.py SPACE.yaml``). It always
+resumes when the search's state exists in the shared storage, so resubmitting the same job after a
+lost head node continues the search instead of starting it again.
+
+    python jobs/search.py SPACE.yaml [--storage PATH] [--tracking-uri URI] [--smoke-test] [--set K=V ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("space")
+    parser.add_argument("--storage", default="ldlpose-results",
+                        help="shared storage every node sees (NFS path or s3://...)")
+    parser.add_argument("--tracking-uri")
+    parser.add_argument("--smoke-test", action="store_true")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+
+    from ldlpose.cli import main as cli
+
+    command = ["search", args.space, "--resume", "--storage", args.storage, *sum((["--set", o] for o in args.overrides), [])]
+    if args.tracking_uri:
+        command += ["--tracking-uri", args.tracking_uri]
+    if args.smoke_test:
+        command.append("--smoke-test")
+    # Inside a Ray job the cluster is found through RAY_ADDRESS, which Ray sets for the entrypoint.
+    return cli(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

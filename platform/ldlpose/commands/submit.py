@@ -1,0 +1,30 @@
+"""Submit a search to a Ray cluster as a Ray job (the cluster runs `jobs/search.py`).
+
+The project folder is uploaded as the job's working directory; the cluster must have ldlpose
+installed (see cluster.yaml). Resubmitting the same space resumes the search from shared storage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", help="search-space YAML, relative to the working directory")
+    parser.add_argument("--address", default=os.environ.get("RAY_JOB_ADDRESS") or None,
+                        help="the cluster's job server, e.g. http://HEAD:8265 (default: RAY_JOB_ADDRESS)")
+    parser.add_argument("--working-dir", default=".", help="folder uploaded as the job's working directory")
+    parser.add_argument("--storage", default="ldlpose-results", help="storage every node sees (NFS or s3://)")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                        help="MLflow server the cluster can reach (default: MLFLOW_TRACKING_URI)")
+    parser.add_argument("--smoke-test", action="store_true")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--submission-id", help="job id (default: ldlpose-<search name>-<n>)")
+    parser.add_argument("--no-wait", action="store_true", help="return once submitted instead of following the logs")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ldlpose.jobs import submit_search
+
+    return submit_search(args)
