@@ -1,6 +1,5 @@
 """Metrics on hand-computed cases; each would change under a swapped or sign-flipped convention."""
 
-import math
 
 import pytest
 import torch

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +77,8 @@ class TrackingCallback(tune.Callback):
     def _safely(self, what: str, fn, *args):
         try:
             return fn(*args)
-        except LdlposeError as err:  # MLflow trouble never stops the search; it is reported at the end
-            self.errors.append(f"{what}: {err}")
+        except Exception as err:  # tracking trouble never stops the search; it is reported at the end
+            self.errors.append(f"{what}: {type(err).__name__}: {err}")
             return None
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
@@ -89,9 +90,12 @@ class TrackingCallback(tune.Callback):
         self._safely(f"trial {trial.trial_id} result", self.tracker.trial_result, trial.trial_id, result, step)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._safely(f"trial {trial.trial_id} completion", self._trial_complete, trial)
+
+    def _trial_complete(self, trial) -> None:
         result = dict(trial.last_result or {})
         best = best_checkpoint(result.get("checkpoint_path"), self.space.search.metric.name,
-                               self.space.search.metric.goal)
+                               self.space.search.metric.goal, result.get("epoch"))
         if best is not None:
             path, metrics = best
             model_uri = self._safely(f"trial {trial.trial_id} model", self.tracker.log_trial_model,
@@ -125,18 +129,27 @@ def _trial_error(trial) -> str:
     return _error_text(text) if text else "unknown error"
 
 
-def best_checkpoint(checkpoint_path: str | None, metric: str, goal: str) -> tuple[str, dict] | None:
-    """The kept checkpoint of a training run with the best ``metric``: (folder, its metrics)."""
+def best_checkpoint(checkpoint_path: str | None, metric: str, goal: str,
+                    last_epoch: int | None = None) -> tuple[str, dict] | None:
+    """The kept checkpoint of a training run with the best ``metric``: (folder, its metrics).
+
+    Only checkpoints up to ``last_epoch`` (what Tune saw) count: a trial stopped by ASHA may leave a
+    later checkpoint half-written while its trainer shuts down, and an unreadable one is skipped.
+    """
     from ldlpose.train.loop import CHECKPOINT_FILE, load_checkpoint
 
     if not checkpoint_path:
         return None
     candidates = []
     for folder in Path(checkpoint_path).parent.glob("checkpoint_*"):
-        if (folder / CHECKPOINT_FILE).is_file():
-            metrics = load_checkpoint(folder)["metrics"]
-            if metric in metrics:
-                candidates.append((metrics[metric], str(folder), metrics))
+        if not folder.is_dir():  # checkpoint_manager_snapshot.json lives beside them
+            continue
+        try:
+            metrics = load_checkpoint(folder / CHECKPOINT_FILE)["metrics"]
+        except (OSError, RuntimeError, KeyError, EOFError):
+            continue
+        if metric in metrics and (last_epoch is None or metrics.get("epoch", 0) <= last_epoch):
+            candidates.append((metrics[metric], str(folder), metrics))
     if not candidates:
         return None
     value, folder, metrics = (min if goal == "minimize" else max)(candidates, key=lambda c: c[0])
@@ -188,6 +201,32 @@ def trial(config: dict, space: SearchSpace, storage: str) -> None:
     run = space.run_config(config)  # an invalid combination fails this trial only, with the reason
     trial_id = tune.get_context().get_trial_id()
     fit(run, storage_path=storage, name=f"{space.name}-{trial_id}", callbacks=[TuneReportCallback()])
+    _wait_for_reports_to_drain()
+
+
+def _wait_for_reports_to_drain(timeout_s: float = 60.0) -> None:
+    """Return only once Tune has taken the trial's last report.
+
+    Ray 2.60 race: Tune's function runner moves each Train report from an inter-actor queue into its
+    one-slot result queue on the trial's main thread; when this function returns at that moment, the
+    runner's end-of-trial marker can fill the slot first and the main thread blocks forever on its
+    ``put``. Waiting here until both queues stay empty closes the window.
+    """
+    from ray.train._internal.session import get_session
+
+    session = get_session()
+    inter_actor = getattr(session, "_inter_actor_queue", None)
+
+    def drained() -> bool:
+        return (inter_actor is None or inter_actor.empty()) and session.result_queue.empty()
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if drained():
+            time.sleep(0.5)  # the main thread may be between taking an item and queueing it
+            if drained():
+                return
+        time.sleep(0.1)
 
 
 def _trainable(space: SearchSpace, storage: str):
