@@ -10,6 +10,7 @@ lost head node continues the search instead of starting it again.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -25,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from ldlpose.cli import main as cli
 
-    command = ["search", args.space, "--resume", "--storage", args.storage, *sum((["--set", o] for o in args.overrides), [])]
+    # The job starts in an unpacked copy of the uploaded working directory, which Ray may remove
+    # while the job runs. Work from the storage's parent instead: relative paths (data.root, an
+    # SQLite MLflow store) then land beside the shared results, e.g. /shared/ldlpose-data.
+    space = os.path.abspath(args.space)
+    storage = os.path.abspath(args.storage)
+    os.makedirs(storage, exist_ok=True)
+    os.chdir(os.path.dirname(storage))
+    command = ["search", space, "--resume", "--storage", storage, *sum((["--set", o] for o in args.overrides), [])]
     if args.tracking_uri:
         command += ["--tracking-uri", args.tracking_uri]
     if args.smoke_test:
