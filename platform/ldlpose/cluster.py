@@ -16,4 +16,5 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(num_cpus=num_cpus, log_to_driver=True)
+        # Search trial drivers run on this extra resource, so every CPU stays with the training workers.
+        ray.init(num_cpus=num_cpus, resources={"TRAIN_DRIVER_RESOURCE": 100}, log_to_driver=True)

@@ -22,7 +22,11 @@ from ray import tune
 from ldlpose.errors import LdlposeError
 from ldlpose.search.space import SearchSpace
 
-DRIVER_CPUS = 0.01  # a trial's driver only waits on its trainer; the workers hold the real resources
+# A trial's driver only waits on its trainer; the workers hold the real resources. Where the cluster
+# offers DRIVER_RESOURCE (cluster.yaml puts it on the head; a local Ray started by ldlpose has it),
+# drivers take a sliver of it and leave every CPU to the workers; elsewhere a sliver of a CPU.
+DRIVER_RESOURCE = "TRAIN_DRIVER_RESOURCE"
+DRIVER_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -181,11 +185,15 @@ def smoke_test_space(space: SearchSpace) -> SearchSpace:
     return dataclasses.replace(space, base=base, search=search)
 
 
+def driver_resources(cluster: dict) -> dict:
+    return {DRIVER_RESOURCE: DRIVER_SHARE} if cluster.get(DRIVER_RESOURCE) else {"CPU": DRIVER_SHARE}
+
+
 def trial_concurrency(space: SearchSpace, cluster: dict) -> int:
     """How many trials fit at once on the cluster's resources, capped by the budget."""
     res = space.base_run.resources
     limits = [space.num_trials, space.search.budget.concurrency or math.inf]
-    need_cpu = res.workers * res.cpus_per_worker + DRIVER_CPUS
+    need_cpu = res.workers * res.cpus_per_worker + driver_resources(cluster).get("CPU", 0.0)
     limits.append(int(cluster.get("CPU", 1) // need_cpu) or 1)
     if res.gpus_per_worker:
         limits.append(int(cluster.get("GPU", 0) // (res.workers * res.gpus_per_worker)) or 1)
@@ -230,8 +238,10 @@ def _wait_for_reports_to_drain(timeout_s: float = 60.0) -> None:
 
 
 def _trainable(space: SearchSpace, storage: str):
+    import ray
+
     return tune.with_resources(tune.with_parameters(trial, space=space, storage=storage),
-                               {"CPU": DRIVER_CPUS})
+                               driver_resources(ray.cluster_resources()))
 
 
 def _tuner(space: SearchSpace, storage: str, callbacks):

@@ -1,0 +1,30 @@
+"""How a search plans its trials on a cluster's resources (no Ray needed)."""
+
+from pathlib import Path
+
+from ldlpose.search.space import load_search_space
+from ldlpose.search.tuning import DRIVER_RESOURCE, driver_resources, smoke_test_space, trial_concurrency
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "search_spaces" / "quickstart.yaml"
+
+
+def test_concurrency_follows_resources_and_budget():
+    space = load_search_space(QUICKSTART)  # 1 worker x 1 CPU per trial, budget concurrency 2
+    assert trial_concurrency(space, {"CPU": 2, DRIVER_RESOURCE: 100}) == 2
+    assert trial_concurrency(space, {"CPU": 2}) == 1  # drivers need a sliver of a CPU too
+    assert trial_concurrency(space, {"CPU": 3}) == 2
+    assert trial_concurrency(space, {"CPU": 64, DRIVER_RESOURCE: 1}) == 2  # the budget caps it
+    gpu = load_search_space(QUICKSTART, ["resources.gpus_per_worker=1", "search.budget.concurrency=null"])
+    assert trial_concurrency(gpu, {"CPU": 64, "GPU": 3, DRIVER_RESOURCE: 1}) == 3
+
+
+def test_drivers_prefer_the_driver_resource():
+    assert driver_resources({"CPU": 4, DRIVER_RESOURCE: 1}) == {DRIVER_RESOURCE: 0.01}
+    assert driver_resources({"CPU": 4}) == {"CPU": 0.01}
+
+
+def test_smoke_test_shrinks_the_search():
+    space = smoke_test_space(load_search_space(QUICKSTART))
+    run = space.base_run
+    assert space.num_trials == 2 and run.train.epochs == 1
+    assert run.data.max_train_samples == 64 and run.data.max_eval_samples == 32
