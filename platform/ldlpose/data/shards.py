@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ldlpose.files import sha256_file
 from ldlpose import __version__
 from ldlpose.data.records import IMAGE_FORMATS, Problem
 from ldlpose.errors import ConfigError, DataError
@@ -66,12 +67,6 @@ SCHEMA = pa.schema(
 LABEL_COLUMNS = ["yaw", "pitch", "roll", "subject", "key"]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _content_hash(shards: list[dict]) -> str:
@@ -146,7 +141,7 @@ class ShardWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-            self._shards[-1]["sha256"] = _sha256(self.out_dir / self._shards[-1]["file"])
+            self._shards[-1]["sha256"] = sha256_file(self.out_dir / self._shards[-1]["file"])
             self._rows_in_shard = 0
 
     def close(self, *, source: dict, crop: dict, image: dict, subject_rule: str,
@@ -272,7 +267,7 @@ def verify(dataset_dir) -> str:
     """Recompute every shard's hash; returns the content hash or raises DataError on a mismatch."""
     manifest = read_manifest(dataset_dir)
     for shard, path in zip(manifest["shards"], shard_paths(dataset_dir, manifest)):
-        if _sha256(path) != shard["sha256"]:
+        if sha256_file(path) != shard["sha256"]:
             raise DataError(f"{path} does not match its hash in the manifest; the shard was modified")
     expected = _content_hash(manifest["shards"])
     if expected != manifest["content_hash"]:

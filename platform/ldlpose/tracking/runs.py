@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldlpose.files import sha256_file
 from ldlpose.errors import ConfigError
 from ldlpose.tracking._common import (
     _STATUSES, TAG_MODEL_SHA, TAG_MODEL_URI, TAG_PARENT, TAG_ROLE, TAG_SEARCH, TAG_TRIAL, TrackingError,
@@ -64,12 +65,6 @@ def _environment_tags() -> dict[str, str]:
     return tags
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +257,7 @@ class SearchTracker:
         run_id = self._trial_run(trial_id)
         checkpoint = Path(checkpoint_dir)
         checkpoint_file = checkpoint / export.CHECKPOINT_FILE if checkpoint.is_dir() else checkpoint
-        digest = _sha256(checkpoint_file) if checkpoint_file.is_file() else None
+        digest = sha256_file(checkpoint_file) if checkpoint_file.is_file() else None
         tags = self.client.get_run(run_id).data.tags
         if digest and tags.get(TAG_MODEL_SHA) == digest and tags.get(TAG_MODEL_URI):
             return tags[TAG_MODEL_URI]
