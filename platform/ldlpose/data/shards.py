@@ -67,8 +67,6 @@ SCHEMA = pa.schema(
 LABEL_COLUMNS = ["yaw", "pitch", "roll", "subject", "key"]
 
 
-
-
 def _content_hash(shards: list[dict]) -> str:
     lines = "".join(f"{s['file']} {s['rows']} {s['sha256']}\n" for s in shards)
     return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()

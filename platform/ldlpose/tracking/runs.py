@@ -65,8 +65,6 @@ def _environment_tags() -> dict[str, str]:
     return tags
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # Runs of one search
 
