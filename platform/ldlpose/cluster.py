@@ -16,5 +16,7 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        # Search trial drivers run on this extra resource, so every CPU stays with the training workers.
-        ray.init(num_cpus=num_cpus, resources={"TRAIN_DRIVER_RESOURCE": 100}, log_to_driver=True)
+        # A new local instance even when a `ray start` cluster runs here (use --address auto for that).
+        # Search trial drivers run on the extra resource, so every CPU stays with the training workers.
+        ray.init(address="local", num_cpus=num_cpus, resources={"TRAIN_DRIVER_RESOURCE": 100},
+                 log_to_driver=True)

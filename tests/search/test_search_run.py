@@ -171,6 +171,8 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(
         assert final[trial_id]["val_mae"] == result["val_mae"]  # not trained again
         train_run = storage / f"resumable-{trial_id}"
         assert len([p for p in train_run.glob("checkpoint_*") if p.is_dir()]) == 1  # one epoch, one checkpoint, ever
+        assert (train_run / "checkpoint_epoch_0001").is_dir()  # named by epoch, not by time
+        assert (storage / "resumable" / f"trial_{trial_id}").is_dir()  # named by trial id alone
     trials = [r for r in child_runs(mlflow_server, "resumable") if r.data.tags["ldlpose.role"] == "trial"]
     assert len(trials) == 3  # no duplicate runs after the resume
     assert np.isfinite([r.data.metrics["val_mae"] for r in trials]).all()

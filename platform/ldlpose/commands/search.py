@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a value by dotted key, e.g. --set search.budget.trials=4")
     parser.add_argument("--storage", default="ldlpose-results", help="where search state and checkpoints go")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--address", help="Ray cluster address, or auto for a `ray start` cluster on this machine "
+                                          "(default: RAY_ADDRESS, else a new local Ray)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
                                                "else sqlite:///mlflow.db in the working directory)")
 

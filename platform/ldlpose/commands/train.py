@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value by dotted key, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--name", help="run name (default: the config's name); results go to STORAGE/NAME")
     parser.add_argument("--storage", default="ldlpose-results", help="where checkpoints and results go")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--address", help="Ray cluster address, or auto for a `ray start` cluster on this machine "
+                                          "(default: RAY_ADDRESS, else a new local Ray)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -237,6 +237,10 @@ def _wait_for_reports_to_drain(timeout_s: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def _trial_name(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
 def _trainable(space: SearchSpace, storage: str):
     import ray
 
@@ -264,6 +268,8 @@ def _tuner(space: SearchSpace, storage: str, callbacks):
             metric=search.metric.name, mode=mode, search_alg=searcher, scheduler=scheduler,
             num_samples=space.num_trials, max_concurrent_trials=trial_concurrency(space, ray.cluster_resources()),
             time_budget_s=search.budget.time_limit_s,
+            # Trials are named by their ids alone (no parameters, no timestamps).
+            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
             name=space.name, storage_path=storage, callbacks=list(callbacks),

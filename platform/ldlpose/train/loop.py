@@ -240,7 +240,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             if rank == 0:
                 save_checkpoint(Path(tmp), model, optimizer, scheduler, epoch, history, run)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint)
+            # Named by epoch, not by time, so a run's files read the same however often it resumed.
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"checkpoint_epoch_{epoch + 1:04d}")
         if fail_after is not None and epoch + 1 >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch + 1} (fault-tolerance drill)")
 
