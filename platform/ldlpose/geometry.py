@@ -19,7 +19,6 @@ All functions are batched, device-agnostic and differentiable (where a loss uses
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -246,5 +245,3 @@ class BinScheme:
 
 HOPENET_BINS = BinScheme(low=-99.0, high=99.0, width=3.0)
 """The 66 bins of 3 degrees over [-99, 99) used by HopeNet, GLDL, DADL and WHENet's pitch/roll."""
-
-DEG_PER_RAD = 180.0 / math.pi
