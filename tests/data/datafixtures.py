@@ -103,12 +103,13 @@ def write_biwi_video(root: Path, video: str, frames: dict[int, tuple], *, size=(
 @pytest.fixture
 def make_dataset(tmp_path):
     """Write a prepared dataset straight from (image, angles, subject) triples; returns its folder."""
-    def build(items, name="fixture", shard_rows=4096):
+    def build(items, name="fixture", shard_rows=4096, crop="fixture", image_format="jpeg"):
         out = tmp_path / name
-        writer = ShardWriter(out, dataset=name, shard_rows=shard_rows)
+        options = ImageOptions(format=image_format)
+        writer = ShardWriter(out, dataset=name, shard_rows=shard_rows, image_format=image_format)
         for i, (img, angles, subject) in enumerate(items):
             writer.add(make_row(img, angles, subject=subject, source=name, key=f"k{i}",
-                                box=(0, 0, img.width, img.height), options=ImageOptions()))
-        writer.close(source={}, crop={}, image=ImageOptions().as_dict(), subject_rule="test")
+                                box=(0, 0, img.width, img.height), options=options))
+        writer.close(source={}, crop={"name": crop}, image=options.as_dict(), subject_rule="test")
         return out
     return build

@@ -34,7 +34,7 @@ def test_pose_file_converts_like_hopenet_and_box_follows_calibration(tmp_path):
     # v = 100 * 10 / 1000 + 60 = 61; 300 mm at 1 m with f = 100 px is 30 px.
     box = [table.column(c)[0].as_py() for c in ("box_x0", "box_y0", "box_x1", "box_y1")]
     assert box == [75, 46, 105, 76]
-    assert table.column("subject").to_pylist() == ["biwi-01", "biwi-01"]
+    assert table.column("subject").to_pylist() == ["biwi-F01", "biwi-F01"]  # video 01 shows person F01
     manifest = read_manifest(out)
     assert manifest["crop"]["box_mm"] == 300.0 and manifest["biwi"]["protocol"] == 1
 
@@ -54,23 +54,40 @@ def test_bad_frames_are_reported_and_the_rest_kept(tmp_path):
         "02/frame_00002_rgb.png": "annotation", "02/frame_00003_rgb.png": "image", "03/rgb.cal": "annotation"}
 
 
-def test_protocol2_splits_24_videos_16_8_by_video_with_a_recorded_seed(tmp_path):
+def test_protocol2_splits_24_videos_by_person_with_a_recorded_seed(tmp_path):
     for v in range(1, 25):
         write_biwi_video(tmp_path, f"{v:02d}", {1: (ANGLES, (0, 0, 1000.0))}, size=(40, 30), focal=20.0)
     out = tmp_path / "p2"
     assert run_cli("biwi", "--source", tmp_path, "--protocol", 2, "--split-seed", 7, "--out", out) == 0
     train, test = read_manifest(out / "train"), read_manifest(out / "test")
     split = train["biwi"]
-    assert split["seed"] == 7 and len(split["train_videos"]) == 16 and len(split["test_videos"]) == 8
-    assert set(split["train_videos"]).isdisjoint(split["test_videos"])
-    assert set(read_table(out / "train").column("subject").to_pylist()) == {f"biwi-{v}" for v in split["train_videos"]}
-    assert set(read_table(out / "test").column("subject").to_pylist()) == {f"biwi-{v}" for v in split["test_videos"]}
+    assert split["seed"] == 7 and split["split_by"] == "person"
+    assert len(split["train_videos"]) in (16, 17) and len(split["train_videos"]) + len(split["test_videos"]) == 24
+    assert set(split["train_persons"]).isdisjoint(split["test_persons"])
+    assert len(split["train_persons"]) + len(split["test_persons"]) == 20
+    train_subjects = set(read_table(out / "train").column("subject").to_pylist())
+    test_subjects = set(read_table(out / "test").column("subject").to_pylist())
+    assert train_subjects == set(split["train_persons"]) and test_subjects == set(split["test_persons"])
+    assert train_subjects.isdisjoint(test_subjects)
+    # The four persons recorded twice never have one video on each side.
+    for pair in (("02", "21"), ("03", "15"), ("05", "18"), ("07", "22")):
+        assert len({v in split["train_videos"] for v in pair}) == 1, pair
     assert test["biwi"]["test_videos"] == split["test_videos"]
     # The same seed gives the same split; another seed another one.
     assert run_cli("biwi", "--source", tmp_path, "--protocol", 2, "--split-seed", 7, "--out", tmp_path / "again") == 0
     assert read_manifest(tmp_path / "again" / "train")["content_hash"] == train["content_hash"]
     assert run_cli("biwi", "--source", tmp_path, "--protocol", 2, "--split-seed", 8, "--out", tmp_path / "other") == 0
     assert read_manifest(tmp_path / "other" / "train")["biwi"]["train_videos"] != split["train_videos"]
+
+
+def test_person_map_covers_24_videos_of_20_people():
+    from ldlpose.data.sources.biwi import PERSONS, person_of
+
+    assert sorted(PERSONS) == [f"{v:02d}" for v in range(1, 25)]
+    assert len(set(PERSONS.values())) == 20
+    twice = sorted(p for p in set(PERSONS.values()) if list(PERSONS.values()).count(p) == 2)
+    assert twice == ["F02", "F03", "F05", "M01"]
+    assert person_of("15") == person_of("03") == "biwi-F03" and person_of("31") == "biwi-video-31"
 
 
 def test_no_biwi_data_is_a_clear_error(tmp_path, capsys):

@@ -59,7 +59,7 @@ def test_300wlp_angles_units_order_signs_subjects_and_box(w300lp, tmp_path):
     assert verify(out) == manifest["content_hash"]
 
 
-def test_aflw2000_drops_missing_landmarks_uses_test_margins_and_keeps_all_rows(tmp_path):
+def test_aflw2000_hopenet_crop_keeps_missing_landmarks_and_pads_like_pil(tmp_path):
     src = tmp_path / "AFLW2000"
     with_missing = np.concatenate([LANDMARKS, [[-1.0, 120.0], [80.0, -1.0]]], axis=1)
     write_face(src, "image00002", (10.0, 5.0, -3.0), landmarks=with_missing)
@@ -68,11 +68,33 @@ def test_aflw2000_drops_missing_landmarks_uses_test_margins_and_keeps_all_rows(t
     assert run_cli("aflw2000", "--source", src, "--out", out, "--workers", 1) == 0
     table = read_table(out)
     assert table.column("key").to_pylist() == ["image00002.jpg", "image00004.jpg"]
-    # k = 0.2 AFLW2000 test margins: x0 = 60 - 32, y0 = 70 - 32, x1 = 140 + 0.4*112, y1 = 150 + 0.12*112
-    assert [table.column(c)[0].as_py() for c in ("box_x0", "box_y0", "box_x1", "box_y1")] == [28, 38, 185, 164]
+    # HopeNet keeps every point: box x -1..140, y -1..150; k = 0.2 margins applied in order, int():
+    # x0 = int(-1 - 0.4*141) = -57, y0 = int(-1 - 0.4*151) = -61, x1 = int(140 + 0.4*197.4) = 218,
+    # y1 = int(150 + 0.12*211.4) = 175.
+    assert [table.column(c)[0].as_py() for c in ("box_x0", "box_y0", "box_x1", "box_y1")] == [-57, -61, 218, 175]
+    assert [table.column(c)[0].as_py() for c in ("face_x0", "face_y0", "face_x1", "face_y1")] == [-1, -1, 140, 150]
+    image = decoded(table, 0)
+    assert image.shape == (236, 275, 3)  # the whole box, the part outside the 200 x 200 picture black
+    assert tuple(image[10, 10]) == (0, 0, 0) and tuple(image[100, 80]) == pytest.approx((255, 0, 0), abs=8)
     assert table.column("subject").to_pylist() == ["image00002", "image00004"]
     assert table.column("yaw").to_pylist() == pytest.approx([10.0, 120.0])
-    assert read_manifest(out)["crop"]["k"] == 0.2
+    manifest = read_manifest(out)
+    assert manifest["crop"]["name"] == "hopenet-aflw2000-test" and manifest["crop"]["k"] == 0.2
+    assert manifest["image"]["format"] == "png" and manifest["image"]["max_side"] == 0  # lossless test set
+    assert Image.open(io.BytesIO(table.column("image")[0].as_py())).format == "PNG"
+
+
+def test_aflw2000_fsanet_crop_drops_missing_landmarks_and_clips(tmp_path):
+    src = tmp_path / "AFLW2000"
+    with_missing = np.concatenate([LANDMARKS, [[-1.0, 120.0], [80.0, -1.0]]], axis=1)
+    write_face(src, "image00002", (10.0, 5.0, -3.0), landmarks=with_missing)
+    assert run_cli("aflw2000", "--crop", "fsanet", "--source", src, "--data-root", tmp_path, "--workers", 1) == 0
+    table = read_table(tmp_path / "aflw2000-fsanet")
+    # FSA-Net keeps the 5 points with x > 0 (fewer than the 5 with y > 0? equal: the x mask); box
+    # x 60..140, y -1..150 -> int, w = 80, h = 151: x0 = 60 - 48 = 12, y0 = max(int(-1 - 90.6), 0) = 0,
+    # x1 = 140 + 48 = 188, y1 = min(int(150 + 90.6), 199) = 199.
+    assert [table.column(c)[0].as_py() for c in ("box_x0", "box_y0", "box_x1", "box_y1")] == [12, 0, 188, 199]
+    assert read_manifest(tmp_path / "aflw2000-fsanet")["crop"]["name"] == "fsanet-type1"
 
 
 def test_corrupt_files_are_counted_reported_by_file_and_other_rows_kept(w300lp, tmp_path, capsys):
@@ -83,7 +105,7 @@ def test_corrupt_files_are_counted_reported_by_file_and_other_rows_kept(w300lp, 
     write_face(w300lp / "AFW", "AFW_555_1_0", (0, 0, 0))
     (w300lp / "AFW" / "AFW_555_1_0.mat").unlink()
     write_face(w300lp / "AFW", "AFW_666_1_0", (0, 0, 0))
-    scipy.io.savemat(w300lp / "AFW" / "AFW_666_1_0.mat",  # 229 degrees of yaw
+    scipy.io.savemat(w300lp / "AFW" / "AFW_666_1_0.mat",  # 229 degrees of yaw: stored and flagged
                      {"Pose_Para": np.array([[0.1, 4.0, 0.0, 0, 0, 0, 1]]), "pt2d": LANDMARKS})
     write_face(w300lp / "AFW", "AFW_777_1_0", (0, 0, 0))
     scipy.io.savemat(w300lp / "AFW" / "AFW_777_1_0.mat",
@@ -93,17 +115,19 @@ def test_corrupt_files_are_counted_reported_by_file_and_other_rows_kept(w300lp, 
     manifest = read_manifest(out)
     problems = {p["key"]: p["kind"] for p in manifest["errors"]["items"]}
     assert problems == {"AFW/AFW_333_1_0.jpg": "image", "AFW/AFW_444_1_0.jpg": "annotation",
-                        "AFW/AFW_555_1_0.jpg": "annotation", "AFW/AFW_666_1_0.jpg": "angle",
-                        "AFW/AFW_777_1_0.jpg": "angle"}
-    assert manifest["errors"]["count"] == 5
-    assert manifest["errors"]["by_kind"] == {"angle": 2, "annotation": 2, "image": 1}
-    assert manifest["rows"] == 4  # the four good faces survive
-    listed = [json.loads(line)["key"] for line in (out / "problems.jsonl").read_text().splitlines()]
+                        "AFW/AFW_555_1_0.jpg": "annotation", "AFW/AFW_777_1_0.jpg": "angle"}
+    assert manifest["errors"]["count"] == 4
+    assert manifest["errors"]["by_kind"] == {"angle": 1, "annotation": 2, "image": 1}
+    assert manifest["rows"] == 5  # the four good faces and the wrapped one survive
+    assert manifest["angles_deg"]["rows_beyond_180"] == 1
+    assert manifest["angles_deg"]["keys_beyond_180"] == ["AFW/AFW_666_1_0.jpg"]
+    assert "yaw = nan is not a finite number" in json.dumps(manifest["errors"])
+    listed = [json.loads(line)["key"] for line in (out / "_problems.jsonl").read_text().splitlines()]
     assert sorted(listed) == sorted(problems)
     printed = capsys.readouterr()
     for key in problems:
         assert key in printed.err
-    assert "5 source files skipped" in printed.out
+    assert "4 source files skipped" in printed.out and "1 rows with an angle beyond +-180" in printed.out
     assert "missing annotation file AFW_555_1_0.mat" in json.dumps(manifest["errors"])
 
 

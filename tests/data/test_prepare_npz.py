@@ -18,7 +18,7 @@ def test_fsanet_npz_bgr_becomes_rgb_and_pose_order_is_kept(tmp_path):
     src = tmp_path / "npz"
     src.mkdir()
     images = [two_colour_image(64, 64)] * 3
-    bgr_npz(src / "AFW.npz", images, [[40.0, -20.0, 10.0], [-5.0, 7.0, -3.0], [200.0, 0.0, 0.0]])
+    bgr_npz(src / "AFW.npz", images, [[40.0, -20.0, 10.0], [-5.0, 7.0, -3.0], [np.nan, 0.0, 0.0]])
     (src / "broken.npz").write_bytes(b"PK not a zip")
     out = tmp_path / "out"
     assert run_cli("fsanet-npz", "--source", src, "--out", out, "--workers", 2) == 0
@@ -32,6 +32,17 @@ def test_fsanet_npz_bgr_becomes_rgb_and_pose_order_is_kept(tmp_path):
     assert [table.column(c)[0].as_py() for c in ("box_x0", "box_y0", "box_x1", "box_y1")] == [0, 0, 64, 64]
     errors = read_manifest(out)["errors"]
     assert {e["key"]: e["kind"] for e in errors["items"]} == {"AFW.npz#2": "angle", "broken.npz": "image"}
+
+
+def test_wrapped_angles_are_stored_and_flagged(tmp_path):
+    bgr_npz(tmp_path / "AFLW2000.npz", [two_colour_image(16, 16)] * 2, [[0.0, 0.0, 0.0], [-190.5, 3.0, 250.0]])
+    out = tmp_path / "out"
+    assert run_cli("fsanet-npz", "--source", tmp_path / "AFLW2000.npz", "--out", out, "--workers", 1) == 0
+    manifest = read_manifest(out)
+    assert manifest["rows"] == 2 and manifest["errors"]["count"] == 0
+    assert manifest["angles_deg"]["rows_beyond_180"] == 1
+    assert manifest["angles_deg"]["keys_beyond_180"] == ["AFLW2000.npz#1"]
+    assert manifest["angles_deg"]["min"][0] == pytest.approx(-190.5)
 
 
 def test_compressed_npz_streams_in_chunks(tmp_path, monkeypatch):

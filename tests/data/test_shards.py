@@ -35,10 +35,10 @@ def test_shards_are_bounded_and_read_back_in_order(tmp_path):
     np.testing.assert_array_equal(labels["angles_deg"][:, 0], np.arange(10))
     np.testing.assert_array_equal(labels["angles_deg"][:, 1], -np.arange(10))
     assert list(labels["key"]) == [f"f{i}" for i in range(10)]
-    on_disk = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    on_disk = json.loads((tmp_path / "d" / "_manifest.json").read_text())
     assert on_disk == read_manifest(tmp_path / "d") == manifest
     assert manifest["rows"] == 10 and manifest["subjects"] == 3
-    assert manifest["errors"] == {"count": 1, "by_kind": {"image": 1}, "complete_list": "problems.jsonl",
+    assert manifest["errors"] == {"count": 1, "by_kind": {"image": 1}, "complete_list": "_problems.jsonl",
                                   "items": [{"key": "bad.jpg", "kind": "image", "message": "truncated"}]}
     assert manifest["angles_deg"]["max"] == [9, 0, 4.5]
 
@@ -59,11 +59,11 @@ def test_an_existing_dataset_is_not_overwritten_silently(tmp_path):
     with pytest.raises(ConfigError, match="--overwrite"):
         ShardWriter(tmp_path / "d", dataset="t")
     ShardWriter(tmp_path / "d", dataset="t", overwrite=True).abort()
-    assert not (tmp_path / "d" / "manifest.json").exists()
+    assert not (tmp_path / "d" / "_manifest.json").exists()
 
 
 def test_missing_or_unfinished_folders_name_the_problem(tmp_path):
-    with pytest.raises(DataError, match="manifest.json is missing"):
+    with pytest.raises(DataError, match="_manifest.json is missing"):
         read_manifest(tmp_path)
     writer = ShardWriter(tmp_path / "half", dataset="t", shard_rows=2)
     for row in rows(3):
@@ -80,9 +80,35 @@ def test_no_rows_is_an_error_not_an_empty_dataset(tmp_path):
         writer.close(source={}, crop={}, image={}, subject_rule="")
 
 
-def test_out_of_range_angles_are_refused_at_the_row():
+def test_wrapped_angles_are_kept_and_non_numbers_refused_saying_the_value():
     from ldlpose.data.records import BadSample
 
-    with pytest.raises(BadSample, match="yaw = 181.0"):
-        make_row(Image.new("RGB", (4, 4)), (181.0, 0, 0), subject="s", source="t", key="k", box=(0, 0, 4, 4),
-                 options=ImageOptions())
+    row = make_row(Image.new("RGB", (4, 4)), (181.0, 0, -200.0), subject="s", source="t", key="k",
+                   box=(0, 0, 4, 4), options=ImageOptions())
+    assert (row["yaw"], row["roll"]) == (181.0, -200.0)
+    with pytest.raises(BadSample, match=r"pitch = inf is not a finite number of degrees \(yaw/pitch/roll = "):
+        make_row(Image.new("RGB", (4, 4)), (1.0, float("inf"), 0), subject="s", source="t", key="k",
+                 box=(0, 0, 4, 4), options=ImageOptions())
+
+
+def test_parquet_readers_read_the_folder_as_it_is(tmp_path):
+    """pandas and pyarrow (and so Ray Data, which reads through pyarrow) skip '_'-prefixed files."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    write(tmp_path / "d", 10, problems=[Problem("bad.jpg", "image", "truncated")])
+    frame = pd.read_parquet(tmp_path / "d")
+    assert len(frame) == 10 and frame["key"].tolist() == [f"f{i}" for i in range(10)]
+    assert pq.read_table(tmp_path / "d").num_rows == 10
+
+
+def test_folders_with_the_old_manifest_name_still_load(tmp_path):
+    manifest = write(tmp_path / "d", 5)
+    (tmp_path / "d" / "_manifest.json").rename(tmp_path / "d" / "manifest.json")
+    (tmp_path / "d" / "_problems.jsonl").rename(tmp_path / "d" / "problems.jsonl")
+    assert read_manifest(tmp_path / "d") == manifest
+    assert read_table(tmp_path / "d").num_rows == 5
+    with pytest.raises(ConfigError, match="--overwrite"):  # still a prepared dataset
+        ShardWriter(tmp_path / "d", dataset="t")
+    ShardWriter(tmp_path / "d", dataset="t", overwrite=True).abort()
+    assert not (tmp_path / "d" / "manifest.json").exists()

@@ -7,8 +7,12 @@ Datasets:
   fsanet-npz   any npz in FSA-Net's format (BGR images, [yaw, pitch, roll] degrees)
   synthhead    the built-in synthetic heads, written as OUT/train, OUT/val, OUT/test
 
-Files that cannot be used (corrupt image, missing or unreadable .mat or pose file, |angle| > 180)
-are skipped, printed, and listed in the manifest and OUT/problems.jsonl.
+Files that cannot be used (corrupt image, missing or unreadable .mat or pose file, an angle that is
+not a number) are skipped, printed, and listed in the manifest and OUT/_problems.jsonl. Rows with
+an angle beyond +-180 degrees are stored and flagged in the manifest; benchmarks filter them.
+
+Test sets (aflw2000, biwi, fsanet-npz) are stored losslessly by default (PNG at full resolution),
+so that evaluation sees the pixels the protocol's reference code sees; training sets as JPEG.
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ import shlex
 from pathlib import Path
 
 DEFAULT_MAX_SIDE = 256  # the platform trains at <= 224 px (HopeNet: resize 240, crop 224)
+# Evaluation images are stored without loss: JPEG re-encoding moved single FSA-Net predictions on
+# AFLW2000 by 0.9 degrees on average (up to 25-63 on a few images).
+LOSSLESS = {"aflw2000", "biwi", "fsanet-npz"}
 
 # The folder under the data root that the benchmarks look for (ldlpose.data.benchmarks).
-STANDARD_OUT = {"300w-lp": "300w-lp", "aflw2000": "aflw2000", "biwi": "biwi-p{protocol}",
-                "synthhead": "synthhead"}
+STANDARD_OUT = {"300w-lp": "300w-lp", "aflw2000": "aflw2000", "aflw2000/fsanet": "aflw2000-fsanet",
+                "biwi/1/npz": "biwi-p1", "biwi/1/raw": "biwi-raw", "biwi/2/npz": "biwi-p2-fsanet",
+                "biwi/2/raw": "biwi-p2", "synthhead": "synthhead"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,20 +40,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: $LDLPOSE_DATA or ./ldlpose-data)")
     common.add_argument("--workers", type=int, help="reader processes (default: all CPUs this process may use)")
     common.add_argument("--shard-rows", type=int, default=4096, help="rows per shard file (default 4096)")
-    common.add_argument("--format", choices=("jpeg", "png"), default="jpeg", help="image encoding (default jpeg)")
-    common.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
-                        help=f"downscale crops whose longer side exceeds this (default {DEFAULT_MAX_SIDE}; 0 keeps all)")
+    common.add_argument("--format", choices=("jpeg", "png"),
+                        help="image encoding (default: png for test sets aflw2000, biwi, fsanet-npz; else jpeg)")
+    common.add_argument("--max-side", type=int, help=f"downscale crops whose longer side exceeds this "
+                        f"(0 keeps all; default: 0 for test sets, else {DEFAULT_MAX_SIDE})")
     common.add_argument("--overwrite", action="store_true", help="replace a prepared dataset in --out")
 
     sub = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    for name, help_text, k in (("300w-lp", "300W-LP folder", 0.4), ("aflw2000", "AFLW2000 folder", 0.2)):
+    for name, help_text in (("300w-lp", "300W-LP folder"), ("aflw2000", "AFLW2000 folder")):
         p = sub.add_parser(name, parents=[common], help=help_text)
         p.add_argument("--source", type=Path, required=True, help=f"the {help_text}")
-        p.add_argument("--margin-k", type=float, default=k, help=f"HopeNet crop margin k (default {k})")
+        p.add_argument("--margin-k", type=float, help="crop margin: HopeNet's k (default 0.4 for 300W-LP, "
+                                                      "0.2 for AFLW2000) or FSA-Net's ad (default 0.6)")
+    p.add_argument("--crop", choices=("hopenet", "fsanet"), default="hopenet",
+                   help="AFLW2000 test crop: HopeNet/6DRepNet's loader (default; benchmarks aflw2000, "
+                        "aflw2000-6drepnet) or FSA-Net's (benchmark aflw2000-fsanet)")
     p = sub.add_parser("biwi", parents=[common], help="BIWI from FSA-Net npz files or raw folders")
     p.add_argument("--source", type=Path, required=True, help="folder with BIWI_*.npz or video folders 01..24")
     p.add_argument("--protocol", type=int, choices=(1, 2), default=1,
-                   help="1: all of BIWI as a test set; 2: 70/30 split by video into OUT/train and OUT/test")
+                   help="1: all of BIWI as a test set; 2: 70/30 split into OUT/train and OUT/test "
+                        "(raw videos: by person; npz: FSA-Net's own split)")
     p.add_argument("--split-seed", type=int, default=0, help="protocol-2 video split seed (raw folders)")
     p.add_argument("--box-mm", type=float, default=300.0, help="raw folders: crop side in mm (default 300)")
     p = sub.add_parser("fsanet-npz", parents=[common], help="npz files in FSA-Net's format")
@@ -62,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _command_line(args: argparse.Namespace) -> str:
     words = ["ldlpose", "prepare", args.dataset]
     for key, value in vars(args).items():
-        if key.startswith("_") or key in ("command", "dataset") or value in (None, False):
+        if key.startswith("_") or key in ("command", "dataset") or value is None or value is False:
             continue
         words += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
     return shlex.join(words)
@@ -74,10 +88,21 @@ def _out_dir(args: argparse.Namespace) -> Path:
     from ldlpose.data import benchmarks
     from ldlpose.errors import ConfigError
 
-    if args.dataset not in STANDARD_OUT:
+    key = _standard_key(args)
+    if key not in STANDARD_OUT:
         raise ConfigError(f"{args.dataset} has no standard folder; pass --out")
-    return benchmarks.data_root(args.data_root) / STANDARD_OUT[args.dataset].format(
-        protocol=getattr(args, "protocol", ""))
+    return benchmarks.data_root(args.data_root) / STANDARD_OUT[key]
+
+
+def _standard_key(args: argparse.Namespace) -> str:
+    if args.dataset == "aflw2000" and args.crop != "hopenet":
+        return f"aflw2000/{args.crop}"
+    if args.dataset == "biwi":
+        from ldlpose.data.sources.biwi import NPZ_FILES
+
+        npz = all((args.source / name).is_file() for name in NPZ_FILES[args.protocol].values())
+        return f"biwi/{args.protocol}/{'npz' if npz else 'raw'}"
+    return args.dataset
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,10 +114,13 @@ def run(args: argparse.Namespace) -> int:
     for name in ("workers", "shard_rows"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.max_side < 0:
-        raise ConfigError(f"--max-side must be >= 0 (0 keeps the full resolution), got {args.max_side}")
+    lossless = args.dataset in LOSSLESS
+    image_format = args.format or ("png" if lossless else "jpeg")
+    max_side = args.max_side if args.max_side is not None else (0 if lossless else DEFAULT_MAX_SIDE)
+    if max_side < 0:
+        raise ConfigError(f"--max-side must be >= 0 (0 keeps the full resolution), got {max_side}")
     settings = Settings(workers=args.workers or preparation.default_workers(), shard_rows=args.shard_rows,
-                        image=ImageOptions(format=args.format, max_side=args.max_side),
+                        image=ImageOptions(format=image_format, max_side=max_side),
                         overwrite=args.overwrite, command=_command_line(args))
     out = _out_dir(args)
     print(f"preparing {args.dataset} into {out} with {settings.workers} workers", flush=True)
@@ -106,7 +134,8 @@ def _prepare(args: argparse.Namespace, out: Path, settings) -> dict[str, dict]:
     if args.dataset in ("300w-lp", "aflw2000"):
         from ldlpose.data.sources.landmarks import prepare_landmark_dataset
 
-        return {"": prepare_landmark_dataset(args.dataset, args.source, out, settings, k=args.margin_k)}
+        crop = getattr(args, "crop", "hopenet")
+        return {"": prepare_landmark_dataset(args.dataset, args.source, out, settings, k=args.margin_k, crop=crop)}
     if args.dataset == "biwi":
         from ldlpose.data.sources.biwi import prepare_biwi
 

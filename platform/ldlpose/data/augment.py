@@ -4,7 +4,9 @@ Training: random square crop (side a random fraction of the shorter side, centre
 horizontal flip with the labels flipped by :func:`ldlpose.geometry.flip_angles` (yaw and roll
 negate, spec 4.7: the angles are the only label; matrices and ASG vectors are derived from them by
 the methods, so they follow), colour jitter (brightness, contrast, saturation) and Gaussian blur.
-Evaluation: the centred square of the shorter side (HopeNet's resize + centre crop), nothing random.
+Evaluation: the part of the crop that the benchmark's protocol names (:class:`~ldlpose.data.protocols.
+InputView`; by default the centred square of the shorter side, HopeNet's resize + centre crop),
+nothing random.
 Both end in RGB scaled to [0, 1] and normalised with the ImageNet mean and std.
 
 Random numbers come from torch's generator, which the DataLoader seeds per worker, so workers
@@ -24,6 +26,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from ldlpose import geometry
+from ldlpose.data.protocols import VIEWS, InputView
 from ldlpose.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -57,25 +60,27 @@ class Augment:
 class Preprocess:
     """``(encoded image, angles_deg (3,)) -> (image (3, size, size) float32, angles_deg (3,) float32)``.
 
-    With ``augment=None`` this is the evaluation transform: deterministic, no flip.
+    With ``augment=None`` this is the evaluation transform: deterministic, no flip; ``view`` says
+    which part of the crop is resized (default: the centred square of the shorter side).
     """
 
-    def __init__(self, size: int = 64, augment: Augment | None = None):
+    def __init__(self, size: int = 64, augment: Augment | None = None, view: InputView | None = None):
         if size < 8:
             raise ConfigError(f"image size must be >= 8 pixels, got {size}")
         self.size, self.augment = size, augment
+        self.view = view or VIEWS["centre-square"]
         self._mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
         self._std = np.asarray(IMAGENET_STD, dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"Preprocess(size={self.size}, augment={self.augment})"
+        return f"Preprocess(size={self.size}, augment={self.augment}, view={self.view.name!r})"
 
     def __call__(self, data: bytes, angles_deg) -> tuple[torch.Tensor, torch.Tensor]:
         angles = torch.as_tensor(np.asarray(angles_deg, dtype=np.float32)).view(1, 3)
         aug = self.augment
         # One draw per item: scale, shift x, shift y, flip, brightness, contrast, saturation, blur, sigma.
         u = torch.rand(9).tolist() if aug is not None else None
-        img = self._decode(data, aug.scale[0] if aug else 1.0)
+        img = self._decode(data, aug.scale[0] if aug else self.view.fraction)
         img = img.resize((self.size, self.size), Image.BILINEAR, box=self._box(img.size, u))
         if aug is not None and u[3] < aug.flip_p:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
@@ -104,9 +109,7 @@ class Preprocess:
     def _box(self, image_size: tuple[int, int], u: list[float] | None) -> tuple[float, float, float, float]:
         w, h = image_size
         if u is None:
-            side = min(w, h)
-            x0, y0 = (w - side) / 2, (h - side) / 2
-            return x0, y0, x0 + side, y0 + side
+            return self.view.box(w, h)
         lo, hi = self.augment.scale
         side = min(w, h) * (lo + (hi - lo) * u[0])
         shift = self.augment.shift * side

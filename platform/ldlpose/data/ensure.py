@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ldlpose.data import benchmarks
-from ldlpose.data.shards import MANIFEST
+from ldlpose.data.shards import manifest_path
 
 # First-use sizes: enough for the CPU examples to learn a useful model, about 20 s to render.
 SYNTHHEAD_COUNTS = {"train": 4000, "val": 500, "test": 500}
@@ -32,7 +32,7 @@ def ensure_training_data(run) -> None:
     """Generate synthhead under ``run.data.root`` if the run uses it and it is missing."""
     root = Path(run.data.root).expanduser().resolve()
     synth = root / "synthhead"
-    missing = [p for p in _needed_folders(run) if not (p.resolve() / MANIFEST).is_file()]
+    missing = [p for p in _needed_folders(run) if not manifest_path(p.resolve()).is_file()]
     if not any(p.resolve().parent == synth for p in missing):
         return
     if synth.exists() and any(synth.iterdir()):

@@ -120,10 +120,11 @@ def train_val_datasets(train_dir, *, image_size: int = 64, val_dir=None, val_fra
 
 
 def benchmark_dataset(name: str, *, image_size: int = 64, root=None) -> HeadPoseDataset:
-    """The rows of benchmark ``name`` that count, with the evaluation transform."""
+    """The rows of benchmark ``name`` that count, with its protocol's evaluation transform."""
     bench = benchmarks.get(name)
     path = bench.resolve(root)
-    return HeadPoseDataset(path, indices=bench.row_indices(path), transform=Preprocess(image_size))
+    return HeadPoseDataset(path, indices=bench.row_indices(path),
+                           transform=Preprocess(image_size, view=bench.protocol.input))
 
 
 def train_loader(dataset: HeadPoseDataset, *, batch_size: int = 64, num_workers: int = 0,

@@ -112,6 +112,10 @@ def summary(manifest: dict, out_dir: Path) -> str:
         f"{out_dir}: {manifest['rows']} rows, {manifest['subjects']} subjects, "
         f"{len(manifest['shards'])} shards, {manifest['content_hash'][:23]}",
     ]
+    beyond = manifest["angles_deg"].get("rows_beyond_180", 0)
+    if beyond:
+        lines.append(f"  {beyond} rows with an angle beyond +-180 degrees are stored and flagged "
+                     f"(angles_deg.keys_beyond_180 in the manifest); benchmark filters leave them out")
     if errors["count"]:
         kinds = ", ".join(f"{k} {n}" for k, n in errors["by_kind"].items())
         lines.append(f"  {errors['count']} source files skipped ({kinds}); all listed in "

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-MAX_ABS_ANGLE_DEG = 180.0
-"""Angles beyond this (or not finite) are rejected at preparation: they mean a unit or parsing error."""
+WRAP_LIMIT_DEG = 180.0
+"""Rows with an angle beyond this are kept and flagged (AFLW2000 has 9 3DDFA fits that wrap past it);
+every benchmark's angle filter leaves them out of its scores."""
 
 JPEG_QUALITY = 95
 IMAGE_FORMATS = ("jpeg", "png")
 
 PROBLEM_KINDS = ("image", "annotation", "angle", "landmarks", "crop", "error")
 """image: unreadable or corrupt picture; annotation: missing/unreadable .mat, pose or calibration file;
-angle: |angle| > 180 or not finite; landmarks: no usable landmark; crop: empty box; error: anything else."""
+angle: not a finite number; landmarks: no usable landmark; crop: empty box; error: anything else."""
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,21 @@ class ImageOptions:
 
 
 def check_angles(yaw: float, pitch: float, roll: float) -> tuple[float, float, float]:
-    """The angles as floats, or :class:`BadSample` ("angle") when one is non-finite or beyond 180."""
+    """The angles as floats, or :class:`BadSample` ("angle") when one is not a finite number.
+
+    Large angles are data, not errors: they are stored, and :func:`beyond_wrap` flags them.
+    """
     values = (float(yaw), float(pitch), float(roll))
     for name, value in zip(("yaw", "pitch", "roll"), values):
-        if not math.isfinite(value) or abs(value) > MAX_ABS_ANGLE_DEG:
-            raise BadSample(
-                "angle",
-                f"{name} = {value} degrees is outside [-180, 180] (yaw/pitch/roll = {values}); "
-                "the annotation is broken or in the wrong unit",
-            )
+        if not math.isfinite(value):
+            raise BadSample("angle", f"{name} = {value} is not a finite number of degrees "
+                                     f"(yaw/pitch/roll = {values})")
     return values
+
+
+def beyond_wrap(angles_deg) -> bool:
+    """Does any of yaw, pitch, roll lie beyond +-180 degrees (a fit whose angles wrapped)?"""
+    return any(abs(a) > WRAP_LIMIT_DEG for a in angles_deg)
 
 
 def open_rgb(path_or_bytes) -> Image.Image:
@@ -102,6 +108,14 @@ def crop(img: Image.Image, box: tuple[float, float, float, float]) -> tuple[Imag
     if x1 - x0 < 2 or y1 - y0 < 2:
         raise BadSample("crop", f"crop box {tuple(round(v, 1) for v in box)} leaves no face inside "
                                 f"the {img.width}x{img.height} image")
+    return img.crop((x0, y0, x1, y1)), (x0, y0, x1, y1)
+
+
+def crop_exact(img: Image.Image, box: tuple[int, int, int, int]) -> tuple[Image.Image, tuple[int, ...]]:
+    """``img.crop(box)`` as PIL computes it: integer box, parts outside the picture black (HopeNet)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise BadSample("crop", f"crop box {(x0, y0, x1, y1)} is under 2 pixels wide or high")
     return img.crop((x0, y0, x1, y1)), (x0, y0, x1, y1)
 
 
@@ -144,17 +158,33 @@ def _encoded_size(img: Image.Image, options: ImageOptions) -> tuple[int, int]:
     return max(1, round(img.width * scale)), max(1, round(img.height * scale))
 
 
-def landmark_box(points_xy: np.ndarray) -> tuple[float, float, float, float]:
-    """Tight box (x0, y0, x1, y1) of 2 x N landmarks (row 0 x, row 1 y), ignoring missing points.
+def landmark_points(points_xy: np.ndarray, rule: str) -> np.ndarray:
+    """The 2 x M landmarks a crop recipe uses from 2 x N ``pt2d`` (row 0 x, row 1 y).
 
-    AFLW2000 marks missing landmarks with non-positive coordinates; like FSA-Net we drop every
-    point with x <= 0 or y <= 0 (spec 4.2) before taking the min/max.
+    ``rule`` "all": every point, as HopeNet's and 6DRepNet's loaders (AFLW2000 stores a missing point
+    as x = -1, y = 452, and those loaders keep it). "positive": points with x > 0 and y > 0.
+    "fsanet": FSA-Net's ``TYY_create_db_type1.py``: the points with x > 0, or those with y > 0 when
+    fewer points have y > 0 than x > 0 (one mask, never both).
     """
     pts = np.asarray(points_xy, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[0] != 2:
         raise BadSample("landmarks", f"pt2d must be 2 x N (rows x, y), got shape {pts.shape}")
-    keep = (pts[0] > 0) & (pts[1] > 0) & np.isfinite(pts).all(axis=0)
+    finite = np.isfinite(pts).all(axis=0)
+    if rule == "all":
+        keep = finite
+    elif rule == "positive":
+        keep = finite & (pts[0] > 0) & (pts[1] > 0)
+    else:
+        assert rule == "fsanet", rule
+        by_x, by_y = pts[0] > 0, pts[1] > 0
+        keep = finite & (by_y if by_x.sum() > by_y.sum() else by_x)
     if keep.sum() < 2:
-        raise BadSample("landmarks", f"only {int(keep.sum())} of {pts.shape[1]} landmarks are valid (> 0)")
-    x, y = pts[0, keep], pts[1, keep]
+        raise BadSample("landmarks", f"{int(keep.sum())} of {pts.shape[1]} landmarks are usable under rule "
+                                     f"{rule!r}; a box needs 2 (x = {pts[0].tolist()[:6]}...)")
+    return pts[:, keep]
+
+
+def landmark_box(points_xy: np.ndarray, rule: str = "positive") -> tuple[float, float, float, float]:
+    """Tight box (x0, y0, x1, y1) of the landmarks that ``rule`` keeps (:func:`landmark_points`)."""
+    x, y = landmark_points(points_xy, rule)
     return float(x.min()), float(y.min()), float(x.max()), float(y.max())

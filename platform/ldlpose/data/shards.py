@@ -1,11 +1,15 @@
 """The prepared-dataset format: a folder of Parquet shards and a manifest (see ``docs/data.md``).
 
 A prepared dataset is a folder holding ``part-00000.parquet``, ``part-00001.parquet``, ... (at most
-``shard_rows`` rows each) and ``manifest.json``, written last, so a folder without a manifest is an
-interrupted preparation. One row per face::
+``shard_rows`` rows each) and ``_manifest.json``, written last, so a folder without a manifest is an
+interrupted preparation. The manifest and ``_problems.jsonl`` start with ``_`` because Parquet
+dataset readers (pyarrow, pandas, Ray Data) skip such files: ``pandas.read_parquet(folder)`` reads
+the rows. Folders written before carry ``manifest.json`` and ``problems.jsonl`` and still load here.
+One row per face::
 
     image                         binary   JPEG or PNG bytes of the loosely cropped face, RGB
-    yaw, pitch, roll              float64  degrees, platform convention (ldlpose.geometry)
+    yaw, pitch, roll              float64  degrees, platform convention (ldlpose.geometry); may exceed
+                                           180 (wrapped fits, flagged in the manifest)
     subject                       string   identity id (subject-disjoint splits, RankPose pairs)
     source                        string   dataset name given to `ldlpose prepare`
     key                           string   the original file (and index inside it)
@@ -32,7 +36,7 @@ import pyarrow.parquet as pq
 
 from ldlpose.files import sha256_file
 from ldlpose import __version__
-from ldlpose.data.records import IMAGE_FORMATS, Problem
+from ldlpose.data.records import IMAGE_FORMATS, Problem, beyond_wrap
 from ldlpose.errors import ConfigError, DataError
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
     "ShardWriter",
     "read_labels",
     "read_manifest",
+    "manifest_path",
     "read_table",
     "shard_paths",
     "verify",
@@ -50,9 +55,11 @@ __all__ = [
 
 FORMAT = "ldlpose-headpose-shards"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-PROBLEMS = "problems.jsonl"
-MAX_PROBLEMS_IN_MANIFEST = 1000  # all of them go to problems.jsonl
+MANIFEST = "_manifest.json"
+PROBLEMS = "_problems.jsonl"
+LEGACY_MANIFEST, LEGACY_PROBLEMS = "manifest.json", "problems.jsonl"  # format 1 folders written before
+MAX_PROBLEMS_IN_MANIFEST = 1000  # all of them go to _problems.jsonl
+MAX_FLAGGED_KEYS = 1000
 ROW_GROUP_ROWS = 512
 
 _BOX = ["box_x0", "box_y0", "box_x1", "box_y1"]
@@ -100,6 +107,8 @@ class ShardWriter:
         self._angle_min = [math.inf] * 3
         self._angle_max = [-math.inf] * 3
         self._within_99 = 0
+        self._beyond_180: list[str] = []  # keys of rows whose angles wrapped past 180 degrees
+        self.beyond_180 = 0
 
     def add(self, row: dict) -> None:
         self._buffer.append(row)
@@ -109,6 +118,10 @@ class ShardWriter:
         self._angle_min = [min(a, b) for a, b in zip(self._angle_min, angles)]
         self._angle_max = [max(a, b) for a, b in zip(self._angle_max, angles)]
         self._within_99 += all(abs(a) <= 99.0 for a in angles)
+        if beyond_wrap(angles):
+            self.beyond_180 += 1
+            if len(self._beyond_180) < MAX_FLAGGED_KEYS:
+                self._beyond_180.append(row["key"])
         if len(self._buffer) >= min(ROW_GROUP_ROWS, self.shard_rows - self._rows_in_shard):
             self._flush()
 
@@ -144,7 +157,7 @@ class ShardWriter:
 
     def close(self, *, source: dict, crop: dict, image: dict, subject_rule: str,
               filters: dict | None = None, extra: dict | None = None, command: str | None = None) -> dict:
-        """Finish the last shard and write ``manifest.json``; returns the manifest."""
+        """Finish the last shard and write ``_manifest.json``; returns the manifest."""
         self._flush()
         self._close_shard()
         self._problems_file.close()
@@ -173,6 +186,8 @@ class ShardWriter:
                 "min": self._angle_min,
                 "max": self._angle_max,
                 "rows_all_within_99": self._within_99,
+                "rows_beyond_180": self.beyond_180,
+                "keys_beyond_180": self._beyond_180,
             },
             "errors": {
                 "count": sum(self.problem_counts.values()),
@@ -199,7 +214,8 @@ class ShardWriter:
 def _claim(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     old = sorted(out_dir.glob("part-*.parquet")) + [
-        p for p in (out_dir / MANIFEST, out_dir / PROBLEMS) if p.exists()
+        p for p in (out_dir / name for name in (MANIFEST, PROBLEMS, LEGACY_MANIFEST, LEGACY_PROBLEMS))
+        if p.exists()
     ]
     if old and not overwrite:
         raise ConfigError(
@@ -210,9 +226,16 @@ def _claim(out_dir: Path, overwrite: bool) -> None:
         path.unlink()
 
 
+def manifest_path(dataset_dir) -> Path:
+    """``_manifest.json`` of the folder, or ``manifest.json`` in a folder written before it had the ``_``."""
+    path = Path(dataset_dir) / MANIFEST
+    legacy = Path(dataset_dir) / LEGACY_MANIFEST
+    return legacy if not path.is_file() and legacy.is_file() else path
+
+
 def read_manifest(dataset_dir) -> dict:
     """The manifest of a prepared dataset, or DataError saying what is wrong with the folder."""
-    path = Path(dataset_dir) / MANIFEST
+    path = manifest_path(dataset_dir)
     if not path.is_file():
         hint = (" (it has shards but no manifest: the preparation did not finish; run it again)"
                 if list(Path(dataset_dir).glob("part-*.parquet")) else "")

@@ -14,11 +14,20 @@ separated blocks: 3 x 3 intrinsics K, the distortion coefficients (ignored: the 
 places a loose box), the 3 x 3 rotation R_ext and the translation T_ext (mm) taking depth-camera
 points to colour-camera points, ``p = R_ext T + T_ext``, ``u = K p``. The small depth-to-colour
 rotation is not applied to the angles, as in HopeNet and FSA-Net. Every frame is kept (no detector,
-so nothing is dropped as protocol 1's MTCNN does). The subject is the video (``biwi-NN``): BIWI's
-24 videos show 20 people and the video-to-person map is not in the data.
+so nothing is dropped as protocol 1's MTCNN does).
 
-Protocol 2 from raw data splits **by video** with ``numpy.random.default_rng(seed).permutation``:
-the first ``floor(0.7 n)`` videos train (16 of 24), the rest test; seed and lists go to the manifest.
+The subject is the **person** (``biwi-F03``, ...): BIWI's 24 videos show 20 people (6 women, 14 men;
+4 recorded twice), and :data:`PERSONS` maps each video to its person. Source: the sequence-to-subject
+table of the Hugging Face ``biwi_kinect_head_pose`` loading script (huggingface/datasets,
+``datasets/biwi_kinect_head_pose/biwi_kinect_head_pose.py``), which names each video by the head
+template the database ships for its person (``F01.obj`` ... ``M14.obj``). The pairs recorded twice
+are 02/21 (F02), 03/15 (F03), 05/18 (F05) and 07/22 (M01). A video folder outside 01..24 is its own
+person (``biwi-video-NN``).
+
+Protocol 2 from raw data splits **by person**: the persons are shuffled with
+``numpy.random.default_rng(seed).permutation`` (in sorted order first) and taken for training until
+their videos reach ``floor(0.7 n)`` (16 of 24; 17 when the last person taken has two videos); the
+other persons' videos test. No person is on both sides. Seed, persons and videos go to the manifest.
 """
 
 from __future__ import annotations
@@ -40,6 +49,19 @@ TRAIN_FRACTION = 0.7
 DEFAULT_BOX_MM = 300.0  # a head is about 160 x 230 mm; 300 mm leaves a loose margin at any yaw
 _F = np.diag([1.0, -1.0, -1.0])
 NPZ_FILES = {1: {"": "BIWI_noTrack.npz"}, 2: {"train": "BIWI_train.npz", "test": "BIWI_test.npz"}}
+PERSONS = {
+    "01": "F01", "02": "F02", "03": "F03", "04": "F04", "05": "F05", "06": "F06", "07": "M01", "08": "M02",
+    "09": "M03", "10": "M04", "11": "M05", "12": "M06", "13": "M07", "14": "M08", "15": "F03", "16": "M09",
+    "17": "M10", "18": "F05", "19": "M11", "20": "M12", "21": "F02", "22": "M01", "23": "M13", "24": "M14",
+}
+"""BIWI video folder -> person (source in the module docstring)."""
+PERSON_SOURCE = ("huggingface/datasets datasets/biwi_kinect_head_pose/biwi_kinect_head_pose.py "
+                 "(_sequence_to_subject_map), after the database's head templates F01-F06, M01-M14")
+
+
+def person_of(video: str) -> str:
+    """The subject id of a BIWI video folder name: ``biwi-<person>`` (``biwi-video-NN`` if unknown)."""
+    return f"biwi-{PERSONS[video]}" if video in PERSONS else f"biwi-video-{video}"
 
 
 def _numbers(line: str) -> list[float]:
@@ -125,7 +147,7 @@ def video_tasks(video: Path, source: Path, target: str, box_mm: float, options) 
     if frames:
         angles = biwi_angles(np.stack([f[1] for f in frames]))
         items = [(key, tuple(a), box) for (key, _, box), a in zip(frames, angles)]
-        tasks += [preparation.Task(target, (str(source), items[i:i + CHUNK], f"biwi-{video.name}", options),
+        tasks += [preparation.Task(target, (str(source), items[i:i + CHUNK], person_of(video.name), options),
                                    items=len(items[i:i + CHUNK])) for i in range(0, len(items), CHUNK)]
     return tasks
 
@@ -145,12 +167,25 @@ def read_chunk(payload: tuple) -> list:
 
 
 def split_videos(names: list[str], seed: int) -> tuple[list[str], list[str]]:
-    """Protocol-2 split by video: ``floor(0.7 n)`` train videos (16 of 24) by a seeded permutation."""
-    order = np.random.default_rng(seed).permutation(len(names))
-    n_train = math.floor(TRAIN_FRACTION * len(names))
-    if n_train < 1 or n_train == len(names):
-        raise DataError(f"protocol 2 needs at least 2 videos to split 70/30, found {len(names)}")
-    return sorted(names[i] for i in order[:n_train]), sorted(names[i] for i in order[n_train:])
+    """Protocol-2 split by person: persons in seeded order train until their videos reach ``floor(0.7 n)``."""
+    videos_of: dict[str, list[str]] = {}
+    for name in sorted(names):
+        videos_of.setdefault(person_of(name), []).append(name)
+    persons = sorted(videos_of)
+    need = math.floor(TRAIN_FRACTION * len(names))
+    if len(persons) < 2 or need < 1:
+        raise DataError(f"protocol 2 needs videos of at least 2 persons to split 70/30; found {len(names)} "
+                        f"videos of {len(persons)} persons ({persons})")
+    train: list[str] = []
+    for i in np.random.default_rng(seed).permutation(len(persons)):
+        if len(train) >= need:
+            break
+        train += videos_of[persons[i]]
+    test = sorted(set(names) - set(train))
+    if not test:
+        raise DataError(f"protocol 2 left no test video: the {len(names)} videos {sorted(names)} belong to "
+                        f"{len(persons)} persons and training took them all; add videos or persons")
+    return sorted(train), test
 
 
 def prepare_biwi(source, out_dir, settings: Settings, *, protocol: int = 1, split_seed: int = 0,
@@ -177,9 +212,11 @@ def _prepare_raw(source: Path, targets: dict[str, Path], settings: Settings, pro
     else:
         train, test = split_videos([v.name for v in videos], split_seed)
         assignment = {**{n: "train" for n in train}, **{n: "test" for n in test}}
-        note = {"protocol": 2, "split_by": "video", "seed": split_seed, "train_fraction": TRAIN_FRACTION,
-                "permutation": "numpy.random.default_rng(seed).permutation", "train_videos": train,
-                "test_videos": test}
+        note = {"protocol": 2, "split_by": "person", "seed": split_seed, "train_fraction": TRAIN_FRACTION,
+                "permutation": "numpy.random.default_rng(seed).permutation of the sorted persons",
+                "person_source": PERSON_SOURCE, "train_videos": train, "test_videos": test,
+                "train_persons": sorted({person_of(v) for v in train}),
+                "test_persons": sorted({person_of(v) for v in test})}
     note["from"] = "raw BIWI folders"
     writers = {t: ShardWriter(d, dataset="biwi", image_format=settings.image.format,
                               shard_rows=settings.shard_rows, overwrite=settings.overwrite)
@@ -190,7 +227,8 @@ def _prepare_raw(source: Path, targets: dict[str, Path], settings: Settings, pro
     crop = {"name": "biwi-head-centre", "box_mm": box_mm, "box": "square of box_mm at the head "
             "centre's depth, centred on its projection with rgb.cal (p = R_ext T + T_ext), clipped"}
     return {t: w.close(source={"dataset": "biwi", "path": str(source)}, crop=crop,
-                       image=settings.image.as_dict(), subject_rule="video folder ('biwi-NN')",
+                       image=settings.image.as_dict(),
+                       subject_rule=f"person of the video folder ('biwi-F03'; map: {PERSON_SOURCE})",
                        filters={"stored": "every frame with a readable image and pose file"},
                        extra={"biwi": {**note, **({"split": t} if t else {})}}, command=settings.command)
             for t, w in writers.items()}

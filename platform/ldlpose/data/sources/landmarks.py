@@ -1,8 +1,12 @@
 """300W-LP and AFLW2000 from their official folders: ``<name>.jpg`` next to ``<name>.mat``.
 
 Each ``.mat`` holds ``Pose_Para`` (1 x 7: pitch, yaw, roll in **radians**, then translation and
-scale) and ``pt2d`` (2 x N landmarks, row 0 x, row 1 y; missing AFLW2000 points are <= 0 and are
-dropped). Angles are stored as yaw, pitch, roll in degrees (spec 4.1, 4.2, pitfall 1).
+scale) and ``pt2d`` (2 x N landmarks, row 0 x, row 1 y; a missing AFLW2000 point is x = -1,
+y = 452). Angles are stored as yaw, pitch, roll in degrees (spec 4.1, 4.2, pitfall 1). The crop is
+one of :mod:`ldlpose.data.crops`: 300W-LP gets the HopeNet training crop; AFLW2000 the HopeNet /
+6DRepNet test crop (``crop="hopenet"``, every point kept as their loaders do) or FSA-Net's
+(``crop="fsanet"``). Every row is stored, 3DDFA fits whose angles wrap past 180 degrees included
+(9 in AFLW2000; the manifest lists them, the benchmarks' filters leave them out).
 
 Subjects. 300W-LP names its files ``<source>_<id>_<k>.jpg`` (k = synthesised view), so the subject
 is the stem without ``_<k>``; the ``*_Flip`` folders hold mirror images under the same names, and a
@@ -22,7 +26,7 @@ from ldlpose.data import crops, preparation, records
 from ldlpose.data.records import BadSample, Problem
 from ldlpose.data.shards import ShardWriter
 from ldlpose.data.sources import Settings
-from ldlpose.errors import DataError
+from ldlpose.errors import ConfigError, DataError
 
 CHUNK = 32  # files per task: big enough to amortise the round trip, small enough to balance
 
@@ -76,14 +80,11 @@ def read_pose_and_landmarks(mat_path: Path) -> tuple[tuple[float, float, float],
     return (yaw, pitch, roll), np.asarray(mat["pt2d"], dtype=np.float64)
 
 
-def read_one(source_dir: Path, rel_path: str, dataset: str, recipe: crops.MarginRecipe,
-             options: records.ImageOptions) -> dict:
+def read_one(source_dir: Path, rel_path: str, dataset: str, recipe, options: records.ImageOptions) -> dict:
     jpg = source_dir / rel_path
     angles, pt2d = read_pose_and_landmarks(jpg.with_suffix(".mat"))
     records.check_angles(*angles)  # before decoding the picture: cheap and the likelier fault
-    face = records.landmark_box(pt2d)
-    img = records.open_rgb(jpg)
-    face_img, box = records.crop(img, recipe.apply(face))
+    face_img, box, face = recipe.crop(records.open_rgb(jpg), pt2d)
     return records.make_row(face_img, angles, subject=SUBJECTS[dataset](rel_path), source=dataset,
                             key=rel_path, box=box, face_box=face, options=options)
 
@@ -102,13 +103,27 @@ def read_chunk(payload: tuple) -> list:
     return out
 
 
-def prepare_landmark_dataset(dataset: str, source_dir, out_dir, settings: Settings,
-                             k: float | None = None) -> dict:
-    """Prepare ``300w-lp`` or ``aflw2000`` from ``source_dir`` into ``out_dir``; returns the manifest."""
+def recipe_for(dataset: str, crop: str = "hopenet", margin: float | None = None):
+    """The crop recipe of ``dataset``; ``margin`` overrides its k (HopeNet) or ad (FSA-Net)."""
+    if dataset == "300w-lp":
+        if crop != "hopenet":
+            raise ConfigError(f"300w-lp is cropped with the HopeNet training recipe only, got --crop {crop}")
+        return crops.hopenet_300wlp() if margin is None else crops.hopenet_300wlp(margin)
+    if crop not in crops.RECIPES:
+        raise ConfigError(f"--crop must be one of {sorted(crops.RECIPES)}, got {crop!r}")
+    return crops.RECIPES[crop]() if margin is None else crops.RECIPES[crop](margin)
+
+
+def prepare_landmark_dataset(dataset: str, source_dir, out_dir, settings: Settings, k: float | None = None,
+                             crop: str = "hopenet") -> dict:
+    """Prepare ``300w-lp`` or ``aflw2000`` from ``source_dir`` into ``out_dir``; returns the manifest.
+
+    ``crop`` names the recipe (:data:`ldlpose.data.crops.RECIPES`; 300W-LP has only "hopenet"),
+    ``k`` overrides its margin.
+    """
     assert dataset in SUBJECTS, dataset
     source_dir, out_dir = Path(source_dir).resolve(), Path(out_dir)
-    make_recipe = crops.hopenet_300wlp if dataset == "300w-lp" else crops.hopenet_aflw2000
-    recipe = make_recipe() if k is None else make_recipe(k)
+    recipe = recipe_for(dataset, crop, k)
     files = discover(source_dir)
     writer = ShardWriter(out_dir, dataset=dataset, image_format=settings.image.format,
                          shard_rows=settings.shard_rows, overwrite=settings.overwrite)
@@ -129,9 +144,10 @@ def prepare_landmark_dataset(dataset: str, source_dir, out_dir, settings: Settin
 
 
 def _filters(dataset: str) -> dict:
-    stored = "every readable row; files with unreadable data or |angle| > 180 are listed under errors"
+    stored = ("every readable row, |angle| > 180 included (flagged under angles_deg); files with "
+              "unreadable data are listed under errors")
     if dataset == "aflw2000":
-        return {"stored": stored, "evaluation": "benchmark 'aflw2000' keeps rows with all |angle| <= 99 "
+        return {"stored": stored, "evaluation": "the aflw2000 benchmarks keep rows with all |angle| <= 99 "
                                                 "(1,969 of the official 2,000)"}
     return {"stored": stored, "training": "none stored; HopeNet-family file lists drop |angle| > 99 "
                                           "(122,415 of 122,450), RankPose does not: choose at training time"}
