@@ -6,6 +6,11 @@
   image-frame matrix, :func:`ldlpose.geometry.image_matrix`), the metric of TriNet and ASG-LDL.
 * ``geodesic``: mean rotation angle in degrees between predicted and true poses; it does not depend
   on which matrix convention is used.
+
+``maev`` is computed from the **decoded angles** for every method, so that methods compare. ASG-LDL
+reports MAEV from its raw, non-orthogonalised expectation vectors instead (ASG ``tester.py``);
+:func:`maev_from_vectors` computes that one, which ``ldlpose evaluate`` prints as ``maev_asg``
+beside the uniform ``maev`` when the model's raw outputs are at hand (a checkpoint).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import torch
 
 from ldlpose import geometry
 
-__all__ = ["METRIC_NAMES", "evaluate", "per_sample_errors"]
+__all__ = ["METRIC_NAMES", "evaluate", "maev_from_vectors", "per_sample_errors"]
 
 METRIC_NAMES = ("mae_yaw", "mae_pitch", "mae_roll", "mae", "maev", "geodesic")
 
@@ -60,3 +65,14 @@ def evaluate(pred_deg, true_deg) -> dict[str, float]:
         "maev": float(errors["vector"].mean()),
         "geodesic": float(errors["geodesic"].mean()),
     }
+
+
+def maev_from_vectors(vectors, true_deg) -> float:
+    """MAEV in degrees of predicted (N, 3, 3) unit vectors (rows: left, down, front, image frame)
+    against the columns of the true image-frame matrix, as ASG-LDL's tester computes it."""
+    v = torch.as_tensor(vectors, dtype=torch.float64)
+    true = _as_angles(true_deg, "true_deg")
+    if v.shape != (true.shape[0], 3, 3):
+        raise ValueError(f"vectors must have shape (N, 3, 3) with N = {true.shape[0]}, got {tuple(v.shape)}")
+    r_true = geometry.image_matrix(true)
+    return float(torch.stack([_vector_angle_deg(v[:, k], r_true[:, :, k]) for k in range(3)], dim=-1).mean())

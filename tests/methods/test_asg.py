@@ -104,3 +104,25 @@ def test_flip_of_a_peaked_distribution_stays_within_the_point_spacing():
     outputs = torch.cat([torch.zeros(2, 6), logits], dim=1)
     error = method.decode(method.flip_outputs(outputs)) - method.decode(outputs) * torch.tensor([-1.0, 1.0, -1.0])
     assert error.abs().max() < 8.0
+
+
+def test_maev_from_raw_vectors_is_asgs_and_differs_from_the_uniform_one():
+    """ASG's tester scores the normalised expectation vectors; ldlpose's maev the decoded rotation."""
+    from ldlpose import metrics
+    from ldlpose.geometry import image_matrix
+
+    method = methods.create("asg", num_points=200)
+    torch.manual_seed(0)
+    outputs = torch.randn(16, method.num_outputs)
+    truth = torch.tensor([[10.0, -20.0, 5.0]]).repeat(16, 1)
+    vectors = method.expectation_vectors(outputs)
+    assert torch.allclose(vectors.norm(dim=-1), torch.ones(16, 3, dtype=vectors.dtype), atol=1e-6)
+    by_hand = []
+    r_true = image_matrix(truth.double())
+    for k in range(3):
+        cos = (vectors[:, k].double() * r_true[:, :, k]).sum(-1).clamp(-1, 1)
+        by_hand.append(torch.rad2deg(torch.acos(cos)))
+    raw = metrics.maev_from_vectors(vectors, truth)
+    assert raw == pytest.approx(float(torch.stack(by_hand).mean()), abs=1e-5)
+    uniform = metrics.evaluate(method.decode(outputs), truth)["maev"]
+    assert raw != pytest.approx(uniform, abs=1e-3)  # not orthogonalised: a different number

@@ -53,3 +53,23 @@ def test_loss_weights_each_head():
     mse = 10.0**2 + 0.0 + 20.0**2  # uniform fine expectation over centres is 0
     expected = sum(w * 3 * math.log(k) for w, k in zip(weights, SIZES)) + 2.0 * mse
     assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_roll_bug_switch_trains_pitchs_two_bin_head_in_rolls_place():
+    """Released train_hopenet.py: loss_roll adds loss_pitch_4 (the 2-bin CE) instead of loss_roll_4."""
+    method, buggy = methods.create("hybrid"), methods.create("hybrid", roll_bug=True)
+    angles = torch.tensor([[10.0, -50.0, 60.0]])  # pitch in the lower 2-bin class, roll in the upper
+    outputs = torch.zeros(1, 870)
+    outputs[0, method.layout["pitch_2"]] = torch.tensor([3.0, 0.0])
+    outputs[0, method.layout["roll_2"]] = torch.tensor([0.0, 3.0])
+    ce = torch.nn.functional.cross_entropy
+    yaw2 = ce(outputs[:, method.layout["yaw_2"]], torch.tensor([1])).item()
+    pitch2 = ce(outputs[:, method.layout["pitch_2"]], torch.tensor([0])).item()
+    roll2 = ce(outputs[:, method.layout["roll_2"]], torch.tensor([1])).item()
+    assert method.loss(outputs, {"angles_deg": angles})[1]["ce_2"].item() == pytest.approx(yaw2 + pitch2 + roll2)
+    assert buggy.loss(outputs, {"angles_deg": angles})[1]["ce_2"].item() == pytest.approx(yaw2 + 2 * pitch2)
+    grad = torch.zeros(1, 870, requires_grad=True)
+    buggy.loss(grad, {"angles_deg": angles})[0].backward()
+    assert grad.grad[0, method.layout["roll_2"]].abs().sum() == 0  # roll's 2-bin head learns nothing
+    assert methods.method_class("hybrid").faithful == {"decode": "edge", "roll_bug": True}
+    assert methods.create("hybrid").hparams.roll_bug is False  # off in the recommended mode

@@ -46,3 +46,17 @@ def test_only_same_subject_pairs_are_ranked():
     assert parts["pairs"].item() == 0 and parts["rank"].item() == 0.0
     _, parts = method.loss(torch.zeros(2, 3), {"angles_deg": batch["angles_deg"]})  # no subject ids
     assert parts["rank"].item() == 0.0 and math.isclose(parts["mse_deg2"].item(), (40**2 + 10**2) / 2)
+
+
+def test_released_mse_balance_is_two_thirds_of_the_angle_sum():
+    """The released loss adds nn.MSELoss() of each image of a pair (means over batch and angles)."""
+    angles = torch.tensor([[-40.0, 5.0, 5.0], [-10.0, 5.0, 5.0]])
+    outputs = torch.tensor([[-30.0, 8.0, 1.0], [-20.0, 5.0, 9.0]])
+    batch = {"angles_deg": angles, "subject": torch.tensor([7, 7])}
+    released = torch.nn.functional.mse_loss(outputs[:1], angles[:1]) + torch.nn.functional.mse_loss(outputs[1:], angles[1:])
+    loss, parts = methods.create("rankpose", signed=False, mse_reduction="released").loss(outputs, batch)
+    assert parts["mse_deg2"].item() == pytest.approx(released.item())
+    assert loss.item() == pytest.approx(released.item() + parts["rank"].item())
+    summed, summed_parts = methods.create("rankpose", signed=False, rank_weight=1.5).loss(outputs, batch)
+    assert summed.item() == pytest.approx(1.5 * loss.item())  # the same balance, scaled
+    assert methods.method_class("rankpose").faithful["mse_reduction"] == "released"

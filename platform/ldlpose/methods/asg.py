@@ -27,6 +27,12 @@ soft_weight 5, shape_weight 0, ortho_weight 0, 600 points. Recommended (defaults
 "normalized"`` (T = a / sum a) or ``"tempered"`` (softmax(temperature * a)), bandwidths
 softplus(raw) + 1e-3, log-softmax for P. The flip is exact to numerical precision for spread
 distributions and within the point spacing for ones sitting on a point or two (see ``_sphere``).
+
+MAEV. ASG's ``tester.py`` measures MAEV on the raw expectation vectors v_hat (normalised, not
+orthogonalised); the platform's ``maev`` (:mod:`ldlpose.metrics`) uses the columns of the rotation
+built from the decoded angles, the same for every method. The two differ by 0.03-0.5 degrees;
+:meth:`ASG.expectation_vectors` and :func:`ldlpose.metrics.maev_from_vectors` give ASG's, reported
+beside the uniform one as ``maev_asg``.
 """
 
 from __future__ import annotations
@@ -132,6 +138,13 @@ class ASG(Method):
     def decode(self, outputs):
         parts = self.split(outputs)
         return self.decode_distributions({k: torch.softmax(parts[k], dim=-1) for k in LOBES})
+
+    def expectation_vectors(self, outputs) -> torch.Tensor:
+        """(N, 3, 3): the normalised expectation vectors v_hat (rows: left, down, front) that ASG's
+        tester scores MAEV on, before the SVD projection."""
+        parts = self.split(outputs)
+        return torch.stack([F.normalize(torch.softmax(parts[k], dim=-1) @ self.points.to(outputs), dim=-1)
+                            for k in LOBES], dim=1)
 
     def decode_distributions(self, distributions):
         means = torch.stack([distributions[k] @ self.points.to(distributions[k]) for k in LOBES], dim=-1)

@@ -9,10 +9,11 @@ heads of 66, 18, 6 and 2 bins (3, 11, 33 and 99 degrees). Per angle, summed over
 with hard (one-hot) labels, the expectation over the fine bins ("integrated regression") and the
 MSE in degrees^2. ``aux_weights`` are (w198, w66, w18, w6, w2), default (7, 5, 3, 1, 1), alpha 2.
 
-Faithful: ``decode="edge"`` (``E[i] - 99``, 0.5 degrees low). Recommended (default):
-``decode="center"`` (``E[i] - 98.5``). The reference code's roll loss adds pitch's 2-bin CE (a
-copy-paste bug); this implementation uses roll's own, and clamps +99 into the last bin instead of
-producing label 198 (spec 2.6).
+Faithful: ``decode="edge"`` (``E[i] - 99``, 0.5 degrees low) and ``roll_bug=True``: the released
+``train_hopenet.py`` adds pitch's 2-bin CE to roll's loss where roll's own belongs (a copy-paste
+bug), so pitch's 2-bin head is trained twice and roll's not at all. Recommended (default):
+``decode="center"`` (``E[i] - 98.5``) and ``roll_bug=False`` (roll's own 2-bin CE). Both clamp +99
+into the last bin instead of producing label 198 (spec 2.6).
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ class HybridHparams(Hparams):
         (7.0, 5.0, 3.0, 1.0, 1.0), "CE weights of the 198, 66, 18, 6 and 2-bin heads", range=(0.0, 100.0)
     )
     decode: str = hparam("center", DECODE_DOC, choices=DECODE_CHOICES)
+    roll_bug: bool = hparam(False, "roll's 2-bin CE is pitch's, as in the released code (faithful only)",
+                            choices=(False, True))
 
 
 @register("hybrid")
 class Hybrid(BinMethod):
     Hparams = HybridHparams
-    faithful = {"decode": "edge"}
+    faithful = {"decode": "edge", "roll_bug": True}
 
     @property
     def schemes(self):
@@ -67,12 +70,13 @@ class Hybrid(BinMethod):
     def loss(self, outputs, batch):
         angles = batch_angles(batch)
         logits = self.split(outputs)
-        parts = {
-            f"ce_{scheme.num_bins}": sum(
-                F.cross_entropy(logits[a + suffix], scheme.index(angles[:, i])) for i, a in enumerate(ANGLES)
-            )
-            for suffix, scheme in HEADS.items()
-        }
+        parts = {f"ce_{scheme.num_bins}": sum(self._ce(logits, suffix, scheme, angles, i) for i in range(3))
+                 for suffix, scheme in HEADS.items()}
         ce = sum(w * term for w, term in zip(self.hparams.aux_weights, parts.values()))
         parts["mse_deg2"] = mse_deg2(self.decode(outputs), angles)
         return ce + self.hparams.alpha * parts["mse_deg2"], detached(parts)
+
+    def _ce(self, logits, suffix: str, scheme: BinScheme, angles, i: int):
+        if self.hparams.roll_bug and suffix == "_2" and ANGLES[i] == "roll":
+            i = ANGLES.index("pitch")  # the released code's loss_roll adds loss_pitch_4
+        return F.cross_entropy(logits[ANGLES[i] + suffix], scheme.index(angles[:, i]))

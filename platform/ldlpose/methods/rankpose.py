@@ -6,13 +6,18 @@ and a weight vector per angle, :class:`CosineHead`) outputs the angles in degree
 
     L = MSE(y_hat, y) + rank_weight * sum_k MarginRanking(s(y_hat_i,k), s(y_hat_j,k), sign(y_i,k - y_j,k))
 
-takes the MSE (degrees^2, batch mean, summed over the angles) over every sample and the margin
+takes the MSE (degrees^2, batch mean, summed over the angles; see ``mse_reduction`` for the released
+code's balance) over every sample and the margin
 ranking loss max(0, -t (x1 - x2) + margin) (degrees; mean over pairs, summed over the angles) over
 every pair i < j of samples with the same ``batch["subject"]`` (same identity, different synthetic
 view); pairs with equal labels are left out. With no subject ids or no pair the rank term is 0.
 
 Faithful: ``signed=False``, s = |.| as the reference code, which ranks *absolute* predictions
-against the order of *signed* labels (wrong whenever a label is negative), rank_weight 1, margin 0.
+against the order of *signed* labels (wrong whenever a label is negative), rank_weight 1, margin 0,
+and ``mse_reduction="released"``: the released loss is ``MSE(y1_hat, y1) + MSE(y2_hat, y2)`` with
+``nn.MSELoss()`` averaging over the batch *and the three angles*, i.e. 2/3 of the angle sum used
+here, so its rank term weighs 1.5x as much against the MSE (``rank_weight=1.5`` with the sum is the
+same balance).
 Recommended (default): ``signed=True``, s = identity. ``needs_pairs`` tells the data pipeline to
 put same-subject pairs in each batch.
 """
@@ -31,6 +36,8 @@ from ldlpose.methods._hparams import Hparams, hparam
 from ldlpose.methods._registry import register
 
 _SIGNS = (-1.0, 1.0, -1.0)  # flip: yaw and roll negate
+RELEASED_MSE_SCALE = 2.0 / 3.0
+"""MSE(y1) + MSE(y2), each a mean over batch and 3 angles, against the batch mean summed over angles."""
 
 
 class CosineHead(nn.Module):
@@ -51,6 +58,8 @@ class RankposeHparams(Hparams):
     rank_weight: float = hparam(1.0, "weight of the margin ranking loss", range=(0.0, 10.0))
     margin: float = hparam(0.0, "ranking margin in degrees", range=(0.0, 30.0))
     signed: bool = hparam(True, "rank signed predictions (true) or absolute ones as the reference", choices=(True, False))
+    mse_reduction: str = hparam("sum", "MSE summed over yaw/pitch/roll, or 'released': two per-image "
+                                "nn.MSELoss() means added (2/3 of the sum)", choices=("sum", "released"))
 
 
 @register("rankpose")
@@ -58,7 +67,7 @@ class RankPose(Method):
     Hparams = RankposeHparams
     needs_pairs = True
     has_distributions = False
-    faithful = {"signed": False}
+    faithful = {"signed": False, "mse_reduction": "released"}
     valid_range_deg = ((-180.0, 180.0),) * 3
 
     @property
@@ -75,7 +84,7 @@ class RankPose(Method):
     def loss(self, outputs, batch):
         angles = batch_angles(batch).to(outputs)
         self.split(outputs)  # validates the shape
-        mse = mse_deg2(outputs, angles)
+        mse = mse_deg2(outputs, angles) * (RELEASED_MSE_SCALE if self.hparams.mse_reduction == "released" else 1.0)
         rank, pairs = self._rank_loss(outputs, angles, batch.get("subject"))
         total = mse + self.hparams.rank_weight * rank
         return total, detached({"mse_deg2": mse, "rank": rank, "pairs": torch.tensor(float(pairs))})
