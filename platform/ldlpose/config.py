@@ -59,6 +59,9 @@ class DataConfig:
     max_eval_samples: int | None = field(default=None, metadata={"ge": 1})
     loader_workers: int = field(default=0, metadata={"ge": 0})
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Benchmarks are test sets: by default scored once, on the selected (best-validation) epoch.
+    # True adds a per-epoch test curve (<benchmark>_mae each epoch); it never chooses anything.
+    benchmarks_every_epoch: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     grad_clip: float | None = field(default=None, metadata={"gt": 0})  # max global L2 norm
     seed: int = 0
+    # The validation metric that selects the run's checkpoint (lower is better); a search sets it to
+    # its objective. Only validation metrics may choose a model, never a test benchmark's.
+    select_metric: str = "val_mae"
     max_failures: int = field(default=1, metadata={"ge": -1})  # worker failures resumed from a checkpoint
 
 
@@ -110,6 +116,7 @@ class RunConfig:
         _check_method(self.method)
         _check_backbone(self.model.backbone)
         _check_benchmarks(self.data.benchmarks)
+        check_selection_metric("train.select_metric", self.train.select_metric)
         if self.train.schedule.warmup_epochs >= self.train.epochs:
             raise FieldError("train.schedule.warmup_epochs",
                              f"must be < train.epochs ({self.train.epochs}), got {self.train.schedule.warmup_epochs}")
@@ -123,6 +130,22 @@ def check_name(name: str) -> None:
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
         raise FieldError("name", f"must be letters, digits, '.', '_' or '-' (used in paths), got {name!r}")
+
+
+def check_selection_metric(key: str, name: str) -> None:
+    """``name`` must be a validation metric: ``val_`` plus one of the reported error metrics."""
+    from ldlpose.metrics import METRIC_NAMES
+
+    accepted = [f"val_{m}" for m in METRIC_NAMES]
+    if name in accepted:
+        return
+    suffixes = [m for m in METRIC_NAMES if name.endswith(f"_{m}") and len(name) > len(m) + 1]
+    if suffixes:
+        metric = max(suffixes, key=len)
+        raise FieldError(key, f"{name!r} is measured on a test benchmark; a model is chosen on the validation "
+                              "split only (test benchmarks are measured and reported, never used to choose): "
+                              f"use val_{metric}")
+    raise FieldError(key, f"{name!r} is not a reported validation metric; accepted: {', '.join(accepted)}")
 
 
 def _check_method(method: MethodConfig) -> None:

@@ -12,7 +12,7 @@ import torch
 from conftest import tiny_run
 from ldlpose import methods
 from ldlpose.errors import LdlposeError
-from ldlpose.train.loop import load_checkpoint
+from ldlpose.train.checkpoints import load_checkpoint
 from ldlpose.train.run import fit
 
 pytestmark = pytest.mark.slow
@@ -23,15 +23,19 @@ def test_every_method_trains_one_epoch(method, synth_root, ray_local, tmp_path):
     run = tiny_run(synth_root, method__name=method, data__max_train_samples=32)
     outcome = fit(run, storage_path=str(tmp_path), name=f"m-{method}")
     assert outcome.metrics["epoch"] == 1
-    for key in ("train_loss", "val_mae", "synth_mae", "synth_maev", "synth_geodesic", "val_mae_yaw"):
+    for key in ("train_loss", "val_mae", "selected_synth_mae", "selected_synth_maev", "selected_synth_geodesic",
+                "val_mae_yaw", "selected_val_mae"):
         assert math.isfinite(outcome.metrics[key]), key
+    assert outcome.metrics["selected_epoch"] == 1
+    assert "synth_mae" not in outcome.metrics  # no per-epoch test curve unless asked for
     state = load_checkpoint(outcome.checkpoint_path)  # weights_only=True: plain tensors only
     assert state["epoch"] == 0 and state["run"]["method"]["name"] == method
-    assert set(state) >= {"model", "optimizer", "scheduler", "rng", "history"}
+    assert set(state) >= {"model", "optimizer", "scheduler", "history"}
+    assert "rng" not in state  # the loop reseeds every epoch; nothing restores an RNG state
 
 
 def test_two_ddp_workers_make_the_training_loss_fall(synth_root, ray_local, tmp_path):
-    run = tiny_run(synth_root, train__epochs=4, train__optimizer={"name": "adam", "lr": 0.002},
+    run = tiny_run(synth_root, train__epochs=4, data__benchmarks_every_epoch=True, train__optimizer={"name": "adam", "lr": 0.002},
                    train__schedule={"name": "none"}, resources={"workers": 2, "cpus_per_worker": 1},
                    data__augment={"flip": 0.0, "color": 0.0, "blur": 0.0, "shift": 0.0, "scale_min": 1.0})
     outcome = fit(run, storage_path=str(tmp_path), name="ddp")
@@ -40,6 +44,11 @@ def test_two_ddp_workers_make_the_training_loss_fall(synth_root, ray_local, tmp_
     assert all(h["world_size"] == 2 for h in history)
     losses = [h["train_loss"] for h in history]
     assert losses[-1] < 0.8 * losses[0], losses
+    assert all("synth_mae" in h for h in history)  # the per-epoch test curve, on request
+    # The selected epoch is the best validation epoch, and the test score is that epoch's weights'.
+    best = min(history, key=lambda h: (h["val_mae"], h["epoch"]))
+    assert outcome.metrics["selected_epoch"] == best["epoch"] == outcome.selected.epoch
+    assert outcome.metrics["selected_synth_mae"] == pytest.approx(best["synth_mae"], abs=1e-4)
 
 
 def _final(outcome):

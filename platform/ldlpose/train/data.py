@@ -56,6 +56,11 @@ def _limit(dataset, count: int | None, seed: int, *, spread: bool):
     return Subset(dataset, indices.tolist())
 
 
+def limit_eval(dataset, count: int | None):
+    """An evaluation set cut to ``data.max_eval_samples`` rows, evenly spaced (the same rows every time)."""
+    return _limit(dataset, count, 0, spread=True)
+
+
 def _subject_ids(dataset) -> np.ndarray:
     if isinstance(dataset, Subset):
         return dataset.dataset.subject_ids[np.asarray(dataset.indices)]
@@ -79,6 +84,35 @@ def _share(dataset, rank: int, world: int):
     return dataset if world == 1 else Subset(dataset, list(range(rank, len(dataset), world)))
 
 
+def validation_split(run: RunConfig) -> dict:
+    """What identifies the validation rows a run is selected on: ``{"name", "rows", "content_hash"}``.
+
+    The hash covers the prepared data's own content hash and the exact row indices (after the angle
+    filter, the subject split and ``data.max_eval_samples``): two runs are comparable on validation
+    exactly when their hashes agree.
+    """
+    import hashlib
+    import json
+
+    from ldlpose.data.shards import read_manifest
+    from ldlpose.data.splits import rows_within, split_by_subject
+
+    d = run.data
+    folder = _path(d.root, d.val if d.val else d.train)
+    if d.val:
+        rows = (rows_within(folder, d.max_abs_angle_deg) if d.max_abs_angle_deg is not None
+                else np.arange(int(read_manifest(folder)["rows"])))
+        name = d.val
+    else:
+        kept = rows_within(folder, d.max_abs_angle_deg) if d.max_abs_angle_deg is not None else None
+        rows = split_by_subject(folder, d.val_fraction, run.train.seed, indices=kept)[1]
+        name = f"{d.train} (subject-disjoint {d.val_fraction:g}, seed {run.train.seed})"
+    if d.max_eval_samples is not None and d.max_eval_samples < len(rows):
+        rows = rows[np.linspace(0, len(rows) - 1, d.max_eval_samples).round().astype(int)]
+    identity = json.dumps([read_manifest(folder).get("content_hash"), np.asarray(rows).tolist()])
+    return {"name": name, "rows": int(len(rows)), "content_hash": hashlib.sha256(identity.encode()).hexdigest()}
+
+
 def build_loaders(run: RunConfig, method, *, rank: int = 0, world: int = 1) -> Loaders:
     d = run.data
     val_dir = _path(d.root, d.val) if d.val else None
@@ -90,7 +124,7 @@ def build_loaders(run: RunConfig, method, *, rank: int = 0, world: int = 1) -> L
     for name in d.benchmarks:
         sets[name] = pipeline.benchmark_dataset(name, image_size=d.image_size, root=d.root)
     evaluation = {
-        name: DataLoader(_share(_limit(ds, d.max_eval_samples, 0, spread=True), rank, world),
+        name: DataLoader(_share(limit_eval(ds, d.max_eval_samples), rank, world),
                          batch_size=EVAL_BATCH, shuffle=False, num_workers=0)
         for name, ds in sets.items()
     }

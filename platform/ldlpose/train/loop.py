@@ -2,7 +2,10 @@
 
 Read top to bottom: build the method and network, restore the latest checkpoint if Ray Train hands
 one over (after a worker failure, or when a run with the same name is started again), then per epoch
-train, evaluate on the validation split and every benchmark, and report metrics plus a checkpoint.
+train, evaluate on the validation split, and report metrics plus a checkpoint. The epoch with the
+lowest ``train.select_metric`` is the run's selected epoch; the test benchmarks are scored once, on
+its weights, after the last epoch (``selected_<benchmark>_<metric>``), and per epoch only when
+``data.benchmarks_every_epoch`` asks for a test curve. Nothing is ever chosen on a test benchmark.
 
 Everything random derives from ``train.seed`` and the epoch number, so a run resumed at epoch k sees
 the same data order and augmentation as an uninterrupted one.
@@ -11,6 +14,7 @@ the same data order and augmentation as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import socket
 import sys
@@ -29,9 +33,9 @@ from ldlpose.metrics import evaluate
 from ldlpose.models import build_model
 from ldlpose.report import metric_key
 from ldlpose.train import data as train_data
+from ldlpose.train.checkpoints import checkpoint_dir_name, load_checkpoint, save_checkpoint
 from ldlpose.train.optim import make_optimizer, make_scheduler
 
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 class NonFiniteLossError(LdlposeError):
@@ -139,35 +143,48 @@ def evaluate_sets(model, method, eval_loaders: dict, device, world: int) -> dict
     return results
 
 
-def _rng_state() -> dict:
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-        "python": random.getstate()[1],
-    }
+class BestEpoch:
+    """The epoch with the lowest selection metric so far, and a CPU copy of its weights.
+
+    The copy lets the loop score the test benchmarks on the selected weights at the end of the run
+    without reading a checkpoint back. After a resume the weights of an earlier best epoch are not
+    in memory (``state`` is None); the selected checkpoint on storage still holds them.
+    """
+
+    def __init__(self, metric: str, history: list[dict]):
+        self.metric = metric
+        scored = [(h[metric], h["epoch"]) for h in history if metric in h]
+        self.value, self.epoch = min(scored) if scored else (math.inf, 0)
+        self.state: dict | None = None
+
+    def update(self, metrics: dict, model) -> bool:
+        value = float(metrics[self.metric])
+        if not value < self.value:
+            return False
+        self.value, self.epoch = value, int(metrics["epoch"])
+        self.state = {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+        return True
+
+    def adopt(self, epoch: int, model) -> None:
+        """After a resume: the restored weights are the best epoch's when that epoch was the latest."""
+        if epoch == self.epoch:
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+
+    def metrics(self) -> dict:
+        return {"selected_epoch": self.epoch, f"selected_{self.metric}": self.value}
 
 
-def save_checkpoint(directory: Path, model, optimizer, scheduler, epoch: int, history: list[dict], run: RunConfig):
-    """``history`` holds every epoch's metrics so far; its last entry is this epoch's."""
-    torch.save(
-        {
-            "model": unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "rng": _rng_state(),
-            "metrics": history[-1],
-            "history": history,
-            "run": run.to_dict(),
-        },
-        directory / CHECKPOINT_FILE,
-    )
-
-
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint written by :func:`save_checkpoint` (plain tensors and containers only)."""
-    return torch.load(Path(path) / CHECKPOINT_FILE if Path(path).is_dir() else path, map_location="cpu",
-                      weights_only=True)
+def score_selected(model, method, best: BestEpoch, loaders: dict, device, world: int) -> dict[str, float]:
+    """``selected_<benchmark>_<metric>``: the test benchmarks scored once, on the selected weights."""
+    if best.state is None or not loaders:
+        return {}
+    current = {k: v.detach().clone() for k, v in unwrap(model).state_dict().items()}
+    unwrap(model).load_state_dict(best.state)
+    try:
+        scores = evaluate_sets(model, method, loaders, device, world)
+    finally:
+        unwrap(model).load_state_dict(current)
+    return {f"selected_{k}": v for k, v in scores.items()}
 
 
 def _restore(checkpoint, model, optimizer, scheduler) -> tuple[int, list[dict]]:
@@ -179,7 +196,6 @@ def _restore(checkpoint, model, optimizer, scheduler) -> tuple[int, list[dict]]:
     unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"]["torch"])
     return int(state["epoch"]) + 1, list(state.get("history", []))
 
 
@@ -215,11 +231,16 @@ def train_loop_per_worker(loop_config: dict) -> None:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     loaders = train_data.build_loaders(run, method, rank=rank, world=world)
+    validation = {"val": loaders.evaluation["val"]}
+    tests = {k: v for k, v in loaders.evaluation.items() if k != "val"}
+    best = BestEpoch(run.train.select_metric, history)
+    best.adopt(start_epoch, model)  # `start_epoch` is the restored checkpoint's 1-based epoch
+    node_id = ray.get_runtime_context().get_node_id()
     for epoch in range(start_epoch, run.train.epochs):
         seed_everything(run.train.seed * 1000 + epoch * 10 + rank)
         loaders.set_epoch(epoch)
         metrics = {"epoch": epoch + 1, "world_size": world, "device": str(device),
-                   "worker_node": socket.gethostname()}
+                   "worker_node": socket.gethostname(), "node_id": node_id}
         started = time.perf_counter()
         metrics.update(train_one_epoch(model, method, loaders.train, optimizer, device, epoch=epoch + 1,
                                        grad_clip=run.train.grad_clip, frozen_bn=run.model.frozen_bn,
@@ -228,24 +249,33 @@ def train_loop_per_worker(loop_config: dict) -> None:
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
         started = time.perf_counter()
-        metrics.update(evaluate_sets(model, method, loaders.evaluation, device, world))
+        every_epoch = tests if run.data.benchmarks_every_epoch else {}
+        metrics.update(evaluate_sets(model, method, {**validation, **every_epoch}, device, world))
         metrics["eval_time_s"] = time.perf_counter() - started
         metrics["resumed_from_epoch"] = start_epoch  # 0: this attempt started from scratch
-        history.append(metrics)
-        if rank == 0:  # not print(): Ray Train patches it into a logger that echoes every line twice
-            sys.stdout.write(_progress_line(metrics, run.train.epochs) + "\n")
-            sys.stdout.flush()
+        best.update(metrics, model)
+        metrics.update(best.metrics())
+        last = epoch + 1 == run.train.epochs
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
-                save_checkpoint(Path(tmp), model, optimizer, scheduler, epoch, history, run)
+                save_checkpoint(Path(tmp), model_state=unwrap(model).state_dict(), optimizer=optimizer,
+                                scheduler=scheduler, epoch=epoch, history=[*history, metrics], run=run.to_dict())
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            # Named by epoch, not by time, so a run's files read the same however often it resumed.
-            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"checkpoint_epoch_{epoch + 1:04d}")
+            if last:  # test benchmarks: once, on the selected epoch's weights (never used to choose)
+                started = time.perf_counter()
+                metrics.update(score_selected(model, method, best, tests, device, world))
+                metrics["test_time_s"] = time.perf_counter() - started
+            history.append(metrics)
+            if rank == 0:  # not print(): Ray Train patches it into a logger that echoes every line twice
+                sys.stdout.write(_progress_line(metrics, run.train.epochs) + "\n")
+                sys.stdout.flush()
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoint_dir_name(epoch + 1))
         if fail_after is not None and epoch + 1 >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch + 1} (fault-tolerance drill)")
 
 
 def _progress_line(metrics: dict, epochs: int) -> str:
-    maes = "  ".join(f"{k[:-4]} MAE {v:.2f}" for k, v in metrics.items() if k.endswith("_mae"))
+    maes = "  ".join(f"{k[:-4].replace('selected_', 'selected ')} MAE {v:.2f}" for k, v in metrics.items()
+                     if k.endswith("_mae") and not k.startswith("selected_val"))
     return f"[ldlpose] epoch {metrics['epoch']}/{epochs}  loss {metrics['train_loss']:.4f}  {maes}"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ldlpose.config import RunConfig
 from ldlpose.errors import LdlposeError
+from ldlpose.train.checkpoints import Selected, load_checkpoint, retention, select_checkpoint
 
 DEFAULT_STORAGE = "ldlpose-results"
 
@@ -19,16 +20,15 @@ DEFAULT_STORAGE = "ldlpose-results"
 @dataclass(frozen=True)
 class TrainOutcome:
     metrics: dict  # the last epoch's metrics (rank 0)
-    checkpoint_path: str | None
+    checkpoint_path: str | None  # the latest checkpoint (what a resume continues from)
     run_path: str
+    selected: Selected | None = None  # the best checkpoint by train.select_metric
 
     @property
     def history(self) -> list[dict]:
         """Every epoch's metrics, including those of earlier attempts this run resumed from."""
         if self.checkpoint_path is None:
             return []
-        from ldlpose.train.loop import load_checkpoint
-
         return load_checkpoint(Path(self.checkpoint_path))["history"]
 
 
@@ -65,7 +65,7 @@ def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(),
             name=name,
             storage_path=storage_path,
             failure_config=ray.train.FailureConfig(max_failures=run.train.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=retention(run.train.select_metric),
             callbacks=list(callbacks),
         ),
     )
@@ -90,10 +90,12 @@ def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None
         result = trainer.fit()
     except ray.train.TrainingFailedError as err:
         raise LdlposeError(f"training run {name!r} failed: {_root_cause(err)}") from err
+    run_path = str(Path(storage) / name)
     return TrainOutcome(
         metrics=dict(result.metrics or {}),
         checkpoint_path=result.checkpoint.path if result.checkpoint else None,
-        run_path=str(Path(storage) / name),
+        run_path=run_path,
+        selected=select_checkpoint(run_path, run.train.select_metric),
     )
 
 
