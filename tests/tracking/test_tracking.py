@@ -31,6 +31,19 @@ SPACE = {"method": {"gldl": {"sigma": {"low": 1.0, "high": 3.0}}}, "train": {"ep
 MANIFEST = {"format": "ldlpose-headpose-shards", "dataset": "synthhead", "rows": 16, "content_hash": "abc123"}
 
 
+def entry(trial_id: str, run_id, model_uri: str, val_mae: float, test_mae: float | None = None, *,
+          split: str = "rows-a", benchmark: str = "synth") -> dict:
+    """A search's chosen trial as the driver hands it to the registry."""
+    scores = {"val_mae": val_mae, "val_maev": val_mae + 0.5}
+    if test_mae is not None:
+        scores[f"{benchmark}_mae"] = test_mae
+    return {"trial_id": trial_id, "run_id": run_id, "model_uri": model_uri, "method": "gldl",
+            "backbone": "resnet18", "selected_epoch": 2, "scores": scores,
+            "selection": {"metric": "val_mae", "value": val_mae, "split": "synthhead/val", "rows": 32,
+                          "content_hash": split},
+            "benchmark_data": {benchmark: {"content_hash": "test-hash", "rows": 32}}}
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("checkpoints")
@@ -71,9 +84,7 @@ def search(mlflow_server_launched, checkpoints, study, mlflow_server) -> dict:
     tracker.trial_finished("trial_1", "ERROR", {}, failure_reason="RuntimeError: CUDA out of memory",
                            node="node-b", device="cuda:0")
     search_plots = tracker.log_search_plots(study)
-    registered = tracking.register_champions(uri, SEARCH, [
-        {"trial_id": "trial_0", "run_id": run0, "model_uri": model_uri, "method": "gldl",
-         "backbone": "resnet18", "metrics": {"synth": 16.0}}], ["synth"])
+    registered = tracking.register_champions(uri, SEARCH, entry("trial_0", run0, model_uri, 15.0, 16.0), ["synth"])
     tracker.finish("FINISHED")
     return {"uri": uri, "tracker": tracker, "parent": parent, "runs": {"trial_0": run0, "trial_1": run1},
             "model_uri": model_uri, "artifacts": artifacts, "search_plots": search_plots,
@@ -159,17 +170,21 @@ def test_resumed_search_and_retried_trial_reuse_their_runs(search, checkpoints):
     models = client.search_logged_models(experiment_ids=[experiment_id])
     assert [m.model_id for m in models] == [search["model_uri"].split("/")[-1]]
     # Registering the same trial again adds no version.
-    out = tracking.register_champions(search["uri"], SEARCH, [
-        {"trial_id": "trial_0", "run_id": search["runs"]["trial_0"], "model_uri": search["model_uri"],
-         "method": "gldl", "backbone": "resnet18", "metrics": {"synth": 16.0}}], ["synth"])
+    out = tracking.register_champions(search["uri"], SEARCH, entry("trial_0", search["runs"]["trial_0"],
+                                                                   search["model_uri"], 15.0, 16.0), ["synth"])
     assert out["synth"]["version"] == search["registered"]["synth"]["version"]
     assert len(client.search_model_versions("name = 'headpose-synth'")) == 1
+    # A driver killed after the model was written but before the run was tagged: found, not logged twice.
+    client.delete_tag(search["runs"]["trial_0"], tracking.TAG_MODEL_URI)
+    assert second.log_trial_model("trial_0", checkpoints["trained"]) == search["model_uri"]
+    assert len(client.search_logged_models(experiment_ids=[experiment_id])) == 1
+    assert client.get_run(search["runs"]["trial_0"]).data.tags[tracking.TAG_MODEL_URI] == search["model_uri"]
     second.finish("FINISHED")
 
 
 def test_champion_loads_as_pt2_and_predicts_like_the_checkpoint(search, checkpoints):
     assert search["registered"]["synth"] == {"model": "headpose-synth", "version": "1", "mae": 16.0,
-                                             "champion": "1", "moved": True}
+                                             "champion": "1", "moved": True, "comparable": True}
     predictor, info = tracking.load_predictor("models:/headpose-synth@champion", search["uri"])
     assert info["image_size"] == 32 and info["method"] == "gldl" and info["backbone"] == "resnet18"
     assert info["normalisation"]["mean"] == [0.485, 0.456, 0.406]
@@ -193,29 +208,58 @@ def test_champion_loads_as_pt2_and_predicts_like_the_checkpoint(search, checkpoi
     assert files == {"data/model.pt2"}
 
 
-def _register(uri: str, search_name: str, model_uri: str, mae: float, benchmark: str) -> dict:
-    return tracking.register_champions(uri, search_name, [
-        {"trial_id": "trial_0", "run_id": None, "model_uri": model_uri, "method": "gldl",
-         "backbone": "resnet18", "metrics": {benchmark: mae}}], [benchmark])[benchmark]
+def _register(uri: str, search_name: str, model_uri: str, val_mae: float, benchmark: str, *,
+              test_mae: float | None = None, split: str = "rows-a", rule: str = "validation") -> dict:
+    return tracking.register_champions(uri, search_name, entry("trial_0", None, model_uri, val_mae, test_mae,
+                                                               split=split, benchmark=benchmark),
+                                       [benchmark], rule=rule)[benchmark]
 
 
-def test_champion_moves_only_to_a_strictly_better_version(search):
+def test_champion_moves_only_to_a_strictly_better_validation_score(search):
     uri, model_uri = search["uri"], search["model_uri"]
-    first = _register(uri, "s1", model_uri, 5.0, "champ")
+    first = _register(uri, "s1", model_uri, 5.0, "champ", test_mae=9.0)
     assert first["moved"] and first["champion"] == first["version"]
-    worse = _register(uri, "s2", model_uri, 7.0, "champ")
+    # A far better *test* score never moves the champion: validation chooses.
+    worse = _register(uri, "s2", model_uri, 7.0, "champ", test_mae=1.0)
     assert worse["version"] != first["version"] and not worse["moved"]
     assert worse["champion"] == first["version"]
     tie = _register(uri, "s3", model_uri, 5.0, "champ")
     assert not tie["moved"] and tie["champion"] == first["version"]
-    better = _register(uri, "s4", model_uri, 3.0, "champ")
+    better = _register(uri, "s4", model_uri, 3.0, "champ", test_mae=9.5)
     assert better["moved"] and better["champion"] == better["version"]
     client = MlflowClient(uri)
     champion = client.get_model_version_by_alias("headpose-champ", "champion")
     assert champion.version == better["version"]
-    assert champion.tags["mae"] == "3.0" and champion.tags["search_id"] == "s4"
+    assert champion.tags["selection.value"] == "3.0" and champion.tags["search_id"] == "s4"
     assert champion.tags["method"] == "gldl" and champion.tags["backbone"] == "resnet18"
     assert len(client.search_model_versions("name = 'headpose-champ'")) == 4
+
+
+def test_a_version_records_what_selected_it_and_its_scores(search):
+    result = _register(search["uri"], "recorded", search["model_uri"], 4.25, "recorded", test_mae=6.5)
+    tags = MlflowClient(search["uri"]).get_model_version("headpose-recorded", result["version"]).tags
+    assert tags["selection.metric"] == "val_mae" and tags["selection.value"] == "4.25"
+    assert tags["selection.split"] == "synthhead/val" and tags["selection.rows"] == "32"
+    assert tags["selection.content_hash"] == "rows-a" and tags["selected_epoch"] == "2"
+    assert tags["val.mae"] == "4.25" and tags["val.maev"] == "4.75"
+    assert tags["test.mae"] == "6.5" and tags["mae"] == "6.5" and tags["test.data.content_hash"] == "test-hash"
+    assert tags["champion_rule"] == "validation"
+
+
+def test_versions_selected_on_other_validation_rows_are_not_compared(search):
+    uri, model_uri = search["uri"], search["model_uri"]
+    first = _register(uri, "split-a", model_uri, 6.0, "splits", split="rows-a")
+    other = _register(uri, "split-b", model_uri, 1.0, "splits", split="rows-b")
+    assert not other["moved"] and not other["comparable"] and other["champion"] == first["version"]
+    same = _register(uri, "split-a2", model_uri, 5.0, "splits", split="rows-a")
+    assert same["moved"] and same["comparable"]
+    # Asked for explicitly, the test benchmark decides across splits, and the version says so.
+    explicit = _register(uri, "by-test", model_uri, 8.0, "splits", split="rows-c", test_mae=0.5, rule="benchmark")
+    assert explicit["moved"] and explicit["comparable"]
+    tags = MlflowClient(uri).get_model_version("headpose-splits", explicit["version"]).tags
+    assert tags["champion_rule"] == "benchmark"
+    with pytest.raises(tracking.TrackingError, match="champion rule must be one of validation, benchmark"):
+        _register(uri, "bad-rule", model_uri, 8.0, "splits", rule="newest")
 
 
 def test_concurrent_registrations_leave_the_true_best(search, monkeypatch):
@@ -274,9 +318,12 @@ def test_registry_command_lists_champions(search, capsys):
                            search["uri"]], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["benchmark", "model", "version", "MAE", "method", "backbone", "run"]
+    assert lines[0].split() == ["benchmark", "model", "version", "selected", "by", "test", "MAE", "rule", "method",
+                                "backbone", "run"]
     synth = next(line.split() for line in lines if line.startswith("synth"))
-    assert synth == ["synth", "headpose-synth", "1", "16.00", "gldl", "resnet18", search["runs"]["trial_0"]]
+    assert synth == ["synth", "headpose-synth", "1", "val_mae", "15.00", "16.00", "validation", "gldl", "resnet18",
+                     search["runs"]["trial_0"]]
+    assert champions["synth"]["selection_value"] == 15.0 and champions["synth"]["rule"] == "validation"
 
 
 def test_predict_command_reports_bad_images_and_keeps_the_others(search, checkpoints, tmp_path, capsys):
@@ -317,3 +364,23 @@ def test_predict_command_names_a_bad_model_uri(search, tmp_path, capsys):
         assert main(["predict", "--model", uri, "--tracking-uri", search["uri"], str(image)]) == 2
         err = capsys.readouterr().err
         assert f"cannot load model '{uri}'" in err and "Traceback" not in err
+
+
+def test_registration_honours_a_sqlite_store_outside_the_working_directory(tmp_path, monkeypatch, checkpoints):
+    """MLflow's SQL registry resolves logged models through the global URI; ldlpose must not let it
+    open (and create) ./mlflow.db in the working directory."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "elsewhere").mkdir()
+    uri = f"sqlite:///{tmp_path / 'elsewhere' / 'store.db'}"
+    tracker = tracking.SearchTracker(uri, "sqlite-search")
+    tracker.start(SPACE_YAML, SPACE, "tpe", 7, {"synthhead/train": MANIFEST})
+    run_id = tracker.trial_started("trial_0", {"method": "gldl"})
+    model_uri = tracker.log_trial_model("trial_0", checkpoints["trained"])
+    out = tracking.register_champions(uri, "sqlite-search", entry("trial_0", run_id, model_uri, 15.0, 16.0),
+                                      ["synth"])
+    assert out["synth"]["moved"]
+    assert [c["version"] for c in tracking.list_champions(uri)] == [out["synth"]["version"]]
+    assert list(work.iterdir()) == []  # no mlflow.db, no mlruns/

@@ -1,7 +1,8 @@
 """List the champion model of every benchmark in the MLflow model registry.
 
 One registered model per benchmark (headpose-<benchmark>); its alias 'champion' is the version
-with the lowest MAE on that benchmark. Load one with, e.g.,
+with the best validation objective among versions selected on the same validation rows (the
+benchmark's test MAE is shown, never used to choose, unless a search asked for rule 'benchmark'). Load one with, e.g.,
 `ldlpose predict --model models:/headpose-synth@champion IMAGE`.
 """
 
@@ -29,7 +30,12 @@ def run(args: argparse.Namespace) -> int:
     if not champions:
         print(f"no champions registered at {uri} (a search registers them when it finishes)")
         return 0
-    rows = [[c["benchmark"], c["model"], c["version"], "-" if c["mae"] is None else f"{c['mae']:.2f}",
-             c["method"] or "-", c["backbone"] or "-", c["run_id"] or "-"] for c in champions]
-    print(table(["benchmark", "model", "version", "MAE", "method", "backbone", "run"], rows))
+    def number(value) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    rows = [[c["benchmark"], c["model"], c["version"], f"{c['selection_metric'] or '-'} {number(c['selection_value'])}",
+             number(c["mae"]), c["rule"] or "-", c["method"] or "-", c["backbone"] or "-", c["run_id"] or "-"]
+            for c in champions]
+    print(table(["benchmark", "model", "version", "selected by", "test MAE", "rule", "method", "backbone", "run"],
+                rows))
     return 0

@@ -15,14 +15,16 @@ writes, a few batched calls per event (``log_batch``), never the Ray workers. Ca
 
     tracker = SearchTracker(uri, search_name)
     tracker.start(space_yaml_text, resolved_space, sampler, seed, manifests)    # -> parent run id
-    tracker.trial_started(trial_id, params)                                     # -> child run id
+    tracker.trial_started(trial_id, params, tags, role)                         # -> child run id
     tracker.trial_result(trial_id, metrics, step)                               # once per epoch
-    tracker.trial_finished(trial_id, status, final_metrics, failure_reason, node, device)
     tracker.log_trial_model(trial_id, checkpoint_dir)                           # -> "models:/m-..."
     tracker.log_trial_artifacts(trial_id, checkpoint_dir, eval_data)            # plots
+    tracker.trial_selected(trial_id, epoch, scores, checkpoint_sha256)          # the judged checkpoint
+    tracker.trial_finished(trial_id, status, final_metrics, failure_reason, node, device)
+    tracker.trial_record(trial_id)                                              # what MLflow holds
     tracker.log_search_plots(study)                                             # optuna plots
     tracker.finish("FINISHED")
-    register_champions(uri, search_name, results, benchmarks)                   # registry + aliases
+    register_champions(uri, search_name, best, benchmarks, rule=...)            # registry + aliases
 
 **Models** are logged in MLflow 3's ``pt2`` format (``torch.export``; loading unpickles no code)
 as :class:`ldlpose.export.PosePredictor`: RGB in [0, 1] to yaw/pitch/roll degrees, with a
@@ -30,8 +32,9 @@ dynamic batch dimension. What inference needs is in the model's metadata and in 
 ``ldlpose_model.json``. :func:`load_predictor` loads one, e.g. ``models:/headpose-synth@champion``.
 
 **Registry.** One registered model per benchmark, ``headpose-<benchmark>``, alias ``champion`` on
-the version with the lowest ``mae`` tag; see :func:`register_champions` for why that holds when
-searches finish concurrently.
+the version with the best validation objective among versions selected on the same validation rows
+(:func:`ldlpose.tracking.registry.champion_target`); see :func:`register_champions` for why that
+holds when searches finish concurrently.
 
 The package's parts: ``runs`` (:class:`SearchTracker`), ``models`` (logging and
 :func:`load_predictor`), ``registry`` (:func:`register_champions`, :func:`list_champions`) and
@@ -39,8 +42,8 @@ The package's parts: ``runs`` (:class:`SearchTracker`), ``models`` (logging and
 """
 
 from ldlpose.tracking._common import (
-    CHAMPION, MODEL_INFO_FILE, TAG_MODEL_SHA, TAG_MODEL_URI, TAG_PARENT, TAG_ROLE, TAG_SEARCH, TAG_TRIAL,
-    ModelLoadError, TrackingError, registered_model_name, resolve_tracking_uri,
+    CHAMPION, MODEL_INFO_FILE, TAG_CONFIRMS, TAG_MODEL_SHA, TAG_MODEL_URI, TAG_PARENT, TAG_ROLE, TAG_SEARCH,
+    TAG_SELECTED_EPOCH, TAG_SELECTED_SHA, TAG_TRIAL, ModelLoadError, TrackingError, registered_model_name, resolve_tracking_uri,
 )
 from ldlpose.tracking._common import _global_uri  # noqa: F401  (tests set the URI with it)
 from ldlpose.tracking.models import load_predictor
@@ -48,6 +51,6 @@ from ldlpose.tracking.registry import list_champions, register_champions
 from ldlpose.tracking.runs import SearchTracker
 
 __all__ = [
-    "CHAMPION", "ModelLoadError", "SearchTracker", "TrackingError", "list_champions",
+    "CHAMPION", "TAG_CONFIRMS", "TAG_MODEL_URI", "TAG_SELECTED_EPOCH", "TAG_SELECTED_SHA", "ModelLoadError", "SearchTracker", "TrackingError", "list_champions",
     "load_predictor", "register_champions", "registered_model_name", "resolve_tracking_uri",
 ]

@@ -15,10 +15,13 @@ from ldlpose.errors import ConfigError, LdlposeError
 
 TAG_SEARCH = "ldlpose.search_id"
 TAG_TRIAL = "ldlpose.trial_id"
-TAG_ROLE = "ldlpose.role"  # "search" (parent) or "trial" (child)
+TAG_ROLE = "ldlpose.role"  # "search" (parent), "trial" or "confirmation" (children), "train"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_MODEL_URI = "ldlpose.model_uri"
 TAG_MODEL_SHA = "ldlpose.model_checkpoint_sha256"
+TAG_SELECTED_EPOCH = "ldlpose.selected_epoch"  # the epoch of the checkpoint a trial is judged by
+TAG_SELECTED_SHA = "ldlpose.selected_checkpoint_sha256"  # set once the trial is finalised
+TAG_CONFIRMS = "ldlpose.confirms"  # on a confirmation run: the trial whose configuration it repeats
 CHAMPION = "champion"
 MODEL_INFO_FILE = "ldlpose_model.json"
 _STATUSES = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # torch stays out of `import ldlpose.tracking`
     from ldlpose import export
 
 
-def _log_predictor(predictor, info: dict, *, run_id: str, experiment_id: str, uri: str) -> str:
+def _log_predictor(predictor, info: dict, *, run_id: str, experiment_id: str, uri: str,
+                   tags: dict | None = None) -> str:
     import mlflow
     import mlflow.pytorch
     import torch
@@ -42,7 +43,7 @@ def _log_predictor(predictor, info: dict, *, run_id: str, experiment_id: str, ur
                 extra_files=[str(info_file)],
                 # Given explicitly: inferring them would load the model again in a subprocess.
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
-                tags={TAG_SEARCH: info["search_id"], TAG_TRIAL: info["trial_id"]})
+                tags={TAG_SEARCH: info["search_id"], TAG_TRIAL: info["trial_id"], **(tags or {})})
     return f"models:/{logged.model_id}"
 
 

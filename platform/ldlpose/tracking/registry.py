@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 
 from ldlpose.tracking._common import (
-    CHAMPION, TrackingError, _client, _git, _require_existing_store, registered_model_name,
+    CHAMPION, TrackingError, _client, _git, _global_uri, _require_existing_store, registered_model_name,
 )
 
 # Tests set this to interleave two registrations at the worst moment: called with
@@ -15,17 +15,52 @@ _before_alias_write: Callable[[str, str, int], None] | None = None
 _SETTLE_ATTEMPTS = 50
 
 
-def _scored_versions(client, name: str) -> dict[str, float]:
-    """Version -> MAE of every version of ``name`` that carries a numeric ``mae`` tag."""
-    scored = {}
-    for version in client.search_model_versions(f"name = '{name}'"):
-        try:
-            mae = float(version.tags.get("mae", "nan"))
-        except ValueError:
-            continue
-        if math.isfinite(mae):
-            scored[str(version.version)] = mae
-    return scored
+RULES = ("validation", "benchmark")
+# Version tags the champion rules read (see docs/tracking.md for every tag a version carries).
+TAG_SPLIT_HASH, TAG_SELECTION_METRIC, TAG_SELECTION_VALUE = (
+    "selection.content_hash", "selection.metric", "selection.value")
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _versions(client, name: str) -> dict[str, dict]:
+    """Version -> its tags, for every version of ``name``."""
+    return {str(v.version): dict(v.tags) for v in client.search_model_versions(f"name = '{name}'")}
+
+
+def champion_target(versions: Mapping[str, Mapping], current: str | None, own: str, rule: str) -> str:
+    """The version that should hold ``champion`` under ``rule``, given every version's tags.
+
+    ``validation``: the lowest validation objective among versions selected on the same validation
+    rows (same ``selection.content_hash`` and ``selection.metric``) as the current champion, or as
+    ``own`` (the version being registered) when there is no comparable champion yet. Versions on
+    other splits are never compared: the alias stays. ``benchmark``: the lowest test MAE (tag
+    ``mae``) of all versions; the user asked for it explicitly. Ties keep the older version.
+    """
+    def key(v: str, tag: str) -> tuple[float, int]:
+        return (_number(versions[v].get(tag)), int(v))
+
+    if rule == "benchmark":
+        scored = [v for v in versions if _number(versions[v].get("mae")) is not None]
+        return min(scored, key=lambda v: key(v, "mae")) if scored else (current or own)
+
+    def group(v: str | None):
+        tags = versions.get(v or "", {})
+        if _number(tags.get(TAG_SELECTION_VALUE)) is None or not tags.get(TAG_SPLIT_HASH):
+            return None
+        return tags[TAG_SPLIT_HASH], tags.get(TAG_SELECTION_METRIC)
+
+    anchor = group(current) or group(own)
+    if anchor is None:
+        return current or own
+    members = [v for v in versions if group(v) == anchor]
+    return min(members, key=lambda v: key(v, TAG_SELECTION_VALUE))
 
 
 def _champion_version(client, name: str) -> str | None:
@@ -37,23 +72,24 @@ def _champion_version(client, name: str) -> str | None:
         return None
 
 
-def _settle_champion(client, name: str) -> str:
-    """Point ``champion`` at the lowest-MAE version and return it, once a read confirms it.
+def _settle_champion(client, name: str, own: str, rule: str) -> str:
+    """Point ``champion`` at :func:`champion_target` and return it, once a read confirms it.
 
     Why this is right with concurrent searches, whose alias writes are last-writer-wins: every
-    registrant creates its version (``mae`` tag included, in the same request) *before* its first
-    read here, and returns only after a read in which the alias already equals the best version it
-    sees. Take the last alias write W overall, by registrant P. After W, P reads again: no write
-    follows W, so P saw alias == best of every version created so far, or it would have written
-    again. A version created later belongs to a registrant Q that reads after creating it; no write
-    follows W, so Q too saw alias == best including its version. Hence the final alias is the
-    best of all versions, whoever finishes last. Ties keep the older version (the champion is
-    replaced only by a strictly lower MAE). Views only grow, so the loop ends.
+    registrant creates its version (tags included, in the same request) *before* its first read
+    here, and returns only after a read in which the alias already equals the target it computes.
+    Take the last alias write W overall, by registrant P. After W, P reads again: no write follows
+    W, so P saw alias == target over every version created so far, or it would have written again.
+    A version created later belongs to a registrant Q that reads after creating it; no write follows
+    W, so Q too saw alias == target including its version. Hence the final alias is the target of
+    all versions, whoever finishes last. (The target depends on the current champion only through
+    its validation split, which the alias never leaves under the validation rule.) Views only grow,
+    so the loop ends.
     """
     for attempt in range(_SETTLE_ATTEMPTS):
-        scored = _scored_versions(client, name)
-        best = min(scored, key=lambda v: (scored[v], int(v)))
-        if _champion_version(client, name) == best:
+        current = _champion_version(client, name)
+        best = champion_target(_versions(client, name), current, own, rule)
+        if current == best:
             return best
         if _before_alias_write is not None:
             _before_alias_write(name, best, attempt)
@@ -74,70 +110,87 @@ def _ensure_registered_model(client, name: str, benchmark: str) -> None:
             raise
 
 
-def _version_for(client, name: str, trial: Mapping, benchmark: str, mae: float, search_name: str) -> str:
-    """The version of this trial's model, created unless an earlier registration made it."""
-    for version in client.search_model_versions(f"name = '{name}'"):
-        if (version.tags.get("search_id") == search_name and version.tags.get("trial_id") == str(trial["trial_id"])
-                and version.tags.get("model_uri") == trial["model_uri"]):
-            return str(version.version)
-    model_uri = trial["model_uri"]
-    model_id = model_uri[len("models:/"):] if model_uri.startswith("models:/m-") else None
-    tags = {"search_id": search_name, "trial_id": str(trial["trial_id"]), "benchmark": benchmark,
-            "mae": repr(mae), "method": str(trial.get("method", "")),
-            "backbone": str(trial.get("backbone", "")), "run_id": str(trial.get("run_id", "")),
-            "model_uri": model_uri}
+def _version_tags(best: Mapping, benchmark: str, search_name: str, rule: str) -> dict[str, str]:
+    """Everything a version records: where it came from, what selected it, its validation and test scores."""
+    from ldlpose.report import metric_key
+
+    selection = best.get("selection", {})
+    scores = best.get("scores", {})
+    tags = {"search_id": search_name, "trial_id": str(best["trial_id"]), "run_id": str(best.get("run_id", "")),
+            "model_uri": best["model_uri"], "benchmark": benchmark, "method": str(best.get("method", "")),
+            "backbone": str(best.get("backbone", "")), "selected_epoch": str(best.get("selected_epoch", "")),
+            "champion_rule": rule}
+    for key in ("metric", "value", "split", "rows", "content_hash"):
+        if key in selection:
+            tags[f"selection.{key}"] = repr(selection[key]) if isinstance(selection[key], float) else str(selection[key])
+    prefix = metric_key(benchmark, "")
+    for key, value in scores.items():
+        if key.startswith("val_") and _number(value) is not None:
+            tags[key.replace("val_", "val.", 1)] = repr(float(value))
+        elif key.startswith(prefix) and _number(value) is not None:
+            tags[f"test.{key[len(prefix):]}"] = repr(float(value))
+    if "test.mae" in tags:
+        tags["mae"] = tags["test.mae"]  # the benchmark's test MAE, reported (chooses only under rule 'benchmark')
+    for key, value in best.get("benchmark_data", {}).get(benchmark, {}).items():
+        tags[f"test.data.{key}"] = str(value)
+    for key, value in best.get("confirmation", {}).items():
+        tags[f"confirmation.{key}"] = repr(value) if isinstance(value, float) else str(value)
     commit = _git(["rev-parse", "HEAD"])
     if commit:
         tags["git_sha"] = commit
-    version = client.create_model_version(name, source=model_uri, run_id=trial.get("run_id"), tags=tags,
-                                          model_id=model_id)
+    return tags
+
+
+def _version_for(client, uri: str, name: str, best: Mapping, tags: Mapping[str, str]) -> str:
+    """The version of this trial's model, created unless an earlier registration made it."""
+    for number, old in _versions(client, name).items():
+        if (old.get("search_id") == tags["search_id"] and old.get("trial_id") == tags["trial_id"]
+                and old.get("model_uri") == tags["model_uri"]):
+            return number
+    model_uri = best["model_uri"]
+    model_id = model_uri[len("models:/"):] if model_uri.startswith("models:/m-") else None
+    # MLflow's SQL registry looks the logged model up through the *global* tracking URI: point it
+    # at this store for the call, or it would open (and create) ./mlflow.db instead.
+    with _global_uri(uri):
+        version = client.create_model_version(name, source=model_uri, run_id=best.get("run_id"), tags=dict(tags),
+                                              model_id=model_id)
     return str(version.version)
 
 
-def register_champions(uri: str, search_name: str, results: list[Mapping],
-                       benchmarks: list[str]) -> dict[str, dict]:
-    """Register each benchmark's best trial as a version of ``headpose-<benchmark>``; move ``champion``.
+def register_champions(uri: str, search_name: str, best: Mapping, benchmarks: list[str], *,
+                       rule: str = "validation") -> dict[str, dict]:
+    """Register a search's chosen trial as a version of ``headpose-<benchmark>`` per benchmark; move ``champion``.
 
-    ``results``: one dict per finished trial with a logged model: ``trial_id``, ``run_id``,
-    ``model_uri`` (from :meth:`SearchTracker.log_trial_model`), ``method``, ``backbone`` and
-    ``metrics``: ``{benchmark: mae}`` (or a flat result holding ``<benchmark>_mae``, e.g. ``synth_mae``). Returns ``{benchmark: {"model", "version", "mae", "champion",
-    "moved"}}`` for every benchmark some trial has a finite MAE on; ``moved`` says whether this
-    version became the champion. Registering the same trial again adds no version.
+    ``best`` is the trial the search chose on validation data: ``trial_id``, ``run_id``, ``model_uri``
+    (from :meth:`SearchTracker.log_trial_model`), ``method``, ``backbone``, ``selected_epoch``,
+    ``selection`` (``metric``, ``value``, ``split``, ``rows``, ``content_hash`` of the validation rows),
+    ``scores`` (the selected checkpoint's ``val_*`` and ``<benchmark>_*`` metrics), and optionally
+    ``benchmark_data`` (``{benchmark: {content_hash, rows, ...}}``) and ``confirmation`` (seed statistics).
+    ``rule``: see :func:`champion_target`. Returns ``{benchmark: {"model", "version", "mae", "champion",
+    "moved", "comparable"}}``; registering the same trial again adds no version.
     """
+    if rule not in RULES:
+        raise TrackingError(f"champion rule must be one of {', '.join(RULES)}, got {rule!r}")
     client = _client(uri)
     outcome = {}
     for benchmark in benchmarks:
-        scored = []
-        for trial in results:
-            mae = _benchmark_mae(trial.get("metrics", {}), benchmark)
-            if trial.get("model_uri") and mae is not None:
-                scored.append((mae, trial))
-        if not scored:
-            continue
-        mae, best = min(scored, key=lambda pair: pair[0])
         name = registered_model_name(benchmark)
         _ensure_registered_model(client, name, benchmark)
-        version = _version_for(client, name, best, benchmark, mae, search_name)
+        tags = _version_tags(best, benchmark, search_name, rule)
+        version = _version_for(client, uri, name, best, tags)
         before = _champion_version(client, name)
-        champion = _settle_champion(client, name)
-        outcome[benchmark] = {"model": name, "version": version, "mae": mae, "champion": champion,
-                              "moved": champion == version and before != version}
+        champion = _settle_champion(client, name, version, rule)
+        versions = _versions(client, name)
+        comparable = rule == "benchmark" or _same_split(versions, champion, version)
+        outcome[benchmark] = {"model": name, "version": version, "mae": _number(tags.get("mae")),
+                              "champion": champion, "moved": champion == version and before != version,
+                              "comparable": comparable}
     return outcome
 
 
-def _benchmark_mae(metrics: Mapping, benchmark: str) -> float | None:
-    """``metrics[benchmark]``, or the reported ``<benchmark>_mae`` of a flat Ray result."""
-    from ldlpose.report import metric_key
-
-    value = metrics.get(benchmark, metrics.get(metric_key(benchmark, "mae")))
-    return float(value) if _finite(value) else None
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+def _same_split(versions: Mapping[str, Mapping], a: str, b: str) -> bool:
+    pick = (TAG_SPLIT_HASH, TAG_SELECTION_METRIC)
+    return [versions.get(a, {}).get(k) for k in pick] == [versions.get(b, {}).get(k) for k in pick]
 
 
 def list_champions(uri: str) -> list[dict]:
@@ -151,7 +204,10 @@ def list_champions(uri: str) -> list[dict]:
             continue
         tags = client.get_model_version(model.name, version).tags
         rows.append({"benchmark": tags.get("benchmark", model.name[len("headpose-"):]), "model": model.name,
-                     "version": version, "mae": float(tags["mae"]) if _finite(tags.get("mae")) else None,
+                     "version": version, "mae": _number(tags.get("mae")),
+                     "selection_metric": tags.get(TAG_SELECTION_METRIC),
+                     "selection_value": _number(tags.get(TAG_SELECTION_VALUE)),
+                     "split": tags.get("selection.split"), "rule": tags.get("champion_rule"),
                      "method": tags.get("method"), "backbone": tags.get("backbone"),
                      "run_id": tags.get("run_id"), "search_id": tags.get("search_id"),
                      "trial_id": tags.get("trial_id"), "uri": f"models:/{model.name}@{CHAMPION}"})

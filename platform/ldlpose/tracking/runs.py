@@ -14,7 +14,7 @@ import numpy as np
 from ldlpose.files import sha256_file
 from ldlpose.errors import ConfigError
 from ldlpose.tracking._common import (
-    _STATUSES, TAG_MODEL_SHA, TAG_MODEL_URI, TAG_PARENT, TAG_ROLE, TAG_SEARCH, TAG_TRIAL, TrackingError,
+    _STATUSES, TAG_MODEL_SHA, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA, TAG_MODEL_URI, TAG_PARENT, TAG_ROLE, TAG_SEARCH, TAG_TRIAL, TrackingError,
     _check_name, _client, _git, _log_batch, _mlflow_key, _param_value, _short, _sqlite_path,
 )
 from ldlpose.tracking.models import _log_predictor
@@ -23,12 +23,12 @@ from ldlpose.tracking.models import _log_predictor
 # Values: flattening, filtering
 
 
-def _flatten(data: Mapping, prefix: str = "", sep: str = ".") -> dict:
+def flatten(data: Mapping, prefix: str = "", sep: str = ".") -> dict:
     flat = {}
     for key, value in data.items():
         name = f"{prefix}{sep}{key}" if prefix else str(key)
         if isinstance(value, Mapping) and value:
-            flat.update(_flatten(value, name, sep))
+            flat.update(flatten(value, name, sep))
         else:
             flat[name] = value
     return flat
@@ -38,7 +38,7 @@ def _numbers(metrics: Mapping, nested: bool = False) -> dict[str, float]:
     """The numeric entries; strings, bools, None and (unless ``nested``, which flattens them with
     '_') dicts are dropped, e.g. the ``config`` inside a Ray Tune result."""
     out = {}
-    items = _flatten(metrics, sep="_") if nested else metrics
+    items = flatten(metrics, sep="_") if nested else metrics
     for key, value in items.items():
         if isinstance(value, bool) or value is None:
             continue
@@ -98,7 +98,7 @@ class SearchTracker:
             attempt, old_params = 1, {}
         self.parent_run_id = run.info.run_id
         params = {"sampler": sampler, "seed": "none" if seed is None else seed,
-                  **{f"space.{k}": v for k, v in _flatten(resolved_space).items()}}
+                  **{f"space.{k}": v for k, v in flatten(resolved_space).items()}}
         for name, manifest in manifests.items():
             for key in ("content_hash", "rows", "subjects", "dataset"):
                 if key in manifest:
@@ -199,25 +199,38 @@ class SearchTracker:
 
     # -- trials ---------------------------------------------------------------------------------
 
-    def trial_started(self, trial_id: str, params: Mapping) -> str:
-        """The trial's child run, created unless an earlier attempt made one; its id."""
+    def trial_started(self, trial_id: str, params: Mapping, tags: Mapping[str, str] | None = None,
+                      role: str = "trial") -> str:
+        """The trial's child run, created unless an earlier attempt made one; its id.
+
+        ``role`` is ``trial`` for a search's trials and ``confirmation`` for the reruns of a top
+        configuration with new seeds; ``tags`` are added to the run (e.g. which trial it confirms).
+        """
         self._require_started()
         if not isinstance(trial_id, str) or not 0 < len(trial_id) <= 250:
             raise ConfigError(f"trial id must be a non-empty string of at most 250 characters, got {trial_id!r}")
-        params = {_mlflow_key(k): _param_value(v) for k, v in _flatten(params).items()}
+        params = {_mlflow_key(k): _param_value(v) for k, v in flatten(params).items()}
         run_id = self._trial_runs.get(trial_id)
         if run_id is None:
             run = self.client.create_run(self.experiment_id, run_name=trial_id, tags={
                 TAG_PARENT: self.parent_run_id, TAG_SEARCH: self.search_name, TAG_TRIAL: trial_id,
-                TAG_ROLE: "trial"})
+                TAG_ROLE: role})
             run_id = self._trial_runs[trial_id] = run.info.run_id
             old_params: dict = {}
         else:  # a retry or a resumed search: same run, back to RUNNING
             self.client.update_run(run_id, status="RUNNING")
             old_params = self.client.get_run(run_id).data.params
         new = {k: v for k, v in params.items() if k not in old_params}
-        _log_batch(self.client, run_id, params=new, tags={"ldlpose.status": "RUNNING"})
+        _log_batch(self.client, run_id, params=new, tags={"ldlpose.status": "RUNNING", **(tags or {})})
         return run_id
+
+    def trial_selected(self, trial_id: str, epoch: int, scores: Mapping[str, float], checkpoint_sha256: str,
+                       tags: Mapping[str, str] | None = None) -> None:
+        """Record the trial's selected checkpoint: its epoch, its scores as ``selected_<set>_<metric>``
+        (validation and test benchmarks) and its sha256, which marks the trial as finalised."""
+        values = {f"selected_{k}": v for k, v in _numbers(scores).items()}
+        _log_batch(self.client, self._trial_run(trial_id), metrics=values, step=int(epoch),
+                   tags={TAG_SELECTED_EPOCH: str(epoch), TAG_SELECTED_SHA: checkpoint_sha256, **(tags or {})})
 
     def _trial_run(self, trial_id: str) -> str:
         return self._trial_runs.get(trial_id) or self.trial_started(trial_id, {})
@@ -244,11 +257,26 @@ class SearchTracker:
         _log_batch(self.client, run_id, metrics=metrics, tags=tags)
         self.client.set_terminated(run_id, status=status)
 
+    def trial_record(self, trial_id: str) -> dict | None:
+        """What MLflow holds of a trial: ``{"run_id", "status", "tags", "metrics"}`` (latest values), or None.
+
+        The search rebuilds everything it registers from this and Tune's stored results, never from
+        memory, so a driver killed outright loses nothing that was written.
+        """
+        self._require_started()
+        run_id = self._trial_runs.get(trial_id)
+        if run_id is None:
+            return None
+        run = self.client.get_run(run_id)
+        return {"run_id": run_id, "status": run.info.status, "tags": dict(run.data.tags),
+                "metrics": dict(run.data.metrics)}
+
     def log_trial_model(self, trial_id: str, checkpoint_dir) -> str:
         """Log the checkpoint as a pt2 model on the trial's run; ``models:/<model_id>``.
 
-        Logging the same checkpoint again (a retried callback, a resumed search) returns the
-        earlier model instead of logging a duplicate.
+        Logging the same checkpoint again (a retried callback, a resumed search, a driver that was
+        killed after the model was written but before the run was tagged) returns the earlier model
+        instead of logging a duplicate: models are found by the checkpoint's sha256.
         """
         from ldlpose import export
 
@@ -259,16 +287,27 @@ class SearchTracker:
         tags = self.client.get_run(run_id).data.tags
         if digest and tags.get(TAG_MODEL_SHA) == digest and tags.get(TAG_MODEL_URI):
             return tags[TAG_MODEL_URI]
-        predictor, info = export.predictor_from_checkpoint(checkpoint)
-        info.update({"search_id": self.search_name, "trial_id": trial_id, "run_id": run_id})
-        try:
-            model_uri = _log_predictor(predictor, info, run_id=run_id, experiment_id=self.experiment_id,
-                                       uri=self.uri)
-        except Exception as err:  # torch.export (a method's decode) or the server; the search goes on
-            raise TrackingError(f"could not log the model of trial {trial_id} ({info['method']}, "
-                                f"{checkpoint}): {_short(err)}") from err
+        model_uri = self._logged_model(trial_id, digest) if digest else None
+        if model_uri is None:
+            predictor, info = export.predictor_from_checkpoint(checkpoint)
+            info.update({"search_id": self.search_name, "trial_id": trial_id, "run_id": run_id})
+            try:
+                model_uri = _log_predictor(predictor, info, run_id=run_id, experiment_id=self.experiment_id,
+                                           uri=self.uri, tags={TAG_MODEL_SHA: digest or ""})
+            except Exception as err:  # torch.export (a method's decode) or the server; the search goes on
+                raise TrackingError(f"could not log the model of trial {trial_id} ({info['method']}, "
+                                    f"{checkpoint}): {_short(err)}") from err
         _log_batch(self.client, run_id, tags={TAG_MODEL_URI: model_uri, TAG_MODEL_SHA: digest or ""})
         return model_uri
+
+    def _logged_model(self, trial_id: str, digest: str) -> str | None:
+        """A finished model of this trial already logged from the checkpoint with ``digest``."""
+        models = self.client.search_logged_models(
+            [self.experiment_id], filter_string=f"tags.`{TAG_TRIAL}` = '{trial_id}'")
+        for model in models:
+            if model.tags.get(TAG_MODEL_SHA) == digest and str(model.status).endswith("READY"):
+                return f"models:/{model.model_id}"
+        return None
 
     def log_trial_artifacts(self, trial_id: str, checkpoint_dir, eval_data: Mapping) -> list[str]:
         """Plots of the checkpoint's predictions on ``eval_data``, as artifacts under ``plots/``.
