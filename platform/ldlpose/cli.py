@@ -21,6 +21,9 @@ COMMANDS: dict[str, str] = {
     "search": "ldlpose.commands.search",
     "registry": "ldlpose.commands.registry",
     "predict": "ldlpose.commands.predict",
+    "evaluate": "ldlpose.commands.evaluate",
+    "leaderboard": "ldlpose.commands.leaderboard",
+    "export-onnx": "ldlpose.commands.export_onnx",
     "submit": "ldlpose.commands.submit",
 }
 

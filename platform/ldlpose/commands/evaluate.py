@@ -1,0 +1,99 @@
+"""Evaluate a model on named benchmarks, each under its protocol, and log the scores to MLflow.
+
+MODEL is a registry or logged-model URI (models:/headpose-aflw2000@champion, models:/m-...), a
+checkpoint folder (or its checkpoint.pt) written by training, or an ONNX file with its
+preprocessing description next to it (model.onnx -> model.json; see ldlpose.onnx_export).
+
+Prints per-angle MAE, MAE, MAEV (from the decoded angles, the same for every method; ASG
+checkpoints also get maev_asg, from ASG's raw vectors) and the geodesic error, in degrees, with
+the rows evaluated, the protocol and the prepared data's content hash; draws the error against
+each angle into --out; logs one evaluation run per benchmark (see `ldlpose leaderboard`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+_COLUMNS = ("mae_yaw", "mae_pitch", "mae_roll", "mae", "maev", "geodesic")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="models:/ URI, checkpoint folder or file, or .onnx file")
+    parser.add_argument("--benchmark", nargs="+", required=True, metavar="NAME",
+                        help="benchmark names (ldlpose.data.benchmarks), e.g. aflw2000 aflw2000-fsanet")
+    parser.add_argument("--data-root", type=Path, help="data root (default: $LDLPOSE_DATA or ./ldlpose-data)")
+    parser.add_argument("--preprocessing", type=Path, help="ONNX models: the description file "
+                                                           "(default: the .json next to the .onnx)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
+                                               "else sqlite:///mlflow.db in the working directory)")
+    parser.add_argument("--no-log", action="store_true", help="print and plot only; log nothing to MLflow")
+    parser.add_argument("--out", type=Path, default=Path("ldlpose-eval"),
+                        help="folder for the error-vs-angle plots and JSON results (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ldlpose.data import benchmarks
+    from ldlpose.evaluation import evaluate, load_model
+
+    for name in args.benchmark:
+        benchmarks.get(name)  # unknown names fail before the model loads
+    model = load_model(args.model, args.tracking_uri, args.preprocessing)
+    results = []
+    for name in args.benchmark:
+        result = evaluate(model, name, root=args.data_root)
+        result["files"] = _save(args.out, model, result)
+        if not args.no_log:
+            from ldlpose.tracking.evaluations import log_evaluation
+
+            result["run_id"] = log_evaluation(args.tracking_uri, result, model.describe(), result["files"])
+        results.append(result)
+    print(json.dumps(_plain(model, results), indent=2) if args.json else _text(model, results))
+    return 0
+
+
+def _save(out: Path, model, result: dict) -> list[Path]:
+    from ldlpose.evaluation import slug
+    from ldlpose.plots import error_vs_angle, save_figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{result['benchmark']}__{slug(model.spec)}"
+    title = f"{result['benchmark']} ({result['protocol']}, {result['rows']} rows): {Path(model.spec).name}"
+    figure = error_vs_angle(result["pred_deg"], result["true_deg"], title)
+    save_figures({f"{stem}.png": figure}, out)
+    record = out / f"{stem}.json"
+    record.write_text(json.dumps(_plain(model, [result])["results"][0], indent=2) + "\n")
+    return [out / f"{stem}.png", record]
+
+
+def _plain(model, results: list[dict]) -> dict:
+    keep = ("benchmark", "protocol", "content_hash", "rows", "rows_stored", "filter", "metrics", "run_id")
+    return {"model": model.spec, "kind": model.kind, "model_id": model.id,
+            "method": model.info.get("method"), "backbone": model.info.get("backbone"),
+            "input_size": model.input_size,
+            "results": [{k: r[k] for k in keep if k in r} | {"files": [str(f) for f in r.get("files", [])]}
+                        for r in results]}
+
+
+def _text(model, results: list[dict]) -> str:
+    from ldlpose.report import table
+
+    about = ", ".join(f"{k} {model.info[k]}" for k in ("method", "backbone") if model.info.get(k))
+    lines = [f"model {model.spec} ({model.kind}, {model.id}){': ' + about if about else ''}, "
+             f"input {model.input_size} px"]
+    asg = any("maev_asg" in r["metrics"] for r in results)
+    headers = ["benchmark", "protocol", "rows", "yaw", "pitch", "roll", "MAE", "MAEV", "geodesic"]
+    headers += ["MAEV(ASG)"] if asg else []
+    rows = []
+    for r in results:
+        values = [f"{r['metrics'][k]:.3f}" for k in _COLUMNS]
+        values += [f"{r['metrics']['maev_asg']:.3f}" if "maev_asg" in r["metrics"] else "-"] if asg else []
+        rows.append([r["benchmark"], r["protocol"], f"{r['rows']} of {r['rows_stored']}", *values])
+    lines += [table(headers, rows), "degrees; MAE = mean of yaw/pitch/roll MAE; MAEV from the decoded angles"
+              + ("; MAEV(ASG) from ASG's raw vectors" if asg else "")]
+    for r in results:
+        lines.append(f"{r['benchmark']}: data {r['content_hash']}, {r['filter']}; plot {r['files'][0]}"
+                     + (f"; MLflow run {r['run_id']}" if "run_id" in r else ""))
+    return "\n".join(lines)

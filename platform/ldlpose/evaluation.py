@@ -1,0 +1,171 @@
+"""The evaluation harness behind ``ldlpose evaluate``: any model, any benchmark, one protocol each.
+
+A model is loaded by :func:`load_model` from one of
+
+* a registry or logged-model URI (``models:/headpose-aflw2000@champion``, ``models:/m-...``),
+  through :func:`ldlpose.tracking.load_predictor`;
+* a checkpoint folder or ``checkpoint.pt`` written by training, through
+  :func:`ldlpose.export.predictor_from_checkpoint`;
+* an ONNX file with its preprocessing description next to it (:mod:`ldlpose.onnx_export`).
+
+:func:`evaluate` feeds it the benchmark's rows that count: each stored crop (lossless for test
+sets) becomes the input as the benchmark's protocol says (:class:`ldlpose.data.protocols.InputView`),
+as (N, S, S, 3) uint8 RGB, which each kind of model then scales and normalises its own way. The
+result carries the protocol name and the prepared data's content hash with every score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ldlpose.errors import DataError
+
+__all__ = ["Model", "evaluate", "load_model"]
+
+BATCH = 64
+
+
+@dataclass
+class Model:
+    """A loaded model: ``predict`` maps (N, S, S, 3) uint8 RGB to (N, 3) yaw/pitch/roll degrees.
+
+    ``vectors``, where the raw outputs are at hand and the method scores MAEV on its own vectors
+    (ASG-LDL), maps the same images to (N, 3, 3) left/down/front unit vectors.
+    """
+
+    spec: str
+    kind: str  # "registry", "checkpoint" or "onnx"
+    id: str  # what identifies the weights: a logged model id, or a file's sha256
+    input_size: int
+    predict: object
+    info: dict = field(default_factory=dict)
+    vectors: object = None
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "kind": self.kind, "id": self.id, "info": self.info}
+
+
+def load_model(spec: str, tracking_uri: str | None = None, description=None) -> Model:
+    """The model named by ``spec`` (see the module docstring); ``description`` overrides the ONNX
+    model's preprocessing description file."""
+    if spec.startswith(("models:/", "runs:/")):
+        return _registry_model(spec, tracking_uri)
+    path = Path(spec)
+    if path.suffix == ".onnx":
+        return _onnx_model(path, description)
+    if path.exists():
+        return _checkpoint_model(path)
+    raise DataError(f"model {spec!r} is neither a models:/ URI nor an existing checkpoint folder, "
+                    "checkpoint.pt or .onnx file")
+
+
+def _sha256(path: Path) -> str:
+    from ldlpose.files import sha256_file
+
+    return "sha256:" + sha256_file(path)
+
+
+def _to_unit_tensor(images: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _registry_model(spec: str, tracking_uri: str | None) -> Model:
+    from ldlpose.tracking import load_predictor
+    from ldlpose.tracking.evaluations import registry_model_identity
+
+    predictor, info = load_predictor(spec, tracking_uri)
+    return Model(spec, "registry", registry_model_identity(spec, tracking_uri), int(info["image_size"]),
+                 lambda images: np.asarray(predictor(_to_unit_tensor(images).numpy()), dtype=np.float64), info)
+
+
+def _checkpoint_model(path: Path) -> Model:
+    import torch
+
+    from ldlpose.export import CHECKPOINT_FILE, predictor_from_checkpoint
+
+    predictor, info = predictor_from_checkpoint(path)
+    file = path / CHECKPOINT_FILE if path.is_dir() else path
+
+    def predict(images):
+        with torch.no_grad():
+            return predictor(_to_unit_tensor(images)).double().numpy()
+
+    vectors = None
+    if hasattr(predictor.method, "expectation_vectors"):
+        def vectors(images):
+            with torch.no_grad():
+                return predictor.method.expectation_vectors(predictor.outputs(_to_unit_tensor(images))).double().numpy()
+    return Model(str(path), "checkpoint", _sha256(file), predictor.image_size, predict, info, vectors)
+
+
+def _onnx_model(path: Path, description) -> Model:
+    from ldlpose.onnx_export import OnnxPredictor, read_description
+
+    if not path.is_file():
+        raise DataError(f"no ONNX model at {path}")
+    predictor = OnnxPredictor(path, read_description(description) if description else None)
+    info = {**dict(predictor.pre.about), "image_size": predictor.input_size, "preprocessing": predictor.pre.as_dict()}
+    return Model(str(path), "onnx", _sha256(path), predictor.input_size, predictor.predict, info)
+
+
+def benchmark_batches(folder: Path, rows: np.ndarray, view, size: int, batch: int = BATCH):
+    """(images (n, S, S, 3) uint8 RGB, row indices) for ``rows`` of a prepared folder, cropped by ``view``."""
+    import pyarrow as pa
+    from PIL import Image
+
+    from ldlpose.data.shards import read_table
+
+    column = read_table(folder, columns=["image"]).column("image")
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)
+        for i, data in enumerate(column.take(pa.array(chunk, type=pa.int64()))):
+            with Image.open(io.BytesIO(data.as_py())) as img:
+                rgb = img.convert("RGB")
+            images[i] = np.asarray(rgb.resize((size, size), Image.BILINEAR, box=view.box(*rgb.size)))
+        yield images, chunk
+
+
+def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH) -> dict:
+    """Scores of ``model`` on the rows of ``benchmark`` that count, with protocol and data hash.
+
+    Returns ``benchmark``, ``protocol``, ``content_hash``, ``rows`` (evaluated), ``rows_stored``,
+    ``metrics`` (:func:`ldlpose.metrics.evaluate`, plus ``maev_asg`` for ASG checkpoints) and the
+    ``pred_deg`` / ``true_deg`` arrays.
+    """
+    from ldlpose import metrics
+    from ldlpose.data import benchmarks
+    from ldlpose.data.shards import read_labels
+
+    bench = benchmarks.get(benchmark)
+    folder = bench.resolve(root)
+    identity = bench.identity(folder)
+    true_all = read_labels(folder)["angles_deg"]
+    rows = bench.row_indices(folder)
+    if len(rows) == 0:
+        raise DataError(f"benchmark {benchmark!r}: none of the {len(true_all)} rows of {folder} passes its filter "
+                        f"({bench.protocol.keeps()})")
+    preds, vecs = [], []
+    for images, _ in benchmark_batches(folder, rows, bench.protocol.input, model.input_size, batch):
+        preds.append(np.asarray(model.predict(images), dtype=np.float64))
+        if model.vectors is not None:
+            vecs.append(model.vectors(images))
+    pred, true = np.concatenate(preds), true_all[rows]
+    scores = metrics.evaluate(pred, true)
+    if vecs:
+        scores["maev_asg"] = metrics.maev_from_vectors(np.concatenate(vecs), true)
+    return {"benchmark": benchmark, **identity, "rows": int(len(rows)), "rows_stored": int(len(true_all)),
+            "filter": bench.protocol.keeps(), "metrics": scores, "pred_deg": pred, "true_deg": true}
+
+
+def slug(spec: str) -> str:
+    """A file-name-safe short name of a model spec, with a hash so two specs never collide."""
+    tail = "".join(c if c.isalnum() or c in "-_." else "-" for c in spec.rstrip("/").split("/")[-1])[:40]
+    return f"{tail}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
