@@ -92,7 +92,7 @@ def test_wrapped_angles_are_kept_and_non_numbers_refused_saying_the_value():
 
 
 def test_parquet_readers_read_the_folder_as_it_is(tmp_path):
-    """pandas and pyarrow (and so Ray Data, which reads through pyarrow) skip '_'-prefixed files."""
+    """pandas and pyarrow skip '_'-prefixed files (Ray Data reads only '.parquet' files anyway)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
