@@ -75,5 +75,7 @@ def test_geodesic_bounded_by_sum_of_euler_errors(values):
     pred, true = t(values[:3]), t(values[3:])
     m = evaluate(pred, true)
     # Each elementary rotation moves the pose by at most its own angle (triangle inequality on SO(3)).
-    assert m["geodesic"] <= 3 * m["mae"] + 1e-6
+    # 1e-5: acos near 1 resolves float64 rounding of the trace only to ~1e-6 degrees (equal poses
+    # such as (18, 0, 18) vs itself gave 1.2e-6).
+    assert m["geodesic"] <= 3 * m["mae"] + 1e-5
     assert 0.0 <= m["maev"] <= 180.0
