@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -72,30 +76,38 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def mlflow_server_launched(tmp_path_factory):
-    """Start the server without waiting for it, so that other fixtures build meanwhile."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextlib.contextmanager
+def _launched_mlflow(root: Path, backend_uri: str, workers: int = 1):
+    """An ``mlflow server`` on a free port of 127.0.0.1 over ``backend_uri``: (process, URI, log)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # its worker pool is not needed and slow to start
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     log = open(root / "server.log", "w")
     server = subprocess.Popen(
-        [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}",
+        [str(mlflow_bin), "server", "--backend-store-uri", backend_uri,
          "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
+         "--workers", str(workers)],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         yield server, f"http://127.0.0.1:{port}", root / "server.log"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server's own process group: it and its workers
+        with contextlib.suppress(ProcessLookupError):  # it may have exited on its own (a failed start)
+            os.killpg(server.pid, signal.SIGTERM)  # the server's own process group: it and its workers
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server_launched(tmp_path_factory):
+    """Start the server without waiting for it, so that other fixtures build meanwhile."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with _launched_mlflow(root, f"sqlite:///{root / 'db.sqlite'}") as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +131,81 @@ def _wait_for_health(uri: str, server: subprocess.Popen, log: Path, timeout_s: f
             pass
         time.sleep(0.25)
     pytest.fail(f"mlflow server at {uri} not healthy after {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+# --- a real PostgreSQL server, and an MLflow tracking server on it ------------------------------
+
+def _postgres_bin() -> Path:
+    """The folder of PostgreSQL's server programs (Debian's /usr/lib/postgresql/N/bin, or PATH)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    pytest.fail("PostgreSQL's server programs (initdb, pg_ctl) are not installed: "
+                "run `apt-get install -y postgresql` (.ci/run does it)")
+
+
+def _postgres_user() -> list[str]:
+    """The command prefix that runs PostgreSQL's programs: initdb and postgres refuse to run as root."""
+    if os.geteuid() != 0:
+        return []
+    for user in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return ["runuser", "-u", user, "--"]
+    pytest.fail("running as root, and neither user 'postgres' nor 'nobody' exists to run PostgreSQL as")
+
+
+def _run_pg(prefix: list[str], command: list[str]) -> None:
+    done = subprocess.run([*prefix, *command], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"PostgreSQL: {' '.join(command)} exited with {done.returncode}:\n"
+                    f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def postgres_database():
+    """A PostgreSQL server of its own (a fresh cluster in a temporary folder, 127.0.0.1, a free port),
+    with an empty database ``mlflow``; its SQLAlchemy URI. Stopped and deleted afterwards."""
+    import psycopg
+
+    bindir, prefix = _postgres_bin(), _postgres_user()
+    # Not under pytest's tmp_path: that lies in root's private folder, which the server's user cannot enter.
+    root = Path(tempfile.mkdtemp(prefix="ldlpose-pg-"))
+    data, port = root / "data", _free_port()
+    if prefix:
+        shutil.chown(root, user=prefix[2])
+    try:
+        _run_pg(prefix, [str(bindir / "initdb"), "-D", str(data), "-U", "ldlpose", "--auth=trust",
+                         "-E", "UTF8", "--no-sync"])
+        # fsync off: a test database need not survive a power cut, and syncs are slow on shared disks.
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=50"
+        _run_pg(prefix, [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "postgres.log"),
+                         "-o", options, "-w", "-t", "60", "start"])
+        try:
+            with psycopg.connect(host="127.0.0.1", port=port, user="ldlpose", dbname="postgres",
+                                 autocommit=True) as connection:
+                connection.execute("CREATE DATABASE mlflow")
+            yield f"postgresql://ldlpose@127.0.0.1:{port}/mlflow"
+        finally:
+            subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                           capture_output=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server_postgres(tmp_path_factory, postgres_database) -> str:
+    """URI of a real tracking server whose backend store is PostgreSQL, with two server workers
+    (so that concurrent requests really run at once), once it answers /health."""
+    root = tmp_path_factory.mktemp("mlflow-server-postgres")
+    with _launched_mlflow(root, postgres_database, workers=2) as (server, uri, log):
+        _wait_for_health(uri, server, log)
+        yield uri
 
 
 # --- a real two-node local Ray cluster (`ray start --head` + `ray start --address`) --------------

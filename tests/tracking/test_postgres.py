@@ -1,0 +1,130 @@
+"""The registry on a production MLflow: ``mlflow server`` over a real PostgreSQL, two server workers.
+
+SQLite serialises every writer, so the champion race of ``test_tracking.py`` never meets a real
+concurrent transaction there. Here two searches register to the same registered model at once,
+round after round (creating the model, their versions and the alias concurrently, or with the
+worst interleaving forced), against a server whose two workers run requests in parallel on
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from mlflow import MlflowClient
+from trackfixtures import make_checkpoint
+
+from ldlpose import tracking
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 5
+BETTER_MAE, WORSE_MAE = 4.0, 9.0
+
+
+def chosen_trial(run_id: str, model_uri: str, val_mae: float) -> dict:
+    """A search's chosen trial as the search driver hands it to the registry."""
+    return {"trial_id": "trial_0", "run_id": run_id, "model_uri": model_uri, "method": "gldl",
+            "backbone": "resnet18", "selected_epoch": 1, "scores": {"val_mae": val_mae},
+            "selection": {"metric": "val_mae", "value": val_mae, "split": "synthhead/val", "rows": 32,
+                          "content_hash": "rows-pg"}}
+
+
+@pytest.fixture(scope="module")
+def searches(mlflow_server_postgres, tmp_path_factory) -> dict[str, dict]:
+    """Two tracked searches, each with one trial and its logged model, on the PostgreSQL-backed server."""
+    root = tmp_path_factory.mktemp("pg-checkpoints")
+    out = {}
+    for name, val_mae, seed in (("pg-better", BETTER_MAE, 1), ("pg-worse", WORSE_MAE, 2)):
+        tracker = tracking.SearchTracker(mlflow_server_postgres, name)
+        tracker.start(f"name: {name}\n", {}, "random", seed, {})
+        run_id = tracker.trial_started("trial_0", {"method": "gldl"})
+        tracker.trial_result("trial_0", {"epoch": 1, "val_mae": val_mae}, step=1)
+        model_uri = tracker.log_trial_model("trial_0", make_checkpoint(root / name, seed=seed))
+        tracker.trial_finished("trial_0", "TERMINATED", {"val": {"mae": val_mae}})
+        tracker.finish("FINISHED")
+        out[name] = {"best": chosen_trial(run_id, model_uri, val_mae)}
+    return out
+
+
+def race(uri: str, searches: dict, benchmark: str, schedule: str) -> tuple[dict[str, dict], list]:
+    """Both searches register to ``headpose-<benchmark>``; each one's outcome, and the alias writes.
+
+    ``together``: a barrier releases both registrations at once, and a second one holds each
+    search's first alias write until both have read the registry and decided, so that both writes
+    reach the server at the same moment. ``stale``: the worse search reads first (it sees only its
+    own version), the better one then registers completely, and only then does the worse search
+    write its stale choice; it must notice and correct it itself.
+    """
+    start, decided = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=60)
+    worse_decided, better_done = threading.Event(), threading.Event()
+    outcomes, errors, writes = {}, [], []
+
+    def before_alias_write(name, version, attempt):
+        who = threading.current_thread().name
+        writes.append((who, version, attempt))
+        if attempt == 0 and schedule == "together":
+            decided.wait()
+        elif attempt == 0 and who == "pg-worse":
+            worse_decided.set()
+            assert better_done.wait(60), "the better search never finished"
+
+    def register(name):
+        try:
+            if schedule == "together":
+                start.wait()
+            elif name == "pg-better":
+                assert worse_decided.wait(60), "the worse search never decided"
+            outcomes[name] = tracking.register_champions(uri, name, searches[name]["best"], [benchmark])[benchmark]
+        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+            errors.append(f"{name}: {type(err).__name__}: {err}")
+            start.abort()
+            decided.abort()
+        finally:
+            if name == "pg-better":
+                better_done.set()
+
+    threads = [threading.Thread(target=register, args=(name,), name=name) for name in searches]
+    previous, tracking.registry._before_alias_write = tracking.registry._before_alias_write, before_alias_write
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        tracking.registry._before_alias_write = previous
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads), "a registration hung"
+    return outcomes, writes
+
+
+@pytest.mark.parametrize("round_index", range(ROUNDS))
+def test_concurrent_registrations_leave_the_true_best_champion(mlflow_server_postgres, searches, round_index):
+    uri = mlflow_server_postgres
+    benchmark = f"pgrace{round_index}"  # a new registered model per round: both create it at once too
+    schedule = "stale" if round_index % 2 else "together"
+    outcomes, writes = race(uri, searches, benchmark, schedule)
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = tracking.registered_model_name(benchmark)
+    versions = {v.version: v.tags for v in client.search_model_versions(f"name = '{name}'")}
+    assert len(versions) == 2, "each search adds exactly one version"
+    assert {tags["search_id"] for tags in versions.values()} == {"pg-better", "pg-worse"}
+    better, worse = outcomes["pg-better"]["version"], outcomes["pg-worse"]["version"]
+    assert versions[better]["search_id"] == "pg-better"
+    assert client.get_model_version_by_alias(name, tracking.CHAMPION).version == better
+    assert outcomes["pg-better"]["champion"] == outcomes["pg-worse"]["champion"] == better
+    if schedule == "stale":  # the schedule happened: the worse search's first write was the stale one
+        assert ("pg-worse", worse, 0) in writes and ("pg-worse", better, 1) in writes
+
+
+def test_registering_again_adds_no_version_and_keeps_the_champion(mlflow_server_postgres, searches):
+    uri, benchmark = mlflow_server_postgres, "pgagain"
+    race(uri, searches, benchmark, "together")
+    again = tracking.register_champions(uri, "pg-worse", searches["pg-worse"]["best"], [benchmark])[benchmark]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = tracking.registered_model_name(benchmark)
+    assert len(client.search_model_versions(f"name = '{name}'")) == 2
+    assert not again["moved"]
+    assert client.get_model_version_by_alias(name, tracking.CHAMPION).tags["search_id"] == "pg-better"
