@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,9 +188,15 @@ def export_onnx(module, image_size: int, path, *, method: str | None = None, bac
     # Batch 2, not 1: torch.export specialises size-1 dimensions, which would fix the batch size.
     example = torch.rand(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     try:
-        torch.onnx.export(module, (example,), str(path), dynamo=True, input_names=["images"],
-                          output_names=["angles_deg"], dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
-                          opset_version=OPSET, external_data=False, verbose=False)
+        module.eval()
+    except NotImplementedError:
+        pass  # a loaded torch.export graph: exported in eval mode already, and it cannot switch
+    try:
+        with warnings.catch_warnings():  # the loaded graph above reports training mode; it is not
+            warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
+            torch.onnx.export(module, (example,), str(path), dynamo=True, input_names=["images"],
+                              output_names=["angles_deg"], dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+                              opset_version=OPSET, external_data=False, verbose=False)
     except Exception as err:  # torch.onnx raises its own conversion errors
         hint = (" ASG decodes through an SVD (nearest rotation), which ONNX has no operator for."
                 if method == "asg" else "")
