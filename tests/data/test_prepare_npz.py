@@ -75,3 +75,27 @@ def test_biwi_npz_protocols(tmp_path):
     assert run_cli("biwi", "--source", src, "--protocol", 2, "--out", tmp_path / "p2", "--workers", 1) == 0
     assert read_manifest(tmp_path / "p2" / "train")["rows"] == 3
     assert read_table(tmp_path / "p2" / "test").column("yaw").to_pylist() == [4]
+
+
+def test_default_folders_are_the_benchmarks_of_each_source(tmp_path):
+    """npz BIWI goes to FSA-Net's benchmarks, the raw videos to ldlpose's; each benchmark accepts its own."""
+    from datafixtures import write_biwi_video
+
+    from ldlpose.data import benchmarks
+
+    src = tmp_path / "fsa"
+    src.mkdir()
+    img = [two_colour_image(64, 64)]
+    bgr_npz(src / "BIWI_noTrack.npz", img, [[10, 20, 30]])
+    bgr_npz(src / "BIWI_train.npz", img * 2, [[1, 2, 3]] * 2)
+    bgr_npz(src / "BIWI_test.npz", img, [[4, 5, 6]])
+    raw = tmp_path / "hpdb"
+    for video in ("01", "02", "05", "21"):
+        write_biwi_video(raw, video, {1: ((0.0, 0.0, 0.0), (0, 0, 1000.0))}, size=(40, 30), focal=20.0)
+    root = tmp_path / "data"
+    for source, protocol in ((src, 1), (src, 2), (raw, 1), (raw, 2)):
+        assert run_cli("biwi", "--source", source, "--protocol", protocol, "--data-root", root, "--workers", 1) == 0
+    assert sorted(p.name for p in root.iterdir()) == ["biwi-p1", "biwi-p2", "biwi-p2-fsanet", "biwi-raw"]
+    for name in ("biwi", "biwi-raw", "biwi-p2", "biwi-p2-fsanet"):
+        assert benchmarks.get(name).resolve(root).is_dir()  # crop recipe matches the protocol's
+    assert read_manifest(root / "biwi-p2-fsanet" / "test")["image"]["format"] == "png"
