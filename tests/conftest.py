@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -223,6 +224,33 @@ def _ray_cli() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
+def _cluster_env(auth: dict[str, str]) -> dict[str, str]:
+    # Jobs' entrypoints run with the PATH of `ray start`: put this interpreter's bin first.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH_")}
+    return {**env, **auth, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@contextlib.contextmanager
+def _started_cluster(env: dict[str, str], worker_cpus: list[int]):
+    """``ray start --head`` (1 CPU, the job server) and one ``ray start --address`` per worker node.
+
+    Yields a :class:`RayCluster`; ``ray stop --force`` afterwards, which ends every Ray on this host.
+    """
+    port, dashboard = _free_port(), _free_port()
+    address = f"127.0.0.1:{port}"
+    common = ["--disable-usage-stats"]
+    try:
+        subprocess.run([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                        "--num-cpus=1", "--include-dashboard=true", f"--dashboard-port={dashboard}", *common],
+                       env=env, check=True, capture_output=True)
+        for cpus in worker_cpus:
+            subprocess.run([_ray_cli(), "start", f"--address={address}", f"--num-cpus={cpus}", *common], env=env,
+                           check=True, capture_output=True)
+        yield RayCluster(address, f"http://127.0.0.1:{dashboard}")
+    finally:
+        subprocess.run([_ray_cli(), "stop", "--force"], env=env, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local two-node Ray cluster: a head with 1 CPU (and the job server) and a node with 2 CPUs.
@@ -234,24 +262,42 @@ def ray_cluster():
 
     if ray.is_initialized():
         ray.shutdown()
-    # Jobs' entrypoints run with the PATH of `ray start`: put this interpreter's bin first.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    port, dashboard = _free_port(), _free_port()
-    address = f"127.0.0.1:{port}"
-    common = ["--disable-usage-stats"]
-    subprocess.run([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                    "--include-dashboard=true", f"--dashboard-port={dashboard}", *common], env=env, check=True,
-                   capture_output=True)
-    try:
-        subprocess.run([_ray_cli(), "start", f"--address={address}", "--num-cpus=2", *common], env=env,
-                       check=True, capture_output=True)
-        ray.init(address=address, log_to_driver=False)
-        deadline = time.monotonic() + 60
-        while len([n for n in ray.nodes() if n["Alive"]]) < 2:
-            assert time.monotonic() < deadline, "the worker node did not join"
-            time.sleep(0.5)
-        yield RayCluster(address, f"http://127.0.0.1:{dashboard}")
-    finally:
-        ray.shutdown()
-        subprocess.run([_ray_cli(), "stop", "--force"], env=env, capture_output=True)
+    with _started_cluster(_cluster_env({"RAY_AUTH_MODE": "disabled"}), [2]) as cluster:
+        try:
+            ray.init(address=str(cluster), log_to_driver=False)
+            deadline = time.monotonic() + 60
+            while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+                assert time.monotonic() < deadline, "the worker node did not join"
+                time.sleep(0.5)
+            yield cluster
+        finally:
+            ray.shutdown()
+
+
+_COUNT_NODES = "import ray; ray.init(address='{address}', log_to_driver=False); " \
+               "print(sum(n['Alive'] for n in ray.nodes()))"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster_token(tmp_path_factory):
+    """A two-node local cluster like :func:`ray_cluster`, with ``RAY_AUTH_MODE=token``.
+
+    Yields ``(cluster, token)``. Every node reads the token from a file named by
+    ``RAY_AUTH_TOKEN_PATH`` (never ``~/.ray/auth_token``, which every Ray on this host would read).
+    This process keeps token authentication off: clients talk to the cluster from subprocesses or
+    over HTTP with the token in hand.
+    """
+    token_file = tmp_path_factory.mktemp("ray-token") / "auth_token"
+    token = secrets.token_hex(32)  # what `ray get-auth-token --generate` makes: 256 random bits
+    token_file.write_text(token)
+    env = _cluster_env({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)})
+    with _started_cluster(env, [2]) as cluster:
+        deadline = time.monotonic() + 90
+        while True:  # a real driver with the token counts the nodes that joined
+            done = subprocess.run([sys.executable, "-c", _COUNT_NODES.format(address=cluster)], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == ["2"]:
+                break
+            assert time.monotonic() < deadline, f"the token cluster did not come up:\n{done.stderr[-3000:]}"
+            time.sleep(1)
+        yield cluster, token
