@@ -161,3 +161,16 @@ def test_angles_are_degrees_not_radians(w300lp, tmp_path):
     angles = read_labels(tmp_path / "o")["angles_deg"]
     assert np.abs(angles).max() == pytest.approx(45.0)
     assert math.isclose(angles[:, 0].max(), 30.0)
+
+
+def test_aflw2000_rankpose_crop_is_a_square_from_pt3d(tmp_path):
+    src = tmp_path / "AFLW2000"
+    write_face(src, "image00002", (10.0, 5.0, -3.0))
+    pt3d = np.vstack([LANDMARKS, np.zeros((1, LANDMARKS.shape[1]))])  # x, y rows as pt2d, then z
+    scipy.io.savemat(src / "image00002.mat", {"Pose_Para": pose_para(10.0, 5.0, -3.0),
+                                              "pt2d": -np.ones_like(LANDMARKS), "pt3d_68": pt3d})
+    assert run_cli("aflw2000", "--crop", "rankpose", "--source", src, "--data-root", tmp_path, "--workers", 1) == 0
+    table = read_table(tmp_path / "aflw2000-rankpose")
+    # box 60..140 x 70..150 (80 x 80) -> side 112; x0 = 60 - 32 // 2 = 44, y0 = 54; pt2d is not used.
+    assert [table.column(c)[0].as_py() for c in ("box_x0", "box_y0", "box_x1", "box_y1")] == [44, 54, 156, 166]
+    assert read_manifest(tmp_path / "aflw2000-rankpose")["crop"]["name"] == "rankpose-aflw2000-test"

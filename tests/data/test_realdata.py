@@ -53,6 +53,16 @@ def fsanet_box(points: np.ndarray, width: int, height: int) -> tuple[int, ...]:
             min(int(x_max + 0.6 * w), width - 1), min(int(y_max + 0.6 * h), height - 1))
 
 
+def rankpose_box(points3d: np.ndarray) -> tuple[int, ...]:
+    """RankPose's change_bbox(bbox, 1.4, use_forehead=False) on the pt3d_68 x, y box."""
+    x_min, y_min, x_max, y_max = points3d[0].min(), points3d[1].min(), points3d[0].max(), points3d[1].max()
+    w, h = x_max - x_min, y_max - y_min
+    h_w = max(h, w) * 1.4
+    x_min -= (h_w - w) // 2
+    y_min -= (h_w - h) // 2
+    return int(x_min), int(y_min), int(x_min + h_w), int(y_min + h_w)
+
+
 def stored(table, i: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(table.column("image")[i].as_py())).convert("RGB"))
 
@@ -67,6 +77,7 @@ def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("real")
     assert run_cli("aflw2000", "--source", AFLW, "--data-root", root, "--workers", 1) == 0
     assert run_cli("aflw2000", "--crop", "fsanet", "--source", AFLW, "--data-root", root, "--workers", 1) == 0
+    assert run_cli("aflw2000", "--crop", "rankpose", "--source", AFLW, "--data-root", root, "--workers", 1) == 0
     return root
 
 
@@ -100,13 +111,23 @@ def test_aflw2000_fsanet_boxes_follow_its_script_and_drop_missing_points(prepare
             assert (h[2] - h[0]) * (h[3] - h[1]) > 1.5 * (x1 - x0) * (y1 - y0), key
 
 
+def test_aflw2000_rankpose_boxes_are_squares_from_pt3d(prepared):
+    table = read_table(prepared / "aflw2000-rankpose")
+    for i, (key, box) in enumerate(zip(table.column("key").to_pylist(), boxes(table))):
+        points3d = np.asarray(scipy.io.loadmat(str(AFLW / key.replace(".jpg", ".mat")))["pt3d_68"], dtype=np.float64)
+        assert box == rankpose_box(points3d), key
+        assert abs((box[2] - box[0]) - (box[3] - box[1])) <= 1, key  # square up to int()
+        original = Image.open(AFLW / key).convert("RGB")
+        np.testing.assert_array_equal(stored(table, i), np.asarray(original.crop(box)))
+
+
 def test_aflw2000_angles_and_benchmark_rows(prepared):
     table = read_table(prepared / "aflw2000")
     for i, key in enumerate(table.column("key").to_pylist()):
         pose = scipy.io.loadmat(str(AFLW / key.replace(".jpg", ".mat")))["Pose_Para"][0].astype(np.float64)
         got = [table.column(c)[i].as_py() for c in ("yaw", "pitch", "roll")]
         np.testing.assert_allclose(got, np.rad2deg([pose[1], pose[0], pose[2]]), atol=1e-9)
-    for name in ("aflw2000", "aflw2000-6drepnet", "aflw2000-fsanet"):
+    for name in ("aflw2000", "aflw2000-6drepnet", "aflw2000-fsanet", "aflw2000-rankpose"):
         bench = benchmarks.get(name)
         folder = bench.resolve(prepared)
         labels = np.stack([table.column(c).to_numpy() for c in ("yaw", "pitch", "roll")], axis=1)

@@ -28,6 +28,7 @@ LOSSLESS = {"aflw2000", "biwi", "fsanet-npz"}
 
 # The folder under the data root that the benchmarks look for (ldlpose.data.benchmarks).
 STANDARD_OUT = {"300w-lp": "300w-lp", "aflw2000": "aflw2000", "aflw2000/fsanet": "aflw2000-fsanet",
+                "aflw2000/rankpose": "aflw2000-rankpose",
                 "biwi/1/npz": "biwi-p1", "biwi/1/raw": "biwi-raw", "biwi/2/npz": "biwi-p2-fsanet",
                 "biwi/2/raw": "biwi-p2", "synthhead": "synthhead"}
 
@@ -51,10 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, parents=[common], help=help_text)
         p.add_argument("--source", type=Path, required=True, help=f"the {help_text}")
         p.add_argument("--margin-k", type=float, help="crop margin: HopeNet's k (default 0.4 for 300W-LP, "
-                                                      "0.2 for AFLW2000) or FSA-Net's ad (default 0.6)")
-    p.add_argument("--crop", choices=("hopenet", "fsanet"), default="hopenet",
+                                                      "0.2 for AFLW2000), FSA-Net's ad (0.6) or RankPose's scale (1.4)")
+    p.add_argument("--crop", choices=("hopenet", "fsanet", "rankpose"), default="hopenet",
                    help="AFLW2000 test crop: HopeNet/6DRepNet's loader (default; benchmarks aflw2000, "
-                        "aflw2000-6drepnet) or FSA-Net's (benchmark aflw2000-fsanet)")
+                        "aflw2000-6drepnet), FSA-Net's (aflw2000-fsanet) or RankPose's (aflw2000-rankpose)")
     p = sub.add_parser("biwi", parents=[common], help="BIWI from FSA-Net npz files or raw folders")
     p.add_argument("--source", type=Path, required=True, help="folder with BIWI_*.npz or video folders 01..24")
     p.add_argument("--protocol", type=int, choices=(1, 2), default=1,

@@ -13,6 +13,11 @@ recipe's :meth:`as_dict`; benchmarks check the recipe name against their protoco
 * :class:`FsanetRecipe`, FSA-Net's ``TYY_create_db_type1.py``: positive points only (its own mask
   rule, :func:`ldlpose.data.records.landmark_points`), box ``int()``-ed, grown by ``ad`` of its
   size on every side, clipped to ``[0, W - 1]`` x ``[0, H - 1]``, cut as ``img[y0:y1, x0:x1]``.
+* :class:`RankposeRecipe`, RankPose's ``aflw2000.py`` / ``change_bbox(bbox, 1.4, use_forehead=False)``:
+  the box of the x, y rows of ``pt3d_68`` (all 68 points: they are fitted, never missing) becomes a
+  square of side 1.4 max(w, h) around it, ``int()``-ed, cut with ``PIL.Image.crop`` (black outside).
+
+Each recipe names the ``.mat`` variable its points come from (``landmarks``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class MarginRecipe:
     bottom: float
     points: str = "positive"
     exact: bool = False
+    landmarks = "pt2d"  # the .mat variable the points come from (not a field: never varies)
 
     def expand(self, face: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         x0, y0, x1, y1 = face
@@ -75,6 +81,7 @@ class FsanetRecipe:
 
     name: str = "fsanet-type1"
     ad: float = 0.6
+    landmarks = "pt2d"
 
     def box(self, pt2d: np.ndarray, width: int, height: int) -> Box:
         x, y = records.landmark_points(pt2d, "fsanet")
@@ -93,6 +100,35 @@ class FsanetRecipe:
                 "box": "x0 = max(int(x_min - ad w), 0), x1 = min(int(x_max + ad w), W - 1) (y alike) "
                        "with x_min ... int()-ed first and w = x_max - x_min; cut img[y0:y1, x0:x1]",
                 "outside_image": "never: clipped"}
+
+
+@dataclass(frozen=True)
+class RankposeRecipe:
+    """RankPose's test crop: a square of ``scale`` times the longer side of the landmark box."""
+
+    name: str = "rankpose-aflw2000-test"
+    scale: float = 1.4
+    landmarks = "pt3d_68"
+
+    def box(self, points: np.ndarray) -> Box:
+        x, y = records.landmark_points(points[:2], "all")
+        x0, y0, x1, y1 = x.min(), y.min(), x.max(), y.max()
+        w, h = x1 - x0, y1 - y0
+        side = max(h, w) * self.scale
+        x0 -= (side - w) // 2  # floor division of floats, as the released change_bbox
+        y0 -= (side - h) // 2
+        return int(x0), int(y0), int(x0 + side), int(y0 + side)
+
+    def crop(self, img, points: np.ndarray):
+        face = records.landmark_box(points[:2], "all")
+        face_img, stored = records.crop_exact(img, self.box(points))
+        return face_img, stored, face
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "box_source": "x, y rows of pt3d_68 (68 fitted points), as RankPose's loader",
+                "box": "side = scale * max(w, h); x0 -= (side - w) // 2, y0 -= (side - h) // 2; "
+                       "x1 = x0 + side, y1 = y0 + side; int() each",
+                "outside_image": "black (PIL Image.crop)"}
 
 
 _POINTS = {
@@ -119,5 +155,10 @@ def fsanet_type1(ad: float = 0.6) -> FsanetRecipe:
     return FsanetRecipe(ad=ad)
 
 
-RECIPES = {"hopenet": hopenet_aflw2000, "fsanet": fsanet_type1}
+def rankpose_aflw2000(scale: float = 1.4) -> RankposeRecipe:
+    """RankPose's AFLW2000 test crop (``change_bbox(bbox, 1.4, use_forehead=False)``)."""
+    return RankposeRecipe(scale=scale)
+
+
+RECIPES = {"hopenet": hopenet_aflw2000, "fsanet": fsanet_type1, "rankpose": rankpose_aflw2000}
 """AFLW2000 test recipes by the ``--crop`` name of ``ldlpose prepare aflw2000``."""

@@ -4,8 +4,8 @@ Each ``.mat`` holds ``Pose_Para`` (1 x 7: pitch, yaw, roll in **radians**, then 
 scale) and ``pt2d`` (2 x N landmarks, row 0 x, row 1 y; a missing AFLW2000 point is x = -1,
 y = 452). Angles are stored as yaw, pitch, roll in degrees (spec 4.1, 4.2, pitfall 1). The crop is
 one of :mod:`ldlpose.data.crops`: 300W-LP gets the HopeNet training crop; AFLW2000 the HopeNet /
-6DRepNet test crop (``crop="hopenet"``, every point kept as their loaders do) or FSA-Net's
-(``crop="fsanet"``). Every row is stored, 3DDFA fits whose angles wrap past 180 degrees included
+6DRepNet test crop (``crop="hopenet"``, every point kept as their loaders do), FSA-Net's
+(``crop="fsanet"``) or RankPose's (``crop="rankpose"``, from ``pt3d_68``). Every row is stored, 3DDFA fits whose angles wrap past 180 degrees included
 (9 in AFLW2000; the manifest lists them, the benchmarks' filters leave them out).
 
 Subjects. 300W-LP names its files ``<source>_<id>_<k>.jpg`` (k = synthesised view), so the subject
@@ -62,29 +62,30 @@ SUBJECT_RULES = {
 }
 
 
-def read_pose_and_landmarks(mat_path: Path) -> tuple[tuple[float, float, float], np.ndarray]:
-    """(yaw, pitch, roll) in degrees and the 2 x N landmarks from a 300W-LP/AFLW2000 ``.mat``."""
+def read_pose_and_landmarks(mat_path: Path, landmarks: str = "pt2d") -> tuple[tuple[float, float, float], np.ndarray]:
+    """(yaw, pitch, roll) in degrees and the ``landmarks`` variable (``pt2d`` 2 x N, or ``pt3d_68``
+    3 x 68) from a 300W-LP/AFLW2000 ``.mat``."""
     import scipy.io
 
     if not mat_path.is_file():
         raise BadSample("annotation", f"missing annotation file {mat_path.name}")
     try:
-        mat = scipy.io.loadmat(str(mat_path), variable_names=["Pose_Para", "pt2d"])
+        mat = scipy.io.loadmat(str(mat_path), variable_names=["Pose_Para", landmarks])
     except Exception as err:  # scipy raises ValueError, TypeError, OSError... on damaged files
         raise BadSample("annotation", f"cannot read {mat_path.name}: {err}") from err
     if "Pose_Para" not in mat or np.size(mat["Pose_Para"]) < 3:
         raise BadSample("annotation", f"{mat_path.name} has no Pose_Para with 3 angles")
-    if "pt2d" not in mat:
-        raise BadSample("annotation", f"{mat_path.name} has no pt2d landmarks")
+    if landmarks not in mat:
+        raise BadSample("annotation", f"{mat_path.name} has no {landmarks} landmarks")
     pitch, yaw, roll = np.rad2deg(np.asarray(mat["Pose_Para"], dtype=np.float64).ravel()[:3])
-    return (yaw, pitch, roll), np.asarray(mat["pt2d"], dtype=np.float64)
+    return (yaw, pitch, roll), np.asarray(mat[landmarks], dtype=np.float64)
 
 
 def read_one(source_dir: Path, rel_path: str, dataset: str, recipe, options: records.ImageOptions) -> dict:
     jpg = source_dir / rel_path
-    angles, pt2d = read_pose_and_landmarks(jpg.with_suffix(".mat"))
+    angles, points = read_pose_and_landmarks(jpg.with_suffix(".mat"), recipe.landmarks)
     records.check_angles(*angles)  # before decoding the picture: cheap and the likelier fault
-    face_img, box, face = recipe.crop(records.open_rgb(jpg), pt2d)
+    face_img, box, face = recipe.crop(records.open_rgb(jpg), points)
     return records.make_row(face_img, angles, subject=SUBJECTS[dataset](rel_path), source=dataset,
                             key=rel_path, box=box, face_box=face, options=options)
 
