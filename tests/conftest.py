@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import secrets
@@ -231,8 +232,8 @@ def _cluster_env(auth: dict[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _started_cluster(env: dict[str, str], worker_cpus: list[int]):
-    """``ray start --head`` (1 CPU, the job server) and one ``ray start --address`` per worker node.
+def _started_cluster(env: dict[str, str], worker_cpus: list[int], head: tuple[str, ...] = ("--num-cpus=1",)):
+    """``ray start --head`` (``head``'s options, the job server) and one ``ray start --address`` per worker node.
 
     Yields a :class:`RayCluster`; ``ray stop --force`` afterwards, which ends every Ray on this host.
     """
@@ -240,8 +241,8 @@ def _started_cluster(env: dict[str, str], worker_cpus: list[int]):
     address = f"127.0.0.1:{port}"
     common = ["--disable-usage-stats"]
     try:
-        subprocess.run([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                        "--num-cpus=1", "--include-dashboard=true", f"--dashboard-port={dashboard}", *common],
+        subprocess.run([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", *head,
+                        "--include-dashboard=true", f"--dashboard-port={dashboard}", *common],
                        env=env, check=True, capture_output=True)
         for cpus in worker_cpus:
             subprocess.run([_ray_cli(), "start", f"--address={address}", f"--num-cpus={cpus}", *common], env=env,
@@ -301,3 +302,33 @@ def ray_cluster_token(tmp_path_factory):
             assert time.monotonic() < deadline, f"the token cluster did not come up:\n{done.stderr[-3000:]}"
             time.sleep(1)
         yield cluster, token
+
+
+@pytest.fixture(scope="module")
+def ray_cluster_three():
+    """A head and two worker nodes, laid out as cluster.yaml lays out a real cluster.
+
+    The head has no CPU and all of the trial drivers' resource, so trial drivers (and the Train
+    controllers, which follow their driver) stay on it and training workers go to the worker nodes
+    (1 CPU each), one of which a test may kill. The GCS declares a silent node dead after about
+    3 s instead of 30 s. This process is connected to the cluster.
+    """
+    import ray
+
+    from ldlpose.search.tuning import DRIVER_RESOURCE
+
+    if ray.is_initialized():
+        ray.shutdown()
+    env = {**_cluster_env({"RAY_AUTH_MODE": "disabled"}), "RAY_health_check_period_ms": "1000",
+           "RAY_health_check_timeout_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+    head = ("--num-cpus=0", f"--resources={json.dumps({DRIVER_RESOURCE: 4})}")
+    with _started_cluster(env, [1, 1], head) as cluster:
+        try:
+            ray.init(address=str(cluster), log_to_driver=False)
+            deadline = time.monotonic() + 60
+            while len([n for n in ray.nodes() if n["Alive"]]) < 3:
+                assert time.monotonic() < deadline, "the worker nodes did not join"
+                time.sleep(0.5)
+            yield cluster
+        finally:
+            ray.shutdown()
