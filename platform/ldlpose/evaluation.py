@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +43,9 @@ class Model:
     kind: str  # "registry", "checkpoint" or "onnx"
     id: str  # what identifies the weights: a logged model id, or a file's sha256
     input_size: int
-    predict: object
+    predict: Callable[[np.ndarray], np.ndarray]
     info: dict = field(default_factory=dict)
-    vectors: object = None
+    vectors: Callable[[np.ndarray], np.ndarray] | None = None
 
     def describe(self) -> dict:
         return {"spec": self.spec, "kind": self.kind, "id": self.id, "info": self.info}
