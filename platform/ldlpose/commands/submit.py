@@ -2,6 +2,8 @@
 
 The project folder is uploaded as the job's working directory; the cluster must have ldlpose
 installed (see cluster.yaml). Resubmitting the same space resumes the search from shared storage.
+On a cluster with token authentication (``RAY_AUTH_MODE=token``) the token comes from
+``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token`` (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MLflow server the cluster can reach (default: MLFLOW_TRACKING_URI)")
     parser.add_argument("--smoke-test", action="store_true")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--submission-id", help="job id (default: ldlpose-<search name>-<n>)")
+    parser.add_argument("--submission-id", help="job id (default: one Ray makes up)")
     parser.add_argument("--no-wait", action="store_true", help="return once submitted instead of following the logs")
 
 
