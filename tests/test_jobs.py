@@ -54,7 +54,7 @@ def test_the_token_is_read_from_ray_auth_token_path_too(ray_cluster_token, clien
     (tmp_path / "token").write_text(token + "\n")
     client_env.setenv("RAY_AUTH_MODE", "token")
     client_env.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "token"))
-    client, source = jobs._connect(cluster.jobs)
+    client, source = jobs.connect(cluster.jobs)
     assert source == f"RAY_AUTH_TOKEN_PATH ({tmp_path / 'token'})"
     assert client.list_jobs() is not None  # an authenticated request
 

@@ -64,7 +64,7 @@ def _refused(address: str, source: str | None) -> ConfigError:
                        f"another cluster's); {_TOKEN_HELP}")
 
 
-def _connect(address: str):
+def connect(address: str):
     """A JobSubmissionClient that authenticates with the cluster's token, and the token's source."""
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
@@ -101,7 +101,7 @@ def submit_search(args) -> int:
     working_dir = Path(args.working_dir).resolve()
     space_file = working_dir / args.space
     space = load_search_space(space_file, args.overrides)  # fail here, not on the cluster
-    client, source = _connect(args.address)
+    client, source = connect(args.address)
     # The job runs with the cluster's own authentication settings (its nodes' RAY_AUTH_MODE and token).
     try:
         job_id = client.submit_job(
