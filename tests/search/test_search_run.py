@@ -54,11 +54,14 @@ CONDITIONAL = {"method": {"values": {"gldl": {"sigma": {"distribution": "log_uni
 
 def test_a_search_tracks_every_trial_and_registers_a_loadable_champion(
         tmp_path, synth_root, ray_cluster, mlflow_server, capsys):
-    space = write_space(tmp_path, synth_root, "cond", parameters=CONDITIONAL, trials=4, epochs=2)
+    import mlflow
+
+    space = write_space(tmp_path, synth_root, "cond", parameters=CONDITIONAL, trials=4, epochs=3)
     assert search_and_report(str(space), storage=str(tmp_path / "results"), address=ray_cluster,
                              tracking_uri=mlflow_server) == 0
     printed = capsys.readouterr().out
     assert "registered headpose-synth version" in printed and "mlflow ui --backend-store-uri" in printed
+    assert "tracking problem" not in printed, printed[-3000:]
 
     runs = child_runs(mlflow_server, "cond")
     parent = [r for r in runs if r.data.tags["ldlpose.role"] == "search"]
@@ -66,11 +69,27 @@ def test_a_search_tracks_every_trial_and_registers_a_loadable_champion(
     assert len(parent) == 1 and len(trials) == 4
     for run in trials:
         assert run.data.tags["mlflow.parentRunId"] == parent[0].info.run_id
-        assert "val_mae" in run.data.metrics and "synth_mae" in run.data.metrics
-        # The conditional parameter exists only in trials of its own method.
-        method = run.data.params["method"]
-        own = {k for k in run.data.params if k.startswith("method.")}
-        assert own == {"method.gldl.sigma"} if method == "gldl" else own == {"method.hopenet.alpha"}
+        assert "val_mae" in run.data.metrics and "selected_synth_mae" in run.data.metrics
+        assert "synth_mae" not in run.data.metrics  # the test set is scored once, never per epoch
+        # Params carry run-config keys, so runs of other searches line up; the conditional parameter
+        # exists only in trials of its own method.
+        method = run.data.params["method.name"]
+        own = {k for k in run.data.params if k.startswith("method.hparams.")}
+        assert own == {"method.hparams.sigma"} if method == "gldl" else own == {"method.hparams.alpha"}
+        assert run.data.params["train.optimizer.lr"] == "0.002" and run.data.params["train.select_metric"] == "val_mae"
+        # The logged model is the trial's best validation epoch's, and the run says which epoch that was.
+        from ldlpose.train.checkpoints import load_checkpoint
+
+        client = mlflow.MlflowClient(mlflow_server)
+        seen = max(m.step for m in client.get_metric_history(run.info.run_id, "val_mae"))
+        run_dir = tmp_path / "results" / f"cond-{run.data.tags['ldlpose.trial_id']}"
+        kept = sorted(run_dir.glob("checkpoint_epoch_*"))
+        # A trial ASHA stopped trains at most the epoch it was in when Tune stopped it.
+        assert int(kept[-1].name.rsplit("_", 1)[1]) <= seen + 1
+        history = load_checkpoint(kept[-1])["history"]
+        best = min(history, key=lambda h: (h["val_mae"], h["epoch"]))
+        assert run.data.tags["ldlpose.selected_epoch"] == str(best["epoch"])
+        assert run.data.metrics["selected_val_mae"] == pytest.approx(best["val_mae"])
 
     # The champion loads from the registry and reproduces its trial's synth MAE on the synth test set.
     from ldlpose.data import benchmarks
@@ -85,6 +104,11 @@ def test_a_search_tracks_every_trial_and_registers_a_loadable_champion(
     predicted = predictor.predict_images(images)
     assert evaluate(predicted, angles)["mae"] == pytest.approx(champion["mae"], abs=0.05)
     assert info["image_size"] == 64
+    # The champion is the trial with the best validation score at its selected epoch.
+    best = min(trials, key=lambda r: r.data.metrics["selected_val_mae"])
+    assert champion["trial_id"] == best.data.tags["ldlpose.trial_id"]
+    assert champion["selection_value"] == pytest.approx(best.data.metrics["selected_val_mae"])
+    assert info["epoch"] + 1 == int(best.data.tags["ldlpose.selected_epoch"])
 
     # A worse search adds a version but leaves the alias; a better one moves it.
     worse = write_space(tmp_path, synth_root, "worse", parameters={"train.optimizer.lr": {"value": 1e-9}},
@@ -93,8 +117,6 @@ def test_a_search_tracks_every_trial_and_registers_a_loadable_champion(
                              tracking_uri=mlflow_server) == 0
     after_worse = list_champions(mlflow_server)[0]
     assert after_worse["version"] == champion["version"]
-    import mlflow
-
     versions = mlflow.MlflowClient(mlflow_server).search_model_versions("name='headpose-synth'")
     assert len(versions) == 2
 
@@ -111,7 +133,7 @@ def test_a_search_tracks_every_trial_and_registers_a_loadable_champion(
     assert search_and_report(str(better), storage=str(tmp_path / "results"), address=ray_cluster,
                              tracking_uri=mlflow_server) == 0
     after_better = list_champions(mlflow_server)[0]
-    assert after_better["mae"] < champion["mae"]
+    assert after_better["selection_value"] < champion["selection_value"]
     assert after_better["search_id"] == "better" and after_better["version"] != champion["version"]
 
 
@@ -189,3 +211,109 @@ def test_a_search_submitted_as_a_ray_job_runs_on_the_cluster(tmp_path, synth_roo
     assert code == 0
     runs = [r for r in child_runs(mlflow_server, "submitted") if r.data.tags["ldlpose.role"] == "trial"]
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+
+
+def _logged_models(uri: str, search: str) -> list:
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    return client.search_logged_models([client.get_experiment_by_name(search).experiment_id])
+
+
+def test_a_search_killed_outright_resumes_and_registers_every_finished_trial_once(
+        tmp_path, synth_root, ray_cluster, mlflow_server):
+    """SIGKILL (a lost head node, an OOM kill) leaves no chance to clean up: nothing may rely on memory."""
+    import mlflow
+
+    space = write_space(tmp_path, synth_root, "killed", parameters=CONDITIONAL, trials=3, concurrency=1,
+                        train_samples=32)
+    storage = tmp_path / "results"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": ray_cluster}
+    process = subprocess.Popen([sys.executable, "-m", "ldlpose", "search", str(space), "--storage", str(storage),
+                                "--tracking-uri", mlflow_server], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not _finished_trials(storage / "killed"):
+        assert process.poll() is None, process.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    killed_after = set(_finished_trials(storage / "killed"))
+    assert killed_after
+
+    assert search_and_report(str(space), storage=str(storage), resume=True, address=ray_cluster,
+                             tracking_uri=mlflow_server) == 0
+    final = _finished_trials(storage / "killed")
+    assert len(final) == 3 and killed_after <= set(final)
+    trials = [r for r in child_runs(mlflow_server, "killed") if r.data.tags["ldlpose.role"] == "trial"]
+    assert sorted(r.data.tags["ldlpose.trial_id"] for r in trials) == sorted(final)  # one run per trial
+    assert all(r.info.status == "FINISHED" for r in trials)
+    models = _logged_models(mlflow_server, "killed")
+    assert sorted(m.tags["ldlpose.trial_id"] for m in models) == sorted(final)  # each model logged exactly once
+    best = min(trials, key=lambda r: r.data.metrics["selected_val_mae"])
+    versions = mlflow.MlflowClient(mlflow_server).search_model_versions("name = 'headpose-synth'")
+    ours = [v for v in versions if v.tags.get("search_id") == "killed"]
+    assert len(ours) == 1 and ours[0].tags["trial_id"] == best.data.tags["ldlpose.trial_id"]
+    assert ours[0].tags["model_uri"] == best.data.tags["ldlpose.model_uri"]
+
+
+def test_a_search_tracked_to_sqlite_elsewhere_registers_there_and_leaves_the_working_directory_alone(
+        tmp_path, synth_root, ray_cluster, monkeypatch):
+    from ldlpose.tracking import list_champions
+
+    work = tmp_path / "work"
+    work.mkdir()
+    space = write_space(tmp_path, synth_root, "sqlite-elsewhere", parameters={"method.hparams.sigma": {"value": 2.0}},
+                        trials=1, train_samples=16)
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "store").mkdir()
+    uri = f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
+    assert search_and_report(str(space), storage=str(tmp_path / "results"), address=ray_cluster,
+                             tracking_uri=uri) == 0
+    (champion,) = list_champions(uri)
+    assert champion["search_id"] == "sqlite-elsewhere"
+    assert sorted(p.name for p in work.iterdir()) == []  # no mlflow.db, no mlruns/
+
+
+def test_confirmation_retrains_the_top_configurations_with_new_seeds_and_registers_the_best_mean(
+        tmp_path, synth_root, ray_cluster, mlflow_server, capsys):
+    import mlflow
+
+    from ldlpose.search.confirm import stats
+
+    parameters = {"train.optimizer.lr": {"values": [0.002, 0.0005, 1.0e-6]}}
+    space = write_space(tmp_path, synth_root, "confirmed", parameters=parameters, trials=3, sampler="grid",
+                        train_samples=32)
+    data = yaml.safe_load(space.read_text())
+    data["search"]["confirm"] = {"top_k": 2, "seeds": 2}
+    data["search"]["scheduler"] = {"name": "none"}
+    space.write_text(yaml.safe_dump(data))
+    assert search_and_report(str(space), storage=str(tmp_path / "results"), address=ray_cluster,
+                             tracking_uri=mlflow_server) == 0
+    printed = capsys.readouterr().out
+    assert "confirmation over 2 new seeds" in printed and "95% CI" in printed
+
+    runs = child_runs(mlflow_server, "confirmed")
+    trials = {r.data.tags["ldlpose.trial_id"]: r for r in runs if r.data.tags["ldlpose.role"] == "trial"}
+    reruns = [r for r in runs if r.data.tags["ldlpose.role"] == "confirmation"]
+    top2 = sorted(trials, key=lambda t: trials[t].data.metrics["selected_val_mae"])[:2]
+    assert len(reruns) == 4 and sorted({r.data.tags["ldlpose.confirms"] for r in reruns}) == sorted(top2)
+    for trial_id in top2:
+        seeds = sorted(r.data.params["train.seed"] for r in reruns if r.data.tags["ldlpose.confirms"] == trial_id)
+        assert seeds == ["1", "2"]  # new seeds: the search trained with seed 0
+        assert trials[trial_id].data.params["train.seed"] == "0"
+    means = {t: stats([r.data.metrics["selected_val_mae"] for r in reruns if r.data.tags["ldlpose.confirms"] == t])
+             for t in top2}
+    winner = min(means, key=lambda t: means[t].mean)
+    (version,) = [v for v in mlflow.MlflowClient(mlflow_server).search_model_versions("name = 'headpose-synth'")
+                  if v.tags.get("search_id") == "confirmed"]
+    assert version.tags["confirmation.configuration"] == winner
+    assert float(version.tags["confirmation.mean"]) == pytest.approx(means[winner].mean)
+    assert float(version.tags["confirmation.std"]) == pytest.approx(means[winner].std)
+    assert float(version.tags["confirmation.ci95_low"]) == pytest.approx(means[winner].ci_low)
+    # The registered model is the winning configuration's best run on validation.
+    candidates = [trials[winner], *(r for r in reruns if r.data.tags["ldlpose.confirms"] == winner)]
+    best_run = min(candidates, key=lambda r: r.data.metrics["selected_val_mae"])
+    assert version.tags["run_id"] == best_run.info.run_id

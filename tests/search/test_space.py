@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from ldlpose.errors import ConfigError
+from ldlpose.search import optuna_space
 from ldlpose.search.space import load_search_space, search_space_from_dict
 
 BASE = {
@@ -52,7 +53,14 @@ INVALID = [
     # (mutation path, value, text the error must contain)
     ("search|metrics", {"name": "val_mae"}, "search.metrics: unknown key (did you mean 'metric'?)"),
     ("search|metric|goal", "minimise", "search.metric.goal: must be one of"),
-    ("search|metric|name", "accuracy", "search.metric.name"),
+    ("search|metric|name", "accuracy", "search.metric.name: 'accuracy' is not a reported validation metric"),
+    ("search|metric|name", "synth_mae", "search.metric.name: 'synth_mae' is measured on a test benchmark; a model is chosen on the validation split only"),
+    ("search|metric|name", "aflw2000_maev", "search.metric.name: 'aflw2000_maev' is measured on a test benchmark"),
+    ("search|metric|name", "biwi_p2_mae_yaw", "use val_mae_yaw"),
+    ("search|metric|goal", "maximize", "search.metric.goal: validation metrics are errors"),
+    ("train|select_metric", "val_maev", "train.select_metric: must equal search.metric.name ('val_mae')"),
+    ("search|confirm|seeds", 1, "search.confirm.seeds: must be >= 2"),
+    ("search|champion|rule", "test", "search.champion.rule: must be one of"),
     ("search|sampler|name", "bayes", "search.sampler.name: must be one of"),
     ("search|scheduler|reduction_factor", 1, "search.scheduler.reduction_factor: must be > 1"),
     ("search|scheduler|grace_period", 0, "search.scheduler.grace_period: must be >= 1"),
@@ -95,6 +103,25 @@ def test_invalid_space_files_name_the_offending_key(tmp_path, path, value, expec
     assert expected in message, message
 
 
+@pytest.mark.parametrize("benchmark", ["synth", "aflw2000", "biwi", "biwi-p2"])
+@pytest.mark.parametrize("metric", ["mae", "mae_yaw", "mae_pitch", "mae_roll", "maev", "geodesic"])
+def test_no_test_benchmark_metric_can_be_the_objective(tmp_path, benchmark, metric):
+    from ldlpose.report import metric_key
+
+    file = tmp_path / "space.yaml"
+    file.write_text(yaml.safe_dump(mutate("search|metric|name", metric_key(benchmark, metric))))
+    with pytest.raises(ConfigError, match="search.metric.name: .* is measured on a test benchmark"):
+        load_search_space(file)
+
+
+def test_the_objective_selects_each_trials_checkpoint(tmp_path):
+    file = tmp_path / "space.yaml"
+    file.write_text(yaml.safe_dump(mutate("search|metric|name", "val_geodesic")))
+    space = load_search_space(file)
+    assert space.base_run.train.select_metric == "val_geodesic"
+    assert space.run_config({}).train.select_metric == "val_geodesic"
+
+
 def test_missing_search_section_is_named(tmp_path):
     file = tmp_path / "space.yaml"
     file.write_text(yaml.safe_dump(mutate("search", None, delete=True)))
@@ -114,11 +141,11 @@ def test_valid_space_loads_and_names_default_to_the_file(tmp_path):
 
 def test_conditional_parameters_appear_only_in_their_methods_trials():
     space = search_space_from_dict(copy.deepcopy(BASE))
-    study = optuna.create_study(sampler=space.sampler())
+    study = optuna.create_study(sampler=optuna_space.sampler(space))
     seen = set()
     for _ in range(40):
         trial = study.ask()
-        space.define_by_run(trial)
+        optuna_space.define_by_run(space)(trial)
         method = trial.params["method"]
         seen.add(method)
         own = {k for k in trial.params if k.startswith("method.")}
@@ -152,9 +179,9 @@ def test_grid_expands_method_subgrids():
     space = search_space_from_dict(data)
     grid = space.grid()
     assert len(grid) == 2 * 3 + 2 * 2 == space.num_trials
-    study = optuna.create_study(sampler=space.sampler())
+    study = optuna.create_study(sampler=optuna_space.sampler(space))
     seen = []
-    study.optimize(lambda trial: seen.append(tuple(sorted(space.define_by_run(trial).items()))) or 0.0,
+    study.optimize(lambda trial: seen.append(tuple(sorted(optuna_space.define_by_run(space)(trial).items()))) or 0.0,
                    n_trials=space.num_trials)
     assert len(seen) == len(set(seen)) == len(grid)  # every grid point exactly once
 
@@ -165,7 +192,7 @@ def test_cmaes_is_accepted_for_numeric_spaces():
     data["search"]["parameters"] = {"train.optimizer.lr": {"distribution": "log_uniform", "min": 1e-4, "max": 1e-2},
                                     "method.hparams.sigma": {"distribution": "uniform", "min": 1.0, "max": 4.0}}
     space = search_space_from_dict(data)
-    assert type(space.sampler()).__name__ == "CmaEsSampler"
+    assert type(optuna_space.sampler(space)).__name__ == "CmaEsSampler"
     assert space.run_config({"train.optimizer.lr": 0.001, "method.hparams.sigma": 2.0}).method.hparams == {"sigma": 2.0}
 
 

@@ -1,4 +1,9 @@
-"""``ldlpose search`` end to end: load the space, make sure its data exists, search, track, report."""
+"""``ldlpose search`` end to end: load the space, make sure its data exists, search, confirm, register, report.
+
+Everything that decides the champion is read back from stored state (Tune's results on storage and
+the trials' MLflow runs) after Tune returns, so a search whose driver was killed outright and then
+resumed registers exactly what an uninterrupted one would.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +11,47 @@ import dataclasses
 from pathlib import Path
 
 from ldlpose.report import metric_key, table
+from ldlpose.search import confirm, trials
+from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace, load_search_space
-from ldlpose.search.tuning import SearchOutcome, TrialSummary, TrackingCallback, run_search, smoke_test_space
+from ldlpose.search.tuning import CONFIRM_SUFFIX, SearchOutcome, run_confirmation, run_search, smoke_test_space
 
 
 def _format_value(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _key_params(trial: TrialSummary) -> str:
-    parts = []
-    for name, value in sorted(trial.assignment.items()):
-        if name in ("method", "grid_point", "model.backbone"):
-            continue
-        parts.append(f"{name.split('.')[-1]}={_format_value(value)}")
-    return " ".join(parts)
+def _key_params(assignment: dict) -> str:
+    return " ".join(f"{name.split('.')[-1]}={_format_value(value)}" for name, value in sorted(assignment.items())
+                    if name not in ("method", "grid_point", "model.backbone"))
 
 
-def results_table(outcome: SearchOutcome, space: SearchSpace, limit: int = 10) -> str:
+def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> str:
+    """The best trials by the validation objective, with the test scores of their selected checkpoints."""
     benchmarks = space.base_run.data.benchmarks
-    headers = ["trial", "method", "backbone", "parameters", "val MAE", *(f"{b} MAE" for b in benchmarks), "epochs"]
+    objective = space.search.metric.name
+    headers = ["trial", "method", "backbone", "parameters", f"selected {objective}",
+               *(f"{b} MAE (test)" for b in benchmarks), "epoch"]
     rows = []
-    for trial in outcome.ranked()[:limit]:
-        run = space.run_config(trial.assignment)
-        maes = [trial.metrics.get(metric_key(name, "mae")) for name in ["val", *benchmarks]]
-        rows.append([trial.trial_id, run.method.name, run.model.backbone, _key_params(trial),
-                     *("-" if v is None else f"{v:.2f}" for v in maes), str(trial.metrics.get("epoch", "-"))])
+    for c in ranked[:limit]:
+        tests = [c["scores"].get(metric_key(b, "mae")) for b in benchmarks]
+        rows.append([c["trial_id"], c["method"], c["backbone"], _key_params(c["assignment"]), f"{c['objective']:.2f}",
+                     *("-" if v is None else f"{v:.2f}" for v in tests), str(c["selected_epoch"])])
     return table(headers, rows)
+
+
+def confirmation_table(rows: list[dict], space: SearchSpace) -> str:
+    objective = space.search.metric.name
+    lines = [table(["configuration", "method", "parameters", "search", f"mean {objective}", "std", "95% CI", "n"],
+                   [[r["trial_id"], r["method"], _key_params(r["assignment"]), f"{r['original']:.2f}",
+                     f"{r['stats'].mean:.2f}", f"{r['stats'].std:.2f}",
+                     f"[{r['stats'].ci_low:.2f}, {r['stats'].ci_high:.2f}]", str(r["stats"].n)] for r in rows])]
+    methods = confirm.per_method(rows)
+    if methods:
+        lines.append(table(["method", f"mean {objective}", "std", "95% CI", "n"],
+                           [[m, f"{s.mean:.2f}", f"{s.std:.2f}", f"[{s.ci_low:.2f}, {s.ci_high:.2f}]", str(s.n)]
+                            for m, s in methods.items()]))
+    return "\n\n".join(lines)
 
 
 def failures(outcome: SearchOutcome) -> str:
@@ -40,51 +59,101 @@ def failures(outcome: SearchOutcome) -> str:
 
 
 def _manifests(space: SearchSpace) -> dict[str, dict]:
+    from ldlpose.train.data import run_manifests
+
+    return run_manifests(space.base_run)
+
+
+def _eval_samples(space: SearchSpace, count: int = 32) -> dict:
+    """A few images per benchmark (uint8 RGB, true angles) for the trials' plots."""
     from ldlpose.data import benchmarks
-    from ldlpose.data.shards import read_manifest
+    from ldlpose.data.shards import sample_rows
 
     run = space.base_run
-    root = Path(run.data.root).expanduser()
-    folders = {"train": root / run.data.train, **({"val": root / run.data.val} if run.data.val else {})}
-    folders.update({name: benchmarks.get(name).path(root) for name in run.data.benchmarks})
-    return {name: read_manifest(folder) for name, folder in folders.items()}
+    data = {}
+    for name in run.data.benchmarks:
+        bench = benchmarks.get(name)
+        folder = bench.resolve(run.data.root)
+        data[name] = sample_rows(folder, count, rows=bench.row_indices(folder))
+    return data
 
 
-def tracking_callback(space: SearchSpace, yaml_text: str, uri: str) -> TrackingCallback:
+def tracking_callback(space: SearchSpace, yaml_text: str, uri: str, storage: str) -> TrackingCallback:
     from ldlpose.schema import to_dict
 
     search = space.search
     start = {"space_yaml_text": yaml_text, "resolved_space": {"base": space.base, "search": to_dict(search)},
              "sampler": search.sampler.name, "seed": search.sampler.seed, "manifests": _manifests(space)}
-    return TrackingCallback(uri, space, start)
+    return TrackingCallback(uri, space, start, str(Path(storage).expanduser().resolve()), space.name,
+                            eval_samples=_eval_samples(space))
 
 
-def register(outcome: SearchOutcome, space: SearchSpace, callback: TrackingCallback) -> dict:
-    """Register the search's best trial (by its objective, never by a test benchmark) per benchmark."""
+def finalise_all(callback: TrackingCallback, outcome: SearchOutcome, space: SearchSpace) -> list[dict]:
+    """Finalise every finished trial from stored state; their candidates, best objective first."""
+    from ldlpose.tracking import TrackingError
+
+    candidates = []
+    for trial in outcome.trials:
+        if trial.status == "ERROR":
+            record = callback.safely("trial record", callback.tracker.trial_record, trial.trial_id)
+            if record is None or record["status"] != "FAILED":
+                callback.safely(f"trial {trial.trial_id} end", callback.tracker.trial_finished, trial.trial_id,
+                                "FAILED", {}, trial.error, None, None)
+            continue
+        callback.safely(f"trial {trial.trial_id} finalisation", trials.finalise, callback.tracker, trial, space,
+                        callback.eval_samples)
+        found = callback.safely(f"trial {trial.trial_id} record", trials.candidate, callback.tracker, trial, space)
+        if found is not None:
+            candidates.append({**found, "confirms": trial.confirms})
+        elif trial.metrics.get(outcome.objective) is not None:
+            callback.problems.append(str(TrackingError(f"trial {trial.trial_id} has no logged model")))
+    return sorted(candidates, key=lambda c: c["objective"])
+
+
+def _selection(space: SearchSpace, best: dict) -> dict:
+    from ldlpose.train.data import validation_split
+
+    split = validation_split(space.run_config(best["assignment"]))
+    return {"metric": space.search.metric.name, "value": best["objective"], "split": split["name"],
+            "rows": split["rows"], "content_hash": split["content_hash"]}
+
+
+def register(callback: TrackingCallback, space: SearchSpace, best: dict, confirmation: dict | None = None) -> dict:
+    """Register the chosen trial (chosen on validation data, never a test benchmark) per benchmark."""
     from ldlpose.tracking import register_champions
 
-    for trial in outcome.ranked():
-        logged = callback.models.get(trial.trial_id)
-        if logged is None:
-            continue
-        run = space.run_config(trial.assignment)
-        best = {"trial_id": trial.trial_id, "run_id": logged["run_id"], "model_uri": logged["model_uri"],
-                "method": run.method.name, "backbone": run.model.backbone, "metrics": logged["metrics"]}
-        return register_champions(callback.uri, space.name, [best], run.data.benchmarks)
-    return {}
+    from ldlpose.train.data import benchmark_identities
+
+    entry = {**best, "selection": _selection(space, best), "benchmark_data": benchmark_identities(space.base_run)}
+    if confirmation is not None:
+        entry["confirmation"] = confirmation
+    return register_champions(callback.uri, space.name, entry, space.base_run.data.benchmarks,
+                              rule=space.search.champion.rule)
 
 
-def study_of(outcome: SearchOutcome, space: SearchSpace):
-    """An Optuna study rebuilt from the finished trials (for importance and parallel-coordinate plots)."""
-    import optuna
+def _study(space: SearchSpace, ranked: list[dict]):
+    from ldlpose.search import optuna_space
 
-    study = optuna.create_study(direction=space.search.metric.goal)
-    for trial in outcome.ranked():
-        params = {k: v for k, v in trial.assignment.items() if k != "grid_point"}
-        dists = space.distributions(params)
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
-                                                  value=trial.metrics[outcome.metric]))
-    return study
+    return optuna_space.study_of(space, [(c["assignment"], c["objective"]) for c in ranked])
+
+
+def _confirm(space: SearchSpace, ranked: list[dict], outcome: SearchOutcome, search: TrackingCallback,
+             storage: str) -> tuple[dict, dict | None, list[dict]]:
+    """Run the confirmation; (the candidate to register, its confirmation statistics, the table rows)."""
+    by_id = {t.trial_id: t for t in outcome.trials}
+    points = confirm.points(space, [by_id[c["trial_id"]] for c in ranked])
+    callback = TrackingCallback(search.uri, space, search.start_info, search.storage, space.name + CONFIRM_SUFFIX,
+                                points, search.eval_samples, search.tracker)
+    confirmed = run_confirmation(space, points, storage=storage, callbacks=[callback])
+    reruns = finalise_all(callback, confirmed, space)
+    rows = confirm.summarise(space, {c["trial_id"]: c for c in ranked}, reruns)
+    if not rows:
+        return ranked[0], None, rows
+    best_row = rows[0]
+    chosen = best_row["runs"][0]  # the configuration's best run on validation, its model registered
+    statistics = {**best_row["stats"].as_dict(), "configuration": best_row["trial_id"],
+                  "seeds": ",".join(str(c["assignment"].get("train.seed", "")) for c in best_row["runs"])}
+    return chosen, statistics, rows
 
 
 def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False, storage="ldlpose-results",
@@ -101,28 +170,48 @@ def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False
         space = smoke_test_space(space)
     ensure_training_data(space.base_run)
     uri = resolve_tracking_uri(tracking_uri)
-    callback = tracking_callback(space, Path(path).read_text(), uri)
+    yaml_text = Path(path).read_text()
+    callback = tracking_callback(space, yaml_text, uri, storage)
     ensure_ray(address)
-    outcome = run_search(space, storage=storage, resume=resume, tracking=callback)
-    best = outcome.ranked()
-    print(f"\nsearch {space.name}: {len(best)} of {len(outcome.trials)} trials reported "
-          f"{space.search.metric.name}; best first:\n")
-    print(results_table(outcome, space))
+    outcome = run_search(space, storage=storage, resume=resume, callbacks=[callback])
+    ranked = finalise_all(callback, outcome, space)
+    print(f"\nsearch {space.name}: {len(ranked)} of {len(outcome.trials)} trials finished with a selected "
+          f"checkpoint; best {space.search.metric.name} first (test benchmarks are measured, never used to choose):\n")
+    print(results_table(ranked, space))
     failed = failures(outcome)
     if failed:
         print(f"\nfailed trials:\n{failed}")
-    if len(best) >= 2:
-        callback._safely("search plots", callback.tracker.log_search_plots, study_of(outcome, space))
-    champions = register(outcome, space, callback)
-    callback._safely("search end", callback.tracker.finish, "FINISHED" if best else "FAILED")
-    for benchmark, info in sorted(champions.items()):
-        verdict = "now the champion" if info["moved"] else f"champion stays version {info['champion']}"
-        print(f"registered {info['model']} version {info['version']} ({benchmark} MAE {info['mae']:.2f}): {verdict}")
-    for problem in callback.errors:
+    if len(ranked) >= 2:
+        callback.safely("search plots", callback.tracker.log_search_plots, _study(space, ranked))
+    champions, problems = {}, list(callback.problems)
+    if ranked:
+        best, statistics = ranked[0], None
+        if space.search.confirm.top_k:
+            best, statistics, rows = _confirm(space, ranked, outcome, callback, storage)
+            if rows:
+                print(f"\nconfirmation over {space.search.confirm.seeds} new seeds (champion: best mean):\n")
+                print(confirmation_table(rows, space))
+        champions = register(callback, space, best, statistics)
+    callback.safely("search end", callback.tracker.finish, "FINISHED" if ranked else "FAILED")
+    _print_champions(champions, uri)
+    for problem in problems + callback.problems[len(problems):]:
         print(f"tracking problem: {problem}")
     print(f"\nresults: {outcome.path}")
+    return 0 if ranked else 1
+
+
+def _print_champions(champions: dict, uri: str) -> None:
+    for benchmark, info in sorted(champions.items()):
+        if info["moved"]:
+            verdict = "now the champion"
+        elif not info["comparable"]:
+            verdict = (f"champion stays version {info['champion']}: it was selected on other validation rows, "
+                       "so the two are not comparable (set search.champion.rule: benchmark to compare test MAEs)")
+        else:
+            verdict = f"champion stays version {info['champion']}"
+        mae = "-" if info["mae"] is None else f"{info['mae']:.2f}"
+        print(f"registered {info['model']} version {info['version']} ({benchmark} test MAE {mae}): {verdict}")
     print(f"MLflow:  {uri}\n  open the UI with: mlflow ui --backend-store-uri {uri}")
     if champions:
         first = sorted(champions)[0]
         print(f"  predict with:     ldlpose predict --model models:/headpose-{first}@champion IMAGE...")
-    return 0 if best else 1

@@ -11,8 +11,12 @@ What head-pose search adds is the method as a categorical whose options carry th
           gldl: {sigma: {distribution: log_uniform, min: 1, max: 8}, alpha: {values: [0, 0.01]}}
           hopenet: {alpha: {values: [1, 2]}}
 
-A sampled trial is a flat dict of Optuna parameter names -> values: dotted run-config keys, ``method``
-and ``method.<name>.<hparam>`` for the chosen method's own parameters (they exist only in its trials).
+A sampled trial is a flat dict of parameter names -> values: dotted run-config keys, ``method``
+and ``method.<name>.<hparam>`` for the chosen method's own parameters (they exist only in its trials;
+the method's name is part of theirs because Optuna gives one name one distribution).
+:meth:`SearchSpace.run_config` turns it into the trial's run config; MLflow records that config by
+its run-config keys (``method.name``, ``method.hparams.sigma``), so runs of different searches line up.
+The Optuna side (define-by-run, samplers) is :mod:`ldlpose.search.optuna_space`.
 """
 
 from __future__ import annotations
@@ -56,27 +60,6 @@ class Param:
     high: float | None = None
     step: float | None = None
     choices: tuple = ()
-
-    def suggest(self, trial) -> Any:
-        d = self.distribution
-        if d == "constant":
-            return self.choices[0]
-        if d == "categorical":
-            return trial.suggest_categorical(self.name, list(self.choices))
-        if d in ("int_uniform", "int_log_uniform"):
-            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1),
-                                     log=d == "int_log_uniform")
-        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=d == "log_uniform")
-
-    def optuna_distribution(self):
-        from optuna import distributions as od
-
-        d = self.distribution
-        if d in ("constant", "categorical"):
-            return od.CategoricalDistribution(list(self.choices))
-        if d.startswith("int"):
-            return od.IntDistribution(int(self.low), int(self.high), step=int(self.step or 1), log=d == "int_log_uniform")
-        return od.FloatDistribution(self.low, self.high, step=self.step, log=d == "log_uniform")
 
     def grid_values(self) -> list:
         if self.distribution in ("constant", "categorical"):
@@ -122,9 +105,26 @@ class BudgetSection:
 
 
 @dataclass(frozen=True)
+class ConfirmSection:
+    """Retrain the ``top_k`` best configurations with ``seeds`` new seeds each (0: no confirmation)."""
+
+    top_k: int = field(default=0, metadata={"ge": 0})
+    seeds: int = field(default=3, metadata={"ge": 2})
+
+
+@dataclass(frozen=True)
+class ChampionSection:
+    # validation: champion moves by the validation objective, only between versions selected on the
+    # same validation rows. benchmark: by the test benchmark's MAE (explicitly asked for; recorded).
+    rule: Literal["validation", "benchmark"] = "validation"
+
+
+@dataclass(frozen=True)
 class SearchSection:
     name: str | None = None  # the search id; default: the file's stem
     metric: MetricSection = field(default_factory=MetricSection)
+    confirm: ConfirmSection = field(default_factory=ConfirmSection)
+    champion: ChampionSection = field(default_factory=ChampionSection)
     sampler: SamplerSection = field(default_factory=SamplerSection)
     scheduler: SchedulerSection = field(default_factory=SchedulerSection)
     budget: BudgetSection = field(default_factory=BudgetSection)
@@ -150,20 +150,7 @@ class SearchSpace:
     def base_run(self) -> RunConfig:
         return run_configs.run_config_from_dict(self.base, file=self.file)
 
-    # --- Optuna ------------------------------------------------------------------------------
-    def define_by_run(self, trial) -> dict | None:
-        """Suggest one trial's parameters (Optuna define-by-run); grid points are returned whole."""
-        if self.search.sampler.name == "grid":
-            index = trial.suggest_categorical("grid_point", list(range(len(self.grid()))))
-            return dict(self.grid()[index])
-        for param in self.params:
-            param.suggest(trial)
-        if self.method_params:
-            chosen = trial.suggest_categorical("method", sorted(self.method_params))
-            for param in self.method_params[chosen]:
-                param.suggest(trial)
-        return None
-
+    # --- the space's points ----------------------------------------------------------------
     def grid(self) -> list[dict]:
         """Every point of a grid search (the method's sub-grids expanded per method)."""
         shared = [[(p.name, v) for v in p.grid_values()] for p in self.params]
@@ -175,36 +162,6 @@ class SearchSpace:
             for combo in itertools.product(*head, *shared, *extra):
                 points.append(dict(combo))
         return points
-
-    def sampler(self):
-        import optuna
-
-        s = self.search.sampler
-        if s.name == "random":
-            return optuna.samplers.RandomSampler(seed=s.seed)
-        if s.name == "cmaes":
-            return optuna.samplers.CmaEsSampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
-        if s.name == "grid":
-            return optuna.samplers.GridSampler({"grid_point": list(range(len(self.grid())))}, seed=s.seed)
-        return optuna.samplers.TPESampler(seed=s.seed, multivariate=s.multivariate, group=s.group,
-                                          n_startup_trials=s.n_startup_trials, constant_liar=True)
-
-    def distributions(self, params: dict) -> dict:
-        """Optuna distributions of the named parameters of a finished trial (to rebuild a study)."""
-        from optuna import distributions as od
-
-        every = {p.name: p for p in self.params}
-        every.update({p.name: p for own in self.method_params.values() for p in own})
-        grid = self.search.sampler.name == "grid"
-        result = {}
-        for name in params:
-            if name == "method":
-                result[name] = od.CategoricalDistribution(sorted(self.method_params))
-            elif grid:
-                result[name] = od.CategoricalDistribution(every[name].grid_values())
-            else:
-                result[name] = every[name].optuna_distribution()
-        return result
 
     @property
     def num_trials(self) -> int:
@@ -349,11 +306,23 @@ def _check_sampler(space: SearchSpace, file: str | None) -> None:
                 p.grid_values()
             except ConfigError as err:
                 raise _err(file, f"search.parameters.{p.key}", f"grid search needs discrete values ({err})") from None
-    if space.search.metric.name != "val_mae" and not space.search.metric.name.endswith(
-            ("_mae", "_mae_yaw", "_mae_pitch", "_mae_roll", "_maev", "_geodesic")):
-        raise _err(file, "search.metric.name",
-                   f"{space.search.metric.name!r} is not a reported metric; use val_mae or <benchmark>_mae "
-                   "(also _maev, _geodesic, _mae_yaw, ...)")
+
+
+def _check_objective(section: SearchSection, base: dict, file: str | None) -> None:
+    """The objective chooses models, so it must be a validation metric; the run selects on it too."""
+    try:
+        run_configs.check_selection_metric("search.metric.name", section.metric.name)
+    except FieldError as err:
+        raise _err(file, "search.metric.name", err.message) from None
+    if section.metric.goal != "minimize":
+        raise _err(file, "search.metric.goal", f"validation metrics are errors in degrees (lower is better): "
+                                               f"use minimize, got {section.metric.goal!r}")
+    given = base.get("train", {}).get("select_metric")
+    if given is not None and given != section.metric.name:
+        raise _err(file, "train.select_metric", f"must equal search.metric.name ({section.metric.name!r}) or be "
+                                                f"left out: a trial is judged by the checkpoint its objective "
+                                                f"selects, got {given!r}")
+    base.setdefault("train", {})["select_metric"] = section.metric.name
 
 
 def search_space_from_dict(data: dict, *, file: str | None = None, default_name: str = "search") -> SearchSpace:
@@ -363,6 +332,7 @@ def search_space_from_dict(data: dict, *, file: str | None = None, default_name:
     if "search" not in data:
         raise _err(file, "search", "is required: a search space is a run config plus a search section")
     section = from_dict(SearchSection, data.pop("search"), file=file, prefix="search")
+    _check_objective(section, data, file)
     run_configs.run_config_from_dict(data, file=file)  # the base must be valid on its own
     params, method_params = [], {}
     for key, raw in section.parameters.items():

@@ -20,6 +20,22 @@ CHECKPOINT_PREFIX = "checkpoint_"
 SELECTION_ORDER = "min"
 
 
+# A search writes this file into a training run's folder when Tune has stopped the trial (ASHA). Ray
+# 2.60 stops a trial's driver gracefully and keeps its trainer running until the driver's next
+# result; left alone, the run trains on, and its later checkpoints can push out the one Tune judged.
+STOP_FILE = "stop_requested"
+
+
+def request_stop(run_dir) -> None:
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / STOP_FILE).touch()
+
+
+def stop_requested(run_dir: str | None) -> bool:
+    return bool(run_dir) and (Path(run_dir) / STOP_FILE).is_file()
+
+
 def checkpoint_dir_name(epoch: int) -> str:
     """Named by epoch, not by time, so a run's files read the same however often it resumed."""
     return f"{CHECKPOINT_PREFIX}epoch_{epoch:04d}"

@@ -84,6 +84,31 @@ def _share(dataset, rank: int, world: int):
     return dataset if world == 1 else Subset(dataset, list(range(rank, len(dataset), world)))
 
 
+def run_manifests(run: RunConfig) -> dict[str, dict]:
+    """The manifests of the data a run reads: ``train``, ``val`` (when a folder) and each benchmark."""
+    from ldlpose.data import benchmarks
+    from ldlpose.data.shards import read_manifest
+
+    folders = {"train": _path(run.data.root, run.data.train),
+               **({"val": _path(run.data.root, run.data.val)} if run.data.val else {})}
+    folders.update({name: benchmarks.get(name).path(run.data.root) for name in run.data.benchmarks})
+    return {name: read_manifest(folder) for name, folder in folders.items()}
+
+
+def benchmark_identities(run: RunConfig) -> dict[str, dict]:
+    """Per benchmark: its protocol name, the prepared data's content hash and row count, which every
+    score on it carries (tags on trial runs and registered versions)."""
+    from ldlpose.data import benchmarks
+    from ldlpose.data.shards import read_manifest
+
+    result = {}
+    for name in run.data.benchmarks:
+        bench = benchmarks.get(name)
+        folder = bench.resolve(run.data.root)
+        result[name] = {**bench.identity(folder), "rows": int(read_manifest(folder)["rows"])}
+    return result
+
+
 def validation_split(run: RunConfig) -> dict:
     """What identifies the validation rows a run is selected on: ``{"name", "rows", "content_hash"}``.
 

@@ -12,7 +12,8 @@ import torch
 from ldlpose import methods
 from ldlpose.config import run_config_from_dict
 from ldlpose.models import build_model
-from ldlpose.train.checkpoints import load_checkpoint
+from ldlpose.report import metric_key
+from ldlpose.train.checkpoints import Selected, load_checkpoint
 from ldlpose.train.data import EVAL_BATCH, limit_eval
 from ldlpose.train.loop import evaluate_sets
 
@@ -36,3 +37,19 @@ def score_checkpoint(checkpoint_dir, benchmarks: list[str] | None = None) -> dic
     }
     scores = evaluate_sets(model, method, loaders, torch.device("cpu"), world=1)
     return {f"selected_{k}": v for k, v in scores.items()}
+
+
+def selected_scores(selected: Selected, last_result: dict, benchmarks: list[str]) -> dict[str, float]:
+    """The selected checkpoint's validation scores and test scores, ``{"val_mae": ..., "synth_mae": ...}``.
+
+    The test scores come from the run's last result when the loop scored the same epoch (the usual
+    case), else they are computed here from the checkpoint.
+    """
+    scores = {k: float(v) for k, v in selected.metrics.items() if k.startswith("val_")}
+    if last_result.get("selected_epoch") == selected.epoch:
+        scores.update({k[len("selected_"):]: float(v) for k, v in last_result.items()
+                       if k.startswith("selected_") and not k.startswith("selected_val_")
+                       and k != "selected_epoch" and isinstance(v, (int, float))})
+    if any(metric_key(b, "mae") not in scores for b in benchmarks):
+        scores.update({k[len("selected_"):]: v for k, v in score_checkpoint(selected.path, benchmarks).items()})
+    return scores

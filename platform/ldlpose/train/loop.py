@@ -33,7 +33,7 @@ from ldlpose.metrics import evaluate
 from ldlpose.models import build_model
 from ldlpose.report import metric_key
 from ldlpose.train import data as train_data
-from ldlpose.train.checkpoints import checkpoint_dir_name, load_checkpoint, save_checkpoint
+from ldlpose.train.checkpoints import checkpoint_dir_name, load_checkpoint, save_checkpoint, stop_requested
 from ldlpose.train.optim import make_optimizer, make_scheduler
 
 
@@ -236,7 +236,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
     best = BestEpoch(run.train.select_metric, history)
     best.adopt(start_epoch, model)  # `start_epoch` is the restored checkpoint's 1-based epoch
     node_id = ray.get_runtime_context().get_node_id()
+    run_dir = loop_config.get("run_dir")
     for epoch in range(start_epoch, run.train.epochs):
+        if _stop(run_dir, world, device):  # the search stopped this trial: train no further
+            return
         seed_everything(run.train.seed * 1000 + epoch * 10 + rank)
         loaders.set_epoch(epoch)
         metrics = {"epoch": epoch + 1, "world_size": world, "device": str(device),
@@ -266,6 +269,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 started = time.perf_counter()
                 metrics.update(score_selected(model, method, best, tests, device, world))
                 metrics["test_time_s"] = time.perf_counter() - started
+            if _stop(run_dir, world, device):  # stopped while this epoch ran: keep the checkpoints Tune judged
+                return
             history.append(metrics)
             if rank == 0:  # not print(): Ray Train patches it into a logger that echoes every line twice
                 sys.stdout.write(_progress_line(metrics, run.train.epochs) + "\n")
@@ -273,6 +278,14 @@ def train_loop_per_worker(loop_config: dict) -> None:
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoint_dir_name(epoch + 1))
         if fail_after is not None and epoch + 1 >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch + 1} (fault-tolerance drill)")
+
+
+def _stop(run_dir: str | None, world: int, device) -> bool:
+    """Whether the search asked this run to stop; every rank agrees, or DDP would hang."""
+    flag = torch.tensor([1.0 if stop_requested(run_dir) else 0.0], device=device)
+    if world > 1:
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def _progress_line(metrics: dict, epochs: int) -> str:

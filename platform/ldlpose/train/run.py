@@ -38,11 +38,12 @@ def resolve_paths(run: RunConfig) -> RunConfig:
     return dataclasses.replace(run, data=dataclasses.replace(run.data, root=root))
 
 
-def loop_config(run: RunConfig, fail_after_epoch: int | None = None) -> dict:
-    """What travels to the workers: the run without its infrastructure (resources) settings."""
+def loop_config(run: RunConfig, fail_after_epoch: int | None = None, run_dir: str | None = None) -> dict:
+    """What travels to the workers: the run without its infrastructure (resources) settings, and
+    the run's folder, where a search may ask it to stop (train.checkpoints.STOP_FILE)."""
     data = run.to_dict()
     data.pop("resources")
-    return {"run": data, "fail_after_epoch": fail_after_epoch}
+    return {"run": data, "fail_after_epoch": fail_after_epoch, "run_dir": run_dir}
 
 
 def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(), fail_after_epoch=None):
@@ -59,7 +60,7 @@ def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(),
     )
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config(run, fail_after_epoch),
+        train_loop_config=loop_config(run, fail_after_epoch, str(Path(storage_path) / name)),
         scaling_config=scaling,
         run_config=ray.train.RunConfig(
             name=name,

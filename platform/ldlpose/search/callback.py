@@ -1,0 +1,98 @@
+"""The Ray Tune callback that mirrors a search into MLflow, from the Tune driver process only.
+
+It uses the tracking package's public API and nothing of Tune's or the tracker's internals. It
+holds plain data; the MLflow client is made on first use, so a restored search reconnects.
+Tracking trouble never stops a search: it is collected in ``problems`` and printed at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray import tune
+
+from ldlpose.search.space import SearchSpace
+from ldlpose.search.trials import TrialSummary, finalise, trial_error
+from ldlpose.train.checkpoints import request_stop
+
+
+def run_params(space: SearchSpace, assignment: dict) -> dict:
+    """A trial's MLflow params: its whole run config by run-config key (``method.hparams.sigma``),
+    so that runs of different searches line up whatever their search spaces were."""
+    from ldlpose.tracking.runs import flatten
+
+    data = space.run_config(assignment).to_dict()
+    data.pop("resources", None)  # infrastructure, not a hyperparameter
+    data["data"].pop("root", None)
+    return flatten(data)
+
+
+class TrackingCallback(tune.Callback):
+    """``points``: for a confirmation search, the assignments its trials' ``_point`` indices name."""
+
+    def __init__(self, uri: str, space: SearchSpace, start_info: dict, storage: str, prefix: str,
+                 points: list[dict] | None = None, eval_samples: dict | None = None, tracker=None):
+        super().__init__()
+        self.uri, self.space, self.start_info = uri, space, start_info
+        self.storage, self.prefix, self.points, self.eval_samples = storage, prefix, points, eval_samples
+        self._tracker = tracker  # a started SearchTracker to share (the confirmation's), else made on first use
+        self.problems: list[str] = []
+
+    def __getstate__(self):
+        return {**self.__dict__, "_tracker": None}
+
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from ldlpose.tracking import SearchTracker
+
+            tracker = SearchTracker(self.uri, self.space.name)
+            tracker.start(**self.start_info)
+            self._tracker = tracker
+        return self._tracker
+
+    def safely(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # tracking trouble never stops the search; it is reported at the end
+            self.problems.append(f"{what}: {type(err).__name__}: {err}")
+            return None
+
+    def summary(self, trial) -> TrialSummary:
+        config = dict(trial.config or {})
+        confirms = None
+        if self.points is not None and "_point" in config:
+            point = self.points[config["_point"]]
+            assignment, confirms = point["assignment"], point["confirms"]
+        else:
+            assignment = {k: v for k, v in config.items() if not k.startswith("_")}
+        return TrialSummary(trial.trial_id, "TERMINATED", assignment, dict(trial.last_result or {}), None,
+                            str(Path(self.storage) / f"{self.prefix}-{trial.trial_id}"), confirms)
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        summary = self.summary(trial)
+        tags = {"ldlpose.confirms": summary.confirms} if summary.confirms else {}
+        self.safely(f"trial {trial.trial_id} start", lambda: self.tracker.trial_started(
+            trial.trial_id, run_params(self.space, summary.assignment),
+            {**tags, "ldlpose.assignment": _json(summary.assignment)},
+            "confirmation" if summary.confirms else "trial"))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        self.safely(f"trial {trial.trial_id} result", lambda: self.tracker.trial_result(trial.trial_id, result, step))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        # First, before anything slow: a trial Tune stopped must not train on (see STOP_FILE).
+        self.safely(f"trial {trial.trial_id} stop", request_stop, self.summary(trial).run_dir)
+        self.safely(f"trial {trial.trial_id} completion",
+                    lambda: finalise(self.tracker, self.summary(trial), self.space, self.eval_samples))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.safely(f"trial {trial.trial_id} end", lambda: self.tracker.trial_finished(
+            trial.trial_id, "FAILED", {}, trial_error(trial), None, None))
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)

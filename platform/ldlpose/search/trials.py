@@ -1,0 +1,127 @@
+"""What a finished trial leaves behind, rebuilt from stored state only: Tune's results and MLflow.
+
+A trial is *finalised* once its selected checkpoint (the best epoch by the search objective) has
+been scored on the test benchmarks, logged as a model and recorded on its MLflow run. The tracking
+callback finalises trials as they finish; the search driver does it again for every finished trial
+after Tune returns, which is a no-op for those already done and catches the ones a killed driver
+never reached. Nothing here lives only in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ldlpose.files import sha256_file
+from ldlpose.search.space import SearchSpace
+from ldlpose.tracking import TAG_MODEL_URI, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA
+from ldlpose.train.checkpoints import CHECKPOINT_FILE, Selected, select_checkpoint
+from ldlpose.train.evaluation import selected_scores
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    trial_id: str
+    status: str  # TERMINATED (finished or stopped early by ASHA) or ERROR
+    assignment: dict  # the sampled parameters (Optuna names)
+    metrics: dict  # the last result Tune holds
+    error: str | None
+    run_dir: str  # the trial's training run: its checkpoints live here
+    confirms: str | None = None  # a confirmation run: the trial whose configuration it repeats
+
+
+def objective_key(space: SearchSpace) -> str:
+    """The Tune metric of a search: its validation objective at the selected epoch so far."""
+    return f"selected_{space.search.metric.name}"
+
+
+def select(trial: TrialSummary, space: SearchSpace) -> Selected | None:
+    """The trial's best readable checkpoint by the objective.
+
+    A trial Tune stopped (ASHA) may still be finishing an epoch when it is finalised (Ray 2.60 stops
+    trial drivers gracefully; the run stops at its next epoch, see train.checkpoints.STOP_FILE), so
+    the run folder can gain one more checkpoint, and lose one to retention, meanwhile. Every
+    candidate is validation-scored and complete when read, and the one chosen is recorded with its
+    epoch and sha256, so the trial is judged by a checkpoint that exists.
+    """
+    return select_checkpoint(trial.run_dir, space.search.metric.name)
+
+
+def finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples=None, attempts: int = 3) -> bool:
+    """Score, log and record the trial's selected checkpoint unless MLflow already has it; True if done now."""
+    from ldlpose.errors import DataError
+
+    for attempt in range(attempts):
+        try:
+            return _finalise(tracker, trial, space, eval_samples)
+        except (DataError, FileNotFoundError):  # the selected checkpoint was replaced while we read it
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2.0)
+    return False
+
+
+def _finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples) -> bool:
+    selected = select(trial, space)
+    if selected is None:
+        return False
+    digest = sha256_file(Path(selected.path) / CHECKPOINT_FILE)
+    record = tracker.trial_record(trial.trial_id)
+    if record is not None and record["tags"].get(TAG_SELECTED_SHA) == digest:
+        return False
+    tracker.log_trial_model(trial.trial_id, selected.path)
+    if eval_samples:
+        tracker.log_trial_artifacts(trial.trial_id, selected.path, eval_samples)
+    scores = selected_scores(selected, trial.metrics, space.base_run.data.benchmarks)
+    tracker.trial_selected(trial.trial_id, selected.epoch, scores, digest, identity_tags(space.base_run))
+    tracker.trial_finished(trial.trial_id, "FINISHED", _numeric(trial.metrics), None,
+                           trial.metrics.get("node_id"), trial.metrics.get("device"))
+    return True
+
+
+def candidate(tracker, trial: TrialSummary, space: SearchSpace) -> dict | None:
+    """What the registry needs of a finalised trial, read back from MLflow; None if it has no model."""
+    record = tracker.trial_record(trial.trial_id)
+    if record is None or not record["tags"].get(TAG_MODEL_URI):
+        return None
+    tags, metrics = record["tags"], record["metrics"]
+    objective = space.search.metric.name
+    value = metrics.get(f"selected_{objective}")
+    if value is None:
+        return None
+    run = space.run_config(trial.assignment)
+    return {"trial_id": trial.trial_id, "run_id": record["run_id"], "model_uri": tags[TAG_MODEL_URI],
+            "method": run.method.name, "backbone": run.model.backbone, "assignment": trial.assignment,
+            "selected_epoch": int(tags.get(TAG_SELECTED_EPOCH, 0)), "objective": float(value),
+            "scores": {k[len("selected_"):]: v for k, v in metrics.items() if k.startswith("selected_")
+                       and k != "selected_epoch"}}
+
+
+def _numeric(result: dict) -> dict:
+    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def error_text(error) -> str:
+    """The last line of an error (or its text) that names an error: what a user needs to see."""
+    text = str(error).strip()
+    lines = [line for line in text.splitlines() if "Error" in line]
+    return (lines[-1] if lines else text.splitlines()[-1] if text else type(error).__name__).strip()
+
+
+def trial_error(trial) -> str:
+    """The reason a Tune trial failed, from its error file (or message)."""
+    path = getattr(trial, "error_file", None) or ""
+    text = Path(path).read_text() if path and Path(path).is_file() else str(getattr(trial, "error_msg", ""))
+    return error_text(text) if text else "unknown error"
+
+
+def identity_tags(run) -> dict[str, str]:
+    """``ldlpose.protocol.<benchmark>`` and ``ldlpose.data_hash.<benchmark>``: what the test scores were measured on."""
+    from ldlpose.train.data import benchmark_identities
+
+    tags = {}
+    for name, identity in benchmark_identities(run).items():
+        tags[f"ldlpose.protocol.{name}"] = identity["protocol"]
+        tags[f"ldlpose.data_hash.{name}"] = identity["content_hash"]
+    return tags
