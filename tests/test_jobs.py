@@ -76,3 +76,19 @@ def test_a_missing_or_wrong_token_fails_saying_what_to_set(
                 "wrong token": f"the cluster at {cluster.jobs} rejected the token from RAY_AUTH_TOKEN"}[case]
     assert expected in err
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_a_wrong_token_fails_the_same_from_a_fresh_client_process(ray_cluster_token, tmp_path, synth_root):
+    """As a user runs it: a new process whose Ray itself is in token mode (this one's is not)."""
+    import os
+    import subprocess
+    import sys
+
+    cluster, token = ray_cluster_token
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="f" * 64, HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "ldlpose", "submit", "search_spaces/quickstart.yaml", "--smoke-test",
+                           "--address", cluster.jobs, "--working-dir", str(REPO), "--storage", str(tmp_path / "r"),
+                           "--set", f"data.root={synth_root}"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "rejected the token from RAY_AUTH_TOKEN" in done.stderr and "Traceback" not in done.stderr

@@ -4,7 +4,7 @@ SQLite serialises every writer, so the champion race of ``test_tracking.py`` nev
 concurrent transaction there. Here two searches register to the same registered model at once,
 round after round (creating the model, their versions and the alias concurrently, or with the
 worst interleaving forced), against a server whose two workers run requests in parallel on
-PostgreSQL.
+PostgreSQL. One tiny search (a local Ray of its own) then tracks and registers through the same server.
 """
 
 from __future__ import annotations
@@ -128,3 +128,51 @@ def test_registering_again_adds_no_version_and_keeps_the_champion(mlflow_server_
     assert len(client.search_model_versions(f"name = '{name}'")) == 2
     assert not again["moved"]
     assert client.get_model_version_by_alias(name, tracking.CHAMPION).tags["search_id"] == "pg-better"
+
+
+def tiny_space(tmp_path, synth_root, name: str) -> str:
+    import yaml
+
+    space = {
+        "name": name,
+        "method": {"name": "gldl"},
+        "model": {"backbone": "resnet18", "weights": "none"},
+        "data": {"root": str(synth_root), "train": "synthhead/train", "val": "synthhead/val",
+                 "benchmarks": ["synth"], "image_size": 64, "max_train_samples": 32},
+        "train": {"epochs": 1, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.002}},
+        "resources": {"workers": 1, "cpus_per_worker": 1},
+        "search": {"name": name, "sampler": {"name": "random", "seed": 0}, "scheduler": {"name": "none"},
+                   "budget": {"trials": 2}, "parameters": {"train.optimizer.lr": {"values": [0.002, 0.001]}}},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return str(path)
+
+
+@pytest.fixture
+def local_ray():
+    """The search starts its own local Ray; shut it down so that later tests start theirs."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    yield
+    ray.shutdown()
+
+
+def test_a_search_tracks_and_registers_on_postgresql(mlflow_server_postgres, tmp_path, synth_root, local_ray, capsys):
+    from ldlpose.search.driver import search_and_report
+
+    uri = mlflow_server_postgres
+    assert search_and_report(tiny_space(tmp_path, synth_root, "pg-search"), storage=str(tmp_path / "results"),
+                             tracking_uri=uri) == 0
+    out = capsys.readouterr().out
+    assert "tracking problem" not in out, out[-3000:]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("pg-search")
+    runs = client.search_runs([experiment.experiment_id], "tags.`ldlpose.role` = 'trial'")
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" and "val_mae" in r.data.metrics for r in runs)
+    champion = client.get_model_version_by_alias(tracking.registered_model_name("synth"), tracking.CHAMPION)
+    assert champion.tags["search_id"] == "pg-search"
+    best = min(runs, key=lambda r: r.data.metrics["val_mae"])  # one epoch: its validation MAE selects
+    assert champion.tags["trial_id"] == best.data.tags["ldlpose.trial_id"]
