@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default="ldlpose-results", help="where checkpoints and results go")
     parser.add_argument("--address", help="Ray cluster address, or auto for a `ray start` cluster on this machine "
                                           "(default: RAY_ADDRESS, else a new local Ray)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
+                                               "else sqlite:///mlflow.db in the working directory)")
+    parser.add_argument("--register", action="store_true",
+                        help="register the selected checkpoint as a version of headpose-<benchmark>; it becomes "
+                             "champion only if it beats the champion on the same validation rows")
+    parser.add_argument("--no-track", action="store_true", help="do not write to MLflow")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,12 +32,35 @@ def run(args: argparse.Namespace) -> int:
     from ldlpose.report import metrics_table
     from ldlpose.train.run import fit
 
+    if args.register and args.no_track:
+        from ldlpose.errors import ConfigError
+
+        raise ConfigError("--register needs tracking: drop --no-track")
     config = load_run_config(args.config, args.overrides)
     ensure_training_data(config)
     ensure_ray(args.address)
-    outcome = fit(config, storage_path=args.storage, name=args.name)
-    sets = ["val", *config.data.benchmarks]
+    name = args.name or config.name
+    outcome = fit(config, storage_path=args.storage, name=name)
     print()
-    print(metrics_table(outcome.metrics, sets))
-    print(f"\ncheckpoint: {outcome.checkpoint_path}")
+    print(metrics_table(outcome.metrics, ["val"]))
+    selected = outcome.selected
+    if selected is not None:
+        print(f"\nselected epoch {selected.epoch} by {config.train.select_metric} "
+              f"({selected.metrics[config.train.select_metric]:.2f}): {selected.path}")
+    print(f"latest checkpoint (resume point): {outcome.checkpoint_path}")
+    if args.no_track:
+        return 0
+    from pathlib import Path
+
+    from ldlpose.tracking import resolve_tracking_uri
+    from ldlpose.train.record import record_training
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    tracked = record_training(uri, config, outcome, name, Path(args.config).read_text(), register=args.register)
+    print("\nselected checkpoint on the test benchmarks (measured, never used to choose):")
+    print(metrics_table(tracked["scores"], config.data.benchmarks))
+    print(f"\nMLflow run {tracked['run_id']} at {uri}; model {tracked['model_uri']}")
+    for benchmark, info in sorted(tracked["champions"].items()):
+        verdict = "now the champion" if info["moved"] else f"champion stays version {info['champion']}"
+        print(f"registered {info['model']} version {info['version']}: {verdict}")
     return 0
