@@ -86,6 +86,8 @@ def _settle_champion(client, name: str, own: str, rule: str) -> str:
     its validation split, which the alias never leaves under the validation rule.) Views only grow,
     so the loop ends.
     """
+    from mlflow.exceptions import MlflowException
+
     for attempt in range(_SETTLE_ATTEMPTS):
         current = _champion_version(client, name)
         best = champion_target(_versions(client, name), current, own, rule)
@@ -93,7 +95,14 @@ def _settle_champion(client, name: str, own: str, rule: str) -> str:
             return best
         if _before_alias_write is not None:
             _before_alias_write(name, best, attempt)
-        client.set_registered_model_alias(name, CHAMPION, best)
+        try:
+            client.set_registered_model_alias(name, CHAMPION, best)
+        except MlflowException:
+            # MLflow's SQL store checks for the alias row, then inserts it: two first writes at the
+            # same instant collide on PostgreSQL's unique key. The loser's write counts as never
+            # made (the argument above holds), and it re-reads; anything else is a real refusal.
+            if _champion_version(client, name) is None:
+                raise
     raise TrackingError(f"alias {CHAMPION!r} of {name} did not settle after {_SETTLE_ATTEMPTS} attempts; "
                         "are many searches registering at once? Run the registration again")
 
