@@ -102,6 +102,22 @@ def test_parquet_readers_read_the_folder_as_it_is(tmp_path):
     assert pq.read_table(tmp_path / "d").num_rows == 10
 
 
+@pytest.mark.slow
+def test_ray_data_reads_the_folder_as_it_is(tmp_path):
+    """Ray Data in its own process and Ray instance (the session's test Rays stay untouched)."""
+    import os
+    import subprocess
+    import sys
+
+    write(tmp_path / "d", 10, problems=[Problem("bad.jpg", "image", "truncated")])
+    code = ("import ray, sys; ray.init(address='local', num_cpus=1, include_dashboard=False, log_to_driver=False); "
+            "ds = ray.data.read_parquet(sys.argv[1]); print(ds.count(), sorted(ds.schema().names)[:3])")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("10 ")
+
+
 def test_folders_with_the_old_manifest_name_still_load(tmp_path):
     manifest = write(tmp_path / "d", 5)
     (tmp_path / "d" / "_manifest.json").rename(tmp_path / "d" / "manifest.json")

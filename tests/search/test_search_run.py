@@ -62,6 +62,7 @@ def test_a_search_tracks_every_trial_and_registers_a_loadable_champion(
     printed = capsys.readouterr().out
     assert "registered headpose-synth version" in printed and "mlflow ui --backend-store-uri" in printed
     assert "tracking problem" not in printed, printed[-3000:]
+    assert "synth: protocol synth, 32 rows, data sha256:" in printed
 
     runs = child_runs(mlflow_server, "cond")
     parent = [r for r in runs if r.data.tags["ldlpose.role"] == "search"]

@@ -28,6 +28,7 @@ def test_train_is_tracked_and_registers_by_validation(tmp_path, synth_root, ray_
                  "--register"]) == 0
     printed = capsys.readouterr().out
     assert "selected epoch" in printed and "registered headpose-synth version" in printed
+    assert "synth: protocol synth, 32 rows, data sha256:" in printed  # what the test scores were measured on
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("tracked-run")
     (run,) = client.search_runs([experiment.experiment_id], "tags.`ldlpose.role` = 'train'")

@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     tracked = record_training(uri, config, outcome, name, Path(args.config).read_text(), register=args.register)
     print("\nselected checkpoint on the test benchmarks (measured, never used to choose):")
     print(metrics_table(tracked["scores"], config.data.benchmarks))
+    from ldlpose.search.driver import measured_on
+
+    print(measured_on(config))
     print(f"\nMLflow run {tracked['run_id']} at {uri}; model {tracked['model_uri']}")
     for benchmark, info in sorted(tracked["champions"].items()):
         verdict = "now the champion" if info["moved"] else f"champion stays version {info['champion']}"

@@ -54,6 +54,14 @@ def confirmation_table(rows: list[dict], space: SearchSpace) -> str:
     return "\n\n".join(lines)
 
 
+def measured_on(run) -> str:
+    """What the test scores were measured on: each benchmark's protocol and prepared data's content hash."""
+    from ldlpose.train.data import benchmark_identities
+
+    return "\n".join(f"{name}: protocol {i['protocol']}, {i['rows']} rows, data {i['content_hash']}"
+                     for name, i in benchmark_identities(run).items())
+
+
 def failures(outcome: SearchOutcome) -> str:
     return "\n".join(f"  {t.trial_id}: {t.error}" for t in outcome.trials if t.status == "ERROR")
 
@@ -178,6 +186,7 @@ def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False
     print(f"\nsearch {space.name}: {len(ranked)} of {len(outcome.trials)} trials finished with a selected "
           f"checkpoint; best {space.search.metric.name} first (test benchmarks are measured, never used to choose):\n")
     print(results_table(ranked, space))
+    print(measured_on(space.base_run))
     failed = failures(outcome)
     if failed:
         print(f"\nfailed trials:\n{failed}")
