@@ -41,7 +41,7 @@ def entry(trial_id: str, run_id, model_uri: str, val_mae: float, test_mae: float
             "backbone": "resnet18", "selected_epoch": 2, "scores": scores,
             "selection": {"metric": "val_mae", "value": val_mae, "split": "synthhead/val", "rows": 32,
                           "content_hash": split},
-            "benchmark_data": {benchmark: {"content_hash": "test-hash", "rows": 32}}}
+            "benchmark_data": {benchmark: {"content_hash": "test-hash", "rows": 32, "protocol": "synth"}}}
 
 
 @pytest.fixture(scope="module")
@@ -318,12 +318,13 @@ def test_registry_command_lists_champions(search, capsys):
                            search["uri"]], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["benchmark", "model", "version", "selected", "by", "test", "MAE", "rule", "method",
-                                "backbone", "run"]
+    assert lines[0].split() == ["benchmark", "model", "version", "selected", "by", "test", "MAE", "protocol", "data",
+                                "rule", "method", "backbone", "run"]
     synth = next(line.split() for line in lines if line.startswith("synth"))
-    assert synth == ["synth", "headpose-synth", "1", "val_mae", "15.00", "16.00", "validation", "gldl", "resnet18",
-                     search["runs"]["trial_0"]]
+    assert synth == ["synth", "headpose-synth", "1", "val_mae", "15.00", "16.00", "synth", "test-hash", "validation",
+                     "gldl", "resnet18", search["runs"]["trial_0"]]
     assert champions["synth"]["selection_value"] == 15.0 and champions["synth"]["rule"] == "validation"
+    assert champions["synth"]["protocol"] == "synth" and champions["synth"]["data_hash"] == "test-hash"
 
 
 def test_predict_command_reports_bad_images_and_keeps_the_others(search, checkpoints, tmp_path, capsys):

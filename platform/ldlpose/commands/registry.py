@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
         return "-" if value is None else f"{value:.2f}"
 
     rows = [[c["benchmark"], c["model"], c["version"], f"{c['selection_metric'] or '-'} {number(c['selection_value'])}",
-             number(c["mae"]), c["rule"] or "-", c["method"] or "-", c["backbone"] or "-", c["run_id"] or "-"]
-            for c in champions]
-    print(table(["benchmark", "model", "version", "selected by", "test MAE", "rule", "method", "backbone", "run"],
-                rows))
+             number(c["mae"]), c["protocol"] or "-", (c["data_hash"] or "-")[:19], c["rule"] or "-",
+             c["method"] or "-", c["backbone"] or "-", c["run_id"] or "-"] for c in champions]
+    print(table(["benchmark", "model", "version", "selected by", "test MAE", "protocol", "data", "rule", "method",
+                 "backbone", "run"], rows))
     return 0

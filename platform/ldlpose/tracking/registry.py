@@ -217,6 +217,7 @@ def list_champions(uri: str) -> list[dict]:
                      "selection_metric": tags.get(TAG_SELECTION_METRIC),
                      "selection_value": _number(tags.get(TAG_SELECTION_VALUE)),
                      "split": tags.get("selection.split"), "rule": tags.get("champion_rule"),
+                     "protocol": tags.get("test.data.protocol"), "data_hash": tags.get("test.data.content_hash"),
                      "method": tags.get("method"), "backbone": tags.get("backbone"),
                      "run_id": tags.get("run_id"), "search_id": tags.get("search_id"),
                      "trial_id": tags.get("trial_id"), "uri": f"models:/{model.name}@{CHAMPION}"})
