@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ldlpose import methods
-from ldlpose.config import RunConfig, run_config_from_dict
+from ldlpose.config import run_config_from_dict
 from ldlpose.errors import LdlposeError
 from ldlpose.metrics import evaluate
 from ldlpose.models import build_model
