@@ -1,4 +1,4 @@
-"""`ldlpose evaluate`, `export-onnx` and `leaderboard` end to end: a checkpoint, the same model as a
+"""`ldlpose evaluate`, `export` and `leaderboard` end to end: a checkpoint, the same model as a
 logged MLflow model (real server) and as ONNX give the same scores, logged with protocol and data hash."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def onnx_model(checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "gldl.onnx"
-    assert main(["export-onnx", str(checkpoint), "--out", str(out)]) == 0
+    assert main(["export", str(checkpoint), "--out", str(out)]) == 0
     return out
 
 
@@ -153,7 +153,7 @@ def test_asg_reports_its_own_maev_beside_the_uniform_one(synth_root, tmp_path, c
     out = evaluate_json(capsys, asg, "--benchmark", "synth", "--data-root", synth_root, "--no-log", "--out", tmp_path)
     metrics = out["results"][0]["metrics"]
     assert "maev_asg" in metrics and np.isfinite(metrics["maev_asg"]) and metrics["maev_asg"] != metrics["maev"]
-    assert main(["export-onnx", str(asg), "--out", str(tmp_path / "asg.onnx")]) == 2
+    assert main(["export", str(asg), "--out", str(tmp_path / "asg.onnx")]) == 2
     assert "SVD" in capsys.readouterr().err
 
 

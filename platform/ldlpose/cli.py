@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "predict": "ldlpose.commands.predict",
     "evaluate": "ldlpose.commands.evaluate",
     "leaderboard": "ldlpose.commands.leaderboard",
-    "export-onnx": "ldlpose.commands.export_onnx",
+    "export": "ldlpose.commands.export",
     "submit": "ldlpose.commands.submit",
 }
 

@@ -25,7 +25,7 @@ from ldlpose.errors import DataError, LdlposeError
 
 __all__ = [
     "EXPORT_FORMAT", "IMAGENET_MEAN", "IMAGENET_STD", "LoadedPredictor", "PosePredictor", "export_info", "load_image",
-    "predictor_from_checkpoint", "predictor_from_run", "preprocess", "read_checkpoint",
+    "predictor_from_checkpoint", "predictor_from_run", "preprocess", "read_checkpoint", "training_crop",
 ]
 
 EXPORT_FORMAT = "ldlpose-pose-predictor/1"
@@ -117,7 +117,20 @@ def export_info(state: dict) -> dict:
         "backbone": run["model"]["backbone"],
         "epoch": _plain(state.get("epoch")),
         "metrics": _plain(state.get("metrics", {})),
+        "crop": training_crop(run),
     }
+
+
+def training_crop(run: dict) -> dict | None:
+    """The crop recipe of the run's training faces as their manifest records it (``ldlpose predict``
+    crops detected faces with it), or None where that folder cannot be read here."""
+    from ldlpose.data.shards import read_manifest
+
+    data = run.get("data", {})
+    try:
+        return read_manifest(Path(data.get("root", ".")) / data.get("train", "")).get("crop")
+    except (DataError, OSError, ValueError):
+        return None
 
 
 def load_image(path) -> np.ndarray:

@@ -8,7 +8,8 @@ An ONNX model travels with a **preprocessing description**, a small JSON file ne
                 "scale": 255.0, "mean": [0, 0, 0], "std": [1, 1, 1]},
      "output": {"name": "angles_deg", "order": ["yaw", "pitch", "roll"], "units": "degrees",
                 "signs": [1, 1, 1]},
-     "about": {"method": "gldl", "backbone": "resnet18"}}
+     "about": {"method": "gldl", "backbone": "resnet18"},
+     "crop": {"name": "hopenet-300w-lp-train", "k": 0.4, ...}}
 
 The input is ``(pixel / scale - mean) / std`` per channel, in the given channel order (``colour``)
 and layout (``NCHW`` or ``NHWC``), at ``size`` x ``size``; which part of a face crop is resized to
@@ -16,7 +17,10 @@ that size is the benchmark protocol's business. The output's angles are reordere
 roll, converted to degrees and multiplied by ``signs`` to reach ldlpose's convention
 (:mod:`ldlpose.geometry`). ``name`` may be left out when the model has one input (one output).
 ``about`` (optional, free-form strings) says what the model is; the leaderboard shows its
-``method`` and ``backbone``.
+``method`` and ``backbone``. ``crop`` (optional) is the crop recipe of the model's training faces as
+their manifest records it (:mod:`ldlpose.data.crops`); ``ldlpose predict`` crops detected faces with it.
+The same description goes beside a ``.pt2`` export (:mod:`ldlpose.deploy`), whose program takes
+the same input and gives the same output.
 
 :func:`export_onnx` writes an ldlpose predictor (normalisation and decoding inside the graph) with
 its description; :class:`OnnxPredictor` runs a described model with onnxruntime.
@@ -27,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +39,7 @@ import numpy as np
 from ldlpose.errors import ConfigError, LdlposeError
 
 __all__ = ["DESCRIPTION_FORMAT", "OnnxPredictor", "Preprocessing", "description_path", "export_onnx",
-           "read_description"]
+           "read_description", "write_description"]
 
 DESCRIPTION_FORMAT = "ldlpose-onnx-preprocessing/1"
 ANGLE_NAMES = ("yaw", "pitch", "roll")
@@ -58,9 +62,10 @@ class Preprocessing:
     units: str = "degrees"
     signs: tuple[float, float, float] = (1.0, 1.0, 1.0)
     about: tuple[tuple[str, str], ...] = ()
+    crop: dict | None = field(default=None, compare=False)  # the training crop recipe, JSON-safe
 
     def as_dict(self) -> dict:
-        return {"format": DESCRIPTION_FORMAT, "about": dict(self.about),
+        return {"format": DESCRIPTION_FORMAT, "about": dict(self.about), **({"crop": self.crop} if self.crop else {}),
                 "input": {"name": self.input_name, "size": self.size, "layout": self.layout,
                           "colour": self.colour, "scale": self.scale, "mean": list(self.mean), "std": list(self.std)},
                 "output": {"name": self.output_name, "order": list(self.order), "units": self.units,
@@ -98,16 +103,21 @@ def read_description(path) -> Preprocessing:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: cannot read: {err}") from None
-    unknown_top = sorted(set(data) - {"format", "input", "output", "about"})
+    unknown_top = sorted(set(data) - {"format", "input", "output", "about", "crop"})
     if unknown_top or not isinstance(data.get("input"), dict):
-        raise ConfigError(f"{path}: expected keys 'input' and 'output' (and 'format', 'about'), got {sorted(data)}")
+        raise ConfigError(f"{path}: expected keys 'input' and 'output' (and 'format', 'about', 'crop'), "
+                          f"got {sorted(data)}")
     if data.get("format", DESCRIPTION_FORMAT) != DESCRIPTION_FORMAT:
         raise ConfigError(f"{path}: format: this ldlpose reads {DESCRIPTION_FORMAT!r}, got {data['format']!r}")
     about = data.get("about") or {}
     if not isinstance(about, dict):
         raise ConfigError(f"{path}: about: must be a mapping of names to strings, got {about!r}")
+    crop = data.get("crop")
+    if crop is not None and not (isinstance(crop, dict) and isinstance(crop.get("name"), str)):
+        raise ConfigError(f"{path}: crop: must be a mapping with a 'name' (a recipe of ldlpose.data.crops), "
+                          f"got {crop!r}")
     pre = _parse(path, data["input"], data.get("output") or {})
-    return dataclasses.replace(pre, about=tuple((str(k), str(v)) for k, v in about.items()))
+    return dataclasses.replace(pre, about=tuple((str(k), str(v)) for k, v in about.items()), crop=crop)
 
 
 _INPUT_KEYS = {"name", "size", "layout", "colour", "scale", "mean", "std"}
@@ -177,7 +187,8 @@ class OnnxPredictor:
         return np.concatenate(outputs) if outputs else np.zeros((0, 3))
 
 
-def export_onnx(module, image_size: int, path, *, method: str | None = None, backbone: str | None = None) -> Path:
+def export_onnx(module, image_size: int, path, *, method: str | None = None, backbone: str | None = None,
+                crop: dict | None = None) -> Path:
     """Write ``module`` (an ldlpose predictor: (N, 3, S, S) RGB in [0, 1] -> (N, 3) yaw/pitch/roll
     degrees, such as :class:`ldlpose.export.PosePredictor` or a loaded registry model) to ``path``
     as ONNX with a dynamic batch, and its preprocessing description next to it; returns ``path``."""
@@ -195,14 +206,25 @@ def export_onnx(module, image_size: int, path, *, method: str | None = None, bac
         with warnings.catch_warnings():  # the loaded graph above reports training mode; it is not
             warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
             torch.onnx.export(module, (example,), str(path), dynamo=True, input_names=["images"],
-                              output_names=["angles_deg"], dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+                              output_names=["angles_deg"], dynamic_shapes=({0: torch.export.Dim("batch")},),
                               opset_version=OPSET, external_data=False, verbose=False)
     except Exception as err:  # torch.onnx raises its own conversion errors
         hint = (" ASG decodes through an SVD (nearest rotation), which ONNX has no operator for."
                 if method == "asg" else "")
         raise LdlposeError(f"cannot export the {method or 'given'} predictor to ONNX: {type(err).__name__}."
                            f"{hint}") from None
-    about = tuple((k, v) for k, v in (("method", method), ("backbone", backbone)) if v)
-    description = Preprocessing(size=int(image_size), input_name="images", output_name="angles_deg", about=about)
-    description_path(path).write_text(json.dumps(description.as_dict(), indent=2) + "\n")
+    write_description(path, image_size, method=method, backbone=backbone, crop=crop,
+                      names=("images", "angles_deg"))
     return path
+
+
+def write_description(model_path, image_size: int, *, method: str | None = None, backbone: str | None = None,
+                      crop: dict | None = None, names: tuple[str | None, str | None] = (None, None)) -> Path:
+    """The description of an exported ldlpose predictor (RGB in [0, 1], NCHW, degrees) next to
+    ``model_path``; ``names``: its input and output names, where the format has them."""
+    about = tuple((k, v) for k, v in (("method", method), ("backbone", backbone)) if v)
+    description = Preprocessing(size=int(image_size), input_name=names[0], output_name=names[1], about=about,
+                                crop=crop)
+    target = description_path(model_path)
+    target.write_text(json.dumps(description.as_dict(), indent=2) + "\n")
+    return target
