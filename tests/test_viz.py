@@ -59,3 +59,17 @@ def test_image_grid_tiles_images_with_captions():
 def test_image_grid_rejects_mismatched_captions():
     with pytest.raises(ValueError, match="2 captions for 1 images"):
         viz.image_grid([blank()], 1, captions=["a", "b"])
+
+
+def test_draw_faces_boxes_each_face_and_draws_its_axes_from_the_box_centre():
+    photo = np.full((60, 120, 3), 128, dtype=np.uint8)
+    faces = [((10, 10, 50, 50), [45, 0, 0]), ((70, 10, 110, 50), [-45, 0, 0])]
+    drawn = viz.draw_faces(photo, faces)
+    assert drawn.shape == photo.shape and (photo == 128).all()
+    box = pixels_of(drawn, viz.BOX_COLOUR)
+    assert {(10, 10), (49, 49), (70, 10), (109, 49)} <= {tuple(p) for p in box}
+    front = pixels_of(drawn, BLUE)
+    left_face, right_face = front[front[:, 0] < 60], front[front[:, 0] >= 60]
+    # Positive yaw turns the first face's front axis toward the image's left, negative the second's right.
+    assert left_face[:, 0].mean() < 30 - 3 and right_face[:, 0].mean() > 90 + 3
+    assert abs(left_face[:, 0].max() - 30) <= 1 and abs(right_face[:, 0].min() - 90) <= 1  # from the centres

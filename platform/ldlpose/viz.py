@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["AXIS_COLOURS", "draw_pose", "image_grid", "pose_caption"]
+__all__ = ["AXIS_COLOURS", "BOX_COLOUR", "draw_faces", "draw_pose", "image_grid", "pose_caption"]
 
 AXIS_COLOURS = ((255, 0, 0), (0, 200, 0), (0, 80, 255))  # left, down, front
+BOX_COLOUR = (255, 220, 0)  # a detected face's box: yellow, unlike any axis
 
 
 def draw_pose(image: np.ndarray, angles_deg: Sequence[float], center: Sequence[float] | None = None,
@@ -42,6 +43,21 @@ def draw_pose(image: np.ndarray, angles_deg: Sequence[float], center: Sequence[f
         start = (float(center[0]), float(center[1]))
         draw.line([start, (float(x), float(y))], fill=tuple(colour), width=line)
     return np.asarray(canvas)
+
+
+def draw_faces(image: np.ndarray, faces: Sequence[tuple[Sequence[float], Sequence[float]]]) -> np.ndarray:
+    """A copy of a whole photo with each face's ``(box, angles_deg)`` drawn: the box (x0, y0, x1, y1
+    pixels) and the pose's axes from its centre, half as long as the box's longer side."""
+    canvas = np.ascontiguousarray(image, dtype=np.uint8)
+    for box, angles in faces:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        side = max(x1 - x0, y1 - y0)
+        line = max(1, round(side / 64))
+        canvas = draw_pose(canvas, angles, center=((x0 + x1) / 2, (y0 + y1) / 2), size=side / 2, width=line)
+        picture = Image.fromarray(canvas)
+        ImageDraw.Draw(picture).rectangle([x0, y0, x1 - 1, y1 - 1], outline=BOX_COLOUR, width=line)
+        canvas = np.asarray(picture)
+    return canvas.copy()
 
 
 def pose_caption(angles_deg: Sequence[float]) -> str:
