@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
+from torch import nn
 
 from ldlpose.errors import LdlposeError
 
@@ -62,64 +65,71 @@ def weights_folder() -> Path:
     return folder
 
 
-def _networks():
-    """P-Net, R-Net and O-Net as torch modules with the packaged weights (built on first use)."""
+class _SamePool(nn.Module):
+    """Keras ``MaxPooling2D(padding="same")``: -inf padding at the end (and the start, when odd)."""
+
+    def __init__(self, kernel: int, stride: int):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
+            total = max((math.ceil(size / self.stride) - 1) * self.stride + self.kernel - size, 0)
+            pads += [total // 2, total - total // 2]
+        return nn.functional.max_pool2d(nn.functional.pad(x, pads, value=-math.inf), self.kernel, self.stride)
+
+
+def _block(cin: int, cout: int, kernel: int, pool: nn.Module | None = None) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, kernel), nn.PReLU(cout)] + ([pool] if pool is not None else [])
+
+
+class _Net(nn.Module):
+    """One MTCNN stage: conv body, then (R-Net, O-Net) a dense layer, then one head per output.
+    Parameters are created in the order of the Keras layers, so the packaged arrays load in order."""
+
+    def __init__(self, body: list[nn.Module], heads: tuple[int, ...], flat: int | None = None,
+                 hidden: int | None = None):
+        super().__init__()
+        self.body = nn.Sequential(*body)
+        self.fc = None if flat is None else nn.Sequential(nn.Linear(flat, hidden), nn.PReLU(hidden))
+        width = hidden or [m for m in body if isinstance(m, nn.PReLU)][-1].num_parameters
+        self.heads = nn.ModuleList(nn.Conv2d(width, n, 1) if flat is None else nn.Linear(width, n) for n in heads)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.body(x)
+        if self.fc is not None:  # Keras flattens (N, W, H, C): its Permute((2, 1, 3)) of NHWC
+            x = self.fc(x.permute(0, 3, 2, 1).flatten(1))
+        return [head(x) for head in self.heads]
+
+
+def _load(net: _Net, file: Path) -> _Net:
+    """``net`` with the arrays of a packaged ``.lz4`` file (Keras ``get_weights()`` order), in eval mode."""
     import joblib
-    import torch
-    from torch import nn
 
-    class SamePool(nn.Module):
-        """Keras ``MaxPooling2D(padding="same")``: pad at the end (and start, when odd) with -inf."""
+    arrays = joblib.load(file)
+    params = list(net.parameters())
+    assert len(arrays) == len(params), (file, len(arrays), len(params))
+    with torch.no_grad():
+        for param, array in zip(params, arrays):
+            value = torch.from_numpy(np.asarray(array, dtype=np.float32))
+            if value.ndim == 4:  # conv kernel (kh, kw, in, out) -> (out, in, kh, kw)
+                value = value.permute(3, 2, 0, 1)
+            elif value.ndim == 2:  # dense (in, out) -> (out, in)
+                value = value.T
+            param.copy_(value.reshape(param.shape))
+    return net.eval()
 
-        def __init__(self, kernel: int, stride: int):
-            super().__init__()
-            self.kernel, self.stride = kernel, stride
 
-        def forward(self, x):
-            pads = []
-            for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
-                total = max((math.ceil(size / self.stride) - 1) * self.stride + self.kernel - size, 0)
-                pads += [total // 2, total - total // 2]
-            return nn.functional.max_pool2d(nn.functional.pad(x, pads, value=-math.inf), self.kernel, self.stride)
-
-    def block(cin, cout, kernel, pool=None):
-        layers = [nn.Conv2d(cin, cout, kernel), nn.PReLU(cout)]
-        return layers + ([pool] if pool is not None else [])
-
-    class Net(nn.Module):
-        def __init__(self, body, flat: int | None, hidden: int | None, heads: tuple[int, ...]):
-            super().__init__()
-            self.body = nn.Sequential(*body)
-            self.fc = None if flat is None else nn.Sequential(nn.Linear(flat, hidden), nn.PReLU(hidden))
-            width = hidden or [m for m in body if isinstance(m, nn.PReLU)][-1].num_parameters
-            make = (lambda n: nn.Conv2d(width, n, 1)) if flat is None else (lambda n: nn.Linear(width, n))
-            self.heads = nn.ModuleList(make(n) for n in heads)
-
-        def forward(self, x):
-            x = self.body(x)
-            if self.fc is not None:  # Keras flattens (N, W, H, C): its Permute((2, 1, 3)) of NHWC
-                x = self.fc(x.permute(0, 3, 2, 1).flatten(1))
-            return [head(x) for head in self.heads]
-
-    pnet = Net(block(3, 10, 3, SamePool(2, 2)) + block(10, 16, 3) + block(16, 32, 3), None, None, (4, 2))
-    rnet = Net(block(3, 28, 3, SamePool(3, 2)) + block(28, 48, 3, nn.MaxPool2d(3, 2)) + block(48, 64, 2),
-               576, 128, (4, 2))
-    onet = Net(block(3, 32, 3, SamePool(3, 2)) + block(32, 64, 3, nn.MaxPool2d(3, 2))
-               + block(64, 64, 3, SamePool(2, 2)) + block(64, 128, 2), 1152, 256, (4, 10, 2))
+def _networks() -> tuple[_Net, _Net, _Net]:
+    """P-Net, R-Net and O-Net with the packaged weights."""
     folder = weights_folder()
-    for net, name in ((pnet, "pnet"), (rnet, "rnet"), (onet, "onet")):
-        arrays = joblib.load(folder / f"{name}.lz4")  # Keras get_weights() order = our parameter order
-        params = list(net.parameters())
-        assert len(arrays) == len(params), (name, len(arrays), len(params))
-        with torch.no_grad():
-            for param, array in zip(params, arrays):
-                value = torch.from_numpy(np.asarray(array, dtype=np.float32))
-                if value.ndim == 4:  # conv kernel (kh, kw, in, out) -> (out, in, kh, kw)
-                    value = value.permute(3, 2, 0, 1)
-                elif value.ndim == 2:  # dense (in, out) -> (out, in)
-                    value = value.T
-                param.copy_(value.reshape(param.shape))
-    return pnet.eval(), rnet.eval(), onet.eval()
+    pnet = _Net(_block(3, 10, 3, _SamePool(2, 2)) + _block(10, 16, 3) + _block(16, 32, 3), (4, 2))
+    rnet = _Net(_block(3, 28, 3, _SamePool(3, 2)) + _block(28, 48, 3, nn.MaxPool2d(3, 2)) + _block(48, 64, 2),
+                (4, 2), flat=576, hidden=128)
+    onet = _Net(_block(3, 32, 3, _SamePool(3, 2)) + _block(32, 64, 3, nn.MaxPool2d(3, 2))
+                + _block(64, 64, 3, _SamePool(2, 2)) + _block(64, 128, 2), (4, 10, 2), flat=1152, hidden=256)
+    return _load(pnet, folder / "pnet.lz4"), _load(rnet, folder / "rnet.lz4"), _load(onet, folder / "onet.lz4")
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
@@ -152,10 +162,8 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([centre - half, centre + half], axis=1)
 
 
-def _normalise(pixels: np.ndarray):
+def _normalise(pixels: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 as MTCNN was trained: (x - 127.5) / 128."""
-    import torch
-
     return torch.from_numpy((pixels.astype(np.float32) - 127.5) / 128.0).permute(0, 3, 1, 2).contiguous()
 
 
@@ -174,10 +182,6 @@ class FaceDetector:
         self.pnet, self.rnet, self.onet = _networks()
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        import torch
-
-        from PIL import Image
-
         if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
             raise LdlposeError(f"detect needs an (H, W, 3) uint8 RGB picture, got {image.shape} {image.dtype}")
         picture = Image.fromarray(image)
@@ -197,8 +201,6 @@ class FaceDetector:
 
     def _propose(self, picture) -> np.ndarray:
         """P-Net over the pyramid: calibrated square candidate boxes (M, 4)."""
-        from PIL import Image
-
         found = []
         for scale in self._scales(*picture.size):
             size = (math.ceil(picture.width * scale), math.ceil(picture.height * scale))
@@ -220,9 +222,7 @@ class FaceDetector:
         keep = _nms(candidates[:, :4], candidates[:, 4], 0.7)
         return _square(candidates[keep, :4])
 
-    def _patches(self, picture, boxes: np.ndarray, size: int):
-        from PIL import Image
-
+    def _patches(self, picture, boxes: np.ndarray, size: int) -> torch.Tensor:
         patches = np.empty((len(boxes), size, size, 3), dtype=np.uint8)
         for i, box in enumerate(np.rint(boxes).astype(int)):
             x0, y0, x1, y1 = box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1)
