@@ -159,3 +159,33 @@ def test_a_detected_face_cut_with_rankposes_recipe_matches_rankposes_own_crop():
         _, box = face_crop(picture, face.box, recipe)
         overlaps.append(iou(box, recipe.box(pt3d_68(AFLW / name))))
     assert min(overlaps) >= 0.5, overlaps
+
+
+def test_a_model_trained_on_rankpose_crops_is_fed_rankpose_crops_through_checkpoint_and_onnx(tmp_path, capsys):
+    """The recipe travels from the training data's manifest into the checkpoint's info and the ONNX
+    description, and predict crops with it."""
+    from ldlpose import methods
+    from ldlpose.config import run_config_from_dict
+    from ldlpose.models import build_model
+
+    root = tmp_path / "data"
+    assert main(["prepare", "aflw2000", "--crop", "rankpose", "--source", str(AFLW), "--data-root", str(root),
+                 "--workers", "1"]) == 0
+    (train,) = [p.parent.relative_to(root) for p in root.rglob("_manifest.json")]
+    run = run_config_from_dict({"name": "tiny", "method": {"name": "gldl"},
+                                "model": {"backbone": "resnet18", "weights": "none"},
+                                "data": {"root": str(root), "train": str(train), "val": None, "image_size": SIZE}})
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    torch.save({"model": build_model(methods.create("gldl"), "resnet18", "none").state_dict(),
+                "run": run.to_dict(), "metrics": {}, "epoch": 0}, checkpoint / "checkpoint.pt")
+    assert main(["export", str(checkpoint), "--out", str(tmp_path / "m.onnx")]) == 0
+    photo = AFLW / PAIR[0]
+    answers = []
+    for model in (checkpoint, tmp_path / "m.onnx"):
+        status, out, _ = predict_json(capsys, photo, "--model", model)
+        assert status == 0
+        assert out["crop"] == {"recipe": "rankpose-aflw2000-test", "why": "the training crop rankpose-aflw2000-test"}
+        (face,) = out["predictions"][0]["faces"]
+        answers.append([face["yaw_deg"], face["pitch_deg"], face["roll_deg"]])
+    np.testing.assert_allclose(answers[0], answers[1], atol=1e-3)
