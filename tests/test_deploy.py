@@ -149,3 +149,19 @@ def test_bad_inputs_are_one_line_errors_naming_the_path_or_uri(registered, check
         err = capsys.readouterr().err
         assert err.startswith("ldlpose export: error: ") and message in err, (argv, err)
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_asg_goes_to_pt2_though_not_to_onnx(tmp_path, batch, capsys):
+    """ASG decodes through an SVD: ONNX has no operator for it, torch.export keeps it."""
+    from ldlpose.export import predictor_from_checkpoint
+
+    asg = write_checkpoint(tmp_path / "asg", tmp_path / "no-data", "asg", seed=3)
+    assert main(["export", str(asg), "--out", str(tmp_path / "asg.pt2")]) == 0
+    predictor, _ = predictor_from_checkpoint(asg)
+    with torch.no_grad():
+        expected = predictor(batch).double().numpy()
+        got = torch.export.load(str(tmp_path / "asg.pt2")).module()(batch).double().numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
+    assert "crop" not in json.loads((tmp_path / "asg.json").read_text())  # its training data is not here
+    assert main(["export", str(asg), "--out", str(tmp_path / "asg.onnx")]) == 2
+    assert "SVD" in capsys.readouterr().err
