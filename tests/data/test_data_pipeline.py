@@ -78,6 +78,7 @@ def test_training_loader_with_workers_and_a_seed(marker_dir):
         set_epoch(loader, 0)
         runs.append([b for b in loader])
     assert [len(b["index"]) for b in runs[0]] == [4, 4]
+    assert runs[0][0]["image"].shape == (4, 3, 32, 32) and runs[0][0]["image"].dtype == torch.float32
     assert torch.equal(runs[0][0]["image"], runs[1][0]["image"])  # seeded: augmentation repeats
     assert sorted(torch.cat([b["index"] for b in runs[0]]).tolist()) == list(range(8))
 
@@ -88,10 +89,9 @@ def test_distributed_sampler_splits_items_across_ranks(marker_dir, num_workers):
     seen = []
     for rank in range(2):
         loader = train_loader(ds, batch_size=2, num_workers=num_workers, rank=rank, world_size=2, seed=1)
-        assert isinstance(loader.sampler, DistributedSampler)
         seen.append(torch.cat([b["index"] for b in loader]).tolist())
     assert len(seen[0]) == len(seen[1]) == 4 and not set(seen[0]) & set(seen[1])
-    # A plain DistributedSampler, as Ray Train's prepare_data_loader adds, works too.
+    # A plain DistributedSampler over the dataset itself, as Ray Train's prepare_data_loader adds, works too.
     plain = DataLoader(ds, batch_size=2, sampler=DistributedSampler(ds, num_replicas=2, rank=1))
     assert sum(len(b["index"]) for b in plain) == 4
 
@@ -124,9 +124,34 @@ def test_jpeg_draft_decoding_keeps_labels_and_shape(make_dataset):
 def test_colour_jitter_matches_torchvision_definitions():
     import torchvision.transforms.functional as tvf
 
-    from ldlpose.data.augment import _jitter
+    from ldlpose.data.augment import IMAGENET_MEAN, IMAGENET_STD, _jitter_normalise
 
-    x = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.2  # no clipping
-    expected = tvf.adjust_saturation(tvf.adjust_contrast(tvf.adjust_brightness(x, 1.1), 0.85), 1.2)
-    got = _jitter(x.permute(1, 2, 0).numpy().copy(), 1.1, 0.85, 1.2)
-    assert torch.allclose(torch.from_numpy(got).permute(2, 0, 1), expected, atol=1e-5)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.2  # no clipping
+    factors = [(1.1, 0.85, 1.2), (0.8, 1.2, 0.9)]
+    got = x * 255
+    _jitter_normalise(got, *(torch.tensor(f).view(2, 1, 1, 1) for f in zip(*factors)))
+    for i, (b, c, s) in enumerate(factors):
+        expected = tvf.adjust_saturation(tvf.adjust_contrast(tvf.adjust_brightness(x[i], b), c), s)
+        assert torch.allclose(got[i], tvf.normalize(expected, IMAGENET_MEAN, IMAGENET_STD), atol=1e-4)
+
+
+def test_training_items_match_the_evaluation_transform_when_nothing_is_drawn(marker_dir):
+    """Crop 1.0, no shift, flip, blur or jitter: the training path (torchvision, tensors) gives the
+    evaluation transform's pixels (Pillow)."""
+    still = Augment(scale=(1.0, 1.0), shift=0.0, flip_p=0.0, **NO_PHOTOMETRIC)
+    for size in (32, 48):  # 32: both decode at half scale (libjpeg draft); 48: both resize 64 -> 48
+        ds = HeadPoseDataset(marker_dir, transform=Preprocess(size, still))
+        plain = HeadPoseDataset(marker_dir, transform=Preprocess(size))
+        for i in range(3):
+            # torchvision's antialiased uint8 resize reproduces Pillow's, pixel for pixel
+            assert torch.allclose(ds[i]["image"], plain[i]["image"], atol=1e-5)
+
+
+def test_random_crops_keep_the_scale_and_stay_inside_the_image():
+    aug = Augment(scale=(0.5, 0.8), shift=1.0)
+    draws = torch.rand(200, 9, generator=torch.Generator().manual_seed(1))
+    for d in draws:
+        x0, y0, side = aug.box(100, 60, d)
+        assert 30 <= side <= 48 and 0 <= x0 <= 100 - side and 0 <= y0 <= 60 - side
+    sides = [aug.box(100, 60, d)[2] for d in draws]
+    assert min(sides) < 33 and max(sides) > 45  # the whole range is used

@@ -2,17 +2,27 @@
 
 The images of a prepared folder (encoded bytes, about 10 kB each) are read once into memory with
 pyarrow (300W-LP at 256 px: about 1.5 GB); DataLoader workers started by fork share that memory,
-and workers started by spawn reload it. Each item is decoded with Pillow and transformed by
+and workers started by spawn reload it. An item, ``dataset[i]``, is decoded and transformed by
 :class:`~ldlpose.data.augment.Preprocess`::
 
     {"image": float32 (3, H, W), "angles_deg": float32 (3,) yaw/pitch/roll,
      "subject": int64 (index into dataset.subject_names), "index": int64 (row in the folder)}
 
+:func:`train_loader` is the one builder of training loaders (``ldlpose.train.data``, the tests and
+the benchmarks all use it). Its batches have the same keys plus ``draws``; inside, a worker only
+decodes, crops and flips an item in uint8, and the rest of the augmentation (blur, colour jitter,
+normalisation) runs once per batch on tensors: in the loader's collate on a CPU, and on the GPU
+when the loader is given a CUDA device, which can also decode the JPEGs itself (nvJPEG), so that
+a GPU node needs almost no CPU per image (``bench/input_pipeline.py`` measures both).
+
 Typical use (see ``docs/data.md``)::
 
     train_ds, val_ds = train_val_datasets(root / "300w-lp", image_size=224)
-    train = train_loader(train_ds, batch_size=64, num_workers=4)
+    train = train_loader(train_ds, batch_size=64, num_workers=4, seed=0)
     test = eval_loader(benchmark_dataset("aflw2000", image_size=224), batch_size=256)
+    for epoch in range(epochs):
+        train.set_epoch(epoch)
+        for batch in train: ...
 """
 
 from __future__ import annotations
@@ -23,18 +33,20 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from ldlpose.data import benchmarks
 from ldlpose.data.augment import Augment, Preprocess
+from ldlpose.data.batches import TrainLoader, train_loader
 from ldlpose.data.samplers import PairedBatchSampler
 from ldlpose.data.shards import read_labels, read_manifest, shard_paths
 from ldlpose.data.splits import rows_within, split_by_subject, split_subjects
 from ldlpose.errors import ConfigError
 
 __all__ = [
-    "Augment", "HeadPoseDataset", "PairedBatchSampler", "Preprocess", "benchmark_dataset", "eval_loader",
-    "rows_within", "set_epoch", "split_by_subject", "split_subjects", "train_loader", "train_val_datasets",
+    "Augment", "HeadPoseDataset", "PairedBatchSampler", "Preprocess", "TrainLoader", "benchmark_dataset",
+    "eval_loader", "rows_within", "set_epoch", "split_by_subject", "split_subjects", "train_loader",
+    "train_val_datasets",
 ]
 
 
@@ -87,12 +99,29 @@ class HeadPoseDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if self._images is None:
-            self._images = _ImageColumn(self.dataset_dir, self.manifest)
         row = int(self.rows[i])
-        image, angles = self.transform(self._images[row], self.angles_deg[i])
+        image, angles = self.transform(self.encoded(row), self.angles_deg[i])
         return {"image": image, "angles_deg": angles,
                 "subject": torch.tensor(self.subject_ids[i]), "index": torch.tensor(row)}
+
+    def staged(self, i: int, draws: torch.Tensor, *, decode: bool = True) -> dict[str, torch.Tensor]:
+        """Item ``i`` after the per-item stage of training augmentation with ``draws``: its uint8
+        ``image`` (or, with ``decode=False``, its ``encoded`` bytes) for :mod:`ldlpose.data.batches`."""
+        row = int(self.rows[i])
+        image, angles, draws = self.transform.stage(self.encoded(row), self.angles_deg[i], draws, decode=decode)
+        return {"image" if decode else "encoded": image, "draws": draws, "angles_deg": angles,
+                "subject": torch.tensor(self.subject_ids[i]), "index": torch.tensor(row)}
+
+    @property
+    def image_format(self) -> str:
+        """How the folder's images are encoded ("jpeg" or "png")."""
+        return self.manifest.get("image", {}).get("format", "jpeg")
+
+    def encoded(self, row: int):
+        """The stored (encoded) bytes of folder row ``row``."""
+        if self._images is None:
+            self._images = _ImageColumn(self.dataset_dir, self.manifest)
+        return self._images[row]
 
     def __getstate__(self) -> dict:
         # Pickled for spawn-started workers or Ray: send labels, let the receiver reload images.
@@ -127,31 +156,6 @@ def benchmark_dataset(name: str, *, image_size: int = 64, root=None) -> HeadPose
                            transform=Preprocess(image_size, view=bench.protocol.input))
 
 
-def train_loader(dataset: HeadPoseDataset, *, batch_size: int = 64, num_workers: int = 0,
-                 pairs: bool = False, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 drop_last: bool = True, pin_memory: bool = False) -> DataLoader:
-    """Shuffled batches; ``pairs=True`` makes each batch same-subject pairs (``needs_pairs`` methods).
-
-    With ``world_size > 1`` each rank reads its own part (DistributedSampler, or the paired
-    sampler's own sharding). Under Ray Train either pass rank/world size here and call
-    ``prepare_data_loader(loader, add_dist_sampler=False)``, or (plain batches only) keep
-    ``world_size=1`` and let ``prepare_data_loader`` add the DistributedSampler.
-    Call :func:`set_epoch` at the start of every epoch.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    common = {"num_workers": num_workers, "persistent_workers": num_workers > 0, "pin_memory": pin_memory,
-              "generator": generator}
-    if pairs:
-        sampler = PairedBatchSampler(dataset.subject_ids, batch_size, rank=rank, world_size=world_size,
-                                     seed=seed, drop_last=drop_last)
-        return DataLoader(dataset, batch_sampler=sampler, **common)
-    if world_size > 1:
-        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
-                                     drop_last=drop_last)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=drop_last, **common)
-
-
 def eval_loader(dataset: HeadPoseDataset, *, batch_size: int = 256, num_workers: int = 0,
                 pin_memory: bool = False) -> DataLoader:
     """Every item once, in order (evaluate on one rank, or pass each rank a subset of indices)."""
@@ -159,8 +163,7 @@ def eval_loader(dataset: HeadPoseDataset, *, batch_size: int = 256, num_workers:
                       pin_memory=pin_memory)
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Tell the loader's (distributed or paired) sampler which epoch starts, if it cares."""
-    for sampler in (loader.sampler, loader.batch_sampler):
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+def set_epoch(loader, epoch: int) -> None:
+    """Start epoch ``epoch`` of a loader: a :class:`TrainLoader` reseeds itself; others need nothing."""
+    if isinstance(loader, TrainLoader):
+        loader.set_epoch(epoch)

@@ -1,9 +1,11 @@
 """Data loaders of one training run on one worker, from the run config.
 
-Training batches are sharded across workers by a seeded ``DistributedSampler`` (also for one
-worker), so the order of epoch ``e`` depends only on ``(seed, e)`` and a resumed run sees the same
-batches as an uninterrupted one. Evaluation sets are split into interleaved shares, one per worker;
-the loop gathers predictions before computing metrics.
+Training batches come from :func:`ldlpose.data.pipeline.train_loader` (the one builder): sharded
+across workers by a seeded ``DistributedSampler`` (also for one worker), with each item's
+augmentation drawn from ``(seed, epoch, row)``, so a resumed run sees the same batches as an
+uninterrupted one. On a GPU worker the batches are finished (and JPEGs decoded) on the GPU.
+Evaluation sets are split into interleaved shares, one per worker; the loop gathers predictions
+before computing metrics.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Subset
 
 from ldlpose.config import RunConfig
 from ldlpose.data import pipeline
@@ -29,9 +31,7 @@ class Loaders:
     seed: int
 
     def set_epoch(self, epoch: int) -> None:
-        pipeline.set_epoch(self.train, epoch)
-        # Loader workers draw their augmentation seeds from this generator: tie it to the epoch.
-        self.train.generator.manual_seed(self.seed * 1000 + epoch)
+        self.train.set_epoch(epoch)
 
 
 def _augment(run: RunConfig) -> Augment:
@@ -61,23 +61,17 @@ def limit_eval(dataset, count: int | None):
     return _limit(dataset, count, 0, spread=True)
 
 
-def _subject_ids(dataset) -> np.ndarray:
-    if isinstance(dataset, Subset):
-        return dataset.dataset.subject_ids[np.asarray(dataset.indices)]
-    return dataset.subject_ids
-
-
 def _train_loader(dataset, run: RunConfig, method, rank: int, world: int) -> DataLoader:
-    t, d = run.train, run.data
-    common = {"num_workers": d.loader_workers, "persistent_workers": d.loader_workers > 0,
-              "generator": torch.Generator().manual_seed(t.seed)}
-    if method.needs_pairs:  # RankPose: every batch holds same-subject pairs
-        sampler = pipeline.PairedBatchSampler(_subject_ids(dataset), t.batch_size, rank=rank, world_size=world,
-                                              seed=t.seed, drop_last=True)
-        return DataLoader(dataset, batch_sampler=sampler, **common)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
-    drop_last = len(dataset) // world >= t.batch_size  # a set smaller than one batch still trains
-    return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=drop_last, **common)
+    return pipeline.train_loader(dataset, batch_size=run.train.batch_size, num_workers=run.data.loader_workers,
+                                 pairs=method.needs_pairs, rank=rank, world_size=world, seed=run.train.seed,
+                                 device=_device(run))
+
+
+def _device(run: RunConfig) -> torch.device | None:
+    """The GPU this worker trains on, if any (Ray Train has made it the current CUDA device)."""
+    if run.resources.gpus_per_worker > 0 and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return None
 
 
 def _share(dataset, rank: int, world: int):
