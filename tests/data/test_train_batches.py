@@ -9,8 +9,9 @@ from PIL import Image
 from ldlpose import methods
 from ldlpose.config import run_config_from_dict
 from ldlpose.data.augment import BLUR, Augment, Preprocess, gaussian_blur
-from ldlpose.data.batches import Collate, EpochTagged, TrainItems, TrainLoader, finish_on
+from ldlpose.data.batches import Collate, TrainItems, TrainLoader, finish_on
 from ldlpose.data.pipeline import HeadPoseDataset, train_loader
+from ldlpose.errors import ConfigError
 from ldlpose.train.data import build_loaders
 
 YAWS = [30.0, -30.0, 50.0, -10.0, 20.0, -60.0, 5.0, -5.0, 40.0, -45.0, 15.0, -25.0]
@@ -61,13 +62,10 @@ def test_an_epoch_depends_only_on_seed_and_epoch(marker_dir):
 
 @pytest.mark.parametrize("decode", [True, False], ids=["uint8 batches", "encoded batches"])
 def test_the_gpu_path_on_cpu_tensors_gives_the_cpu_batches(marker_dir, decode):
-    """TrainLoader with a device: what runs on CUDA (decode_jpeg on a batch, crop, finish), here on the CPU."""
+    """A loader with a device: what runs on CUDA (decode_jpeg on a batch, crop, finish), on the CPU."""
     ds = HeadPoseDataset(marker_dir, transform=Preprocess(32, Augment(blur_p=0.5)))
     on_cpu = batches(train_loader(ds, batch_size=4, seed=2), 3)
-    items = TrainItems(ds, seed=2, decode=decode)
-    sampler = EpochTagged(torch.utils.data.DistributedSampler(items, num_replicas=1, rank=0, seed=2))
-    on_device = batches(TrainLoader(items, sampler, batch_size=4, drop_last=True, num_workers=2,
-                                    device=torch.device("cpu")), 3)
+    on_device = batches(train_loader(ds, batch_size=4, seed=2, num_workers=2, device="cpu", gpu_decode=not decode), 3)
     assert "encoded" not in on_device[0]
     assert any((b["draws"][:, BLUR] < 0.5).any() for b in on_cpu)  # blur is exercised
     for a, b in zip(on_cpu, on_device, strict=True):
@@ -111,7 +109,9 @@ def test_png_data_trains_too(make_dataset):
     plain = Augment(brightness=0.0, contrast=0.0, saturation=0.0, blur_p=0.0)
     ds = HeadPoseDataset(make_dataset(items, image_format="png"), transform=Preprocess(16, plain))
     assert ds.image_format == "png"
-    (batch,) = batches(train_loader(ds, batch_size=4), 0)
+    (batch,) = batches(train_loader(ds, batch_size=4, device="cpu"), 0)  # decoded by the workers on CUDA too
     assert batch["image"].shape == (4, 3, 16, 16)
     red = batch["image"][:, 0] * 0.229 + 0.485  # back to [0, 1]: lossless, so exact up to rounding
     assert torch.allclose(red, (batch["index"].float() * 40 / 255).view(4, 1, 1).expand(4, 16, 16), atol=1e-5)
+    with pytest.raises(ConfigError, match="gpu_decode needs JPEG images"):
+        train_loader(ds, batch_size=4, device="cpu", gpu_decode=True)

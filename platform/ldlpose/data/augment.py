@@ -202,17 +202,32 @@ def decode_rgb(data: bytes, ratio=None) -> torch.Tensor:
     """
     import torchvision.io as tvio
 
-    if ratio is not None and bytes(data[:2]) == b"\xff\xd8":  # a JPEG (data may be a memoryview)
-        img = Image.open(io.BytesIO(data))
-        if ratio(*img.size) <= 0.5:
-            img = _open_draft(data, ratio, img)
-            return torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)
+    size = _jpeg_size(data) if ratio is not None else None
+    if size is not None and ratio(*size) <= 0.5:
+        return torch.from_numpy(np.array(_open_draft(data, ratio))).permute(2, 0, 1)
     encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     return tvio.decode_image(encoded, mode=tvio.ImageReadMode.RGB)
 
 
-def _open_draft(data: bytes, ratio, img: Image.Image | None = None) -> Image.Image:
-    img = img or Image.open(io.BytesIO(data))
+def _jpeg_size(data) -> tuple[int, int] | None:
+    """``(width, height)`` from a JPEG's frame header, or None if ``data`` is no JPEG; reading it
+    here costs microseconds where ``Image.open`` took a quarter of a millisecond."""
+    data = memoryview(data).cast("B")
+    if bytes(data[:2]) != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 <= len(data):
+        marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
+        if data[at] != 0xFF:
+            return None
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn: precision, height, width
+            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
+        at += 2 + length
+    return None
+
+
+def _open_draft(data: bytes, ratio) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
     if img.format == "JPEG":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still leaves enough pixels.
         r = ratio(*img.size)

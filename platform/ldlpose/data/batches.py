@@ -11,12 +11,14 @@ same with 0 or 8 loader workers, with persistent workers, and after a resume at 
 
 Where the work runs (``ldlpose.data.augment`` has the two stages):
 
-* CPU (no device, or a CPU device): the workers decode, crop and flip each item in uint8 and
-  finish the batch (blur, jitter, normalise) in the collate.
+* CPU (no device): the workers decode, crop and flip each item in uint8 and finish the batch
+  (blur, jitter, normalise) in the collate.
 * GPU, images decoded by the CPU (``gpu_decode=False``, or PNG data): the workers decode, crop
   and flip; the uint8 batch (a quarter of the float bytes) is copied to the GPU and finished there.
 * GPU, images decoded by the GPU (the default for JPEG data on CUDA): the workers only slice out
   the encoded bytes and draw; the GPU decodes the batch (nvJPEG), crops, flips and finishes it.
+
+Given ``device="cpu"``, the two GPU paths run on CPU tensors: that is how the tests check them.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 
 from ldlpose.data.augment import DRAWS
 from ldlpose.data.samplers import PairedBatchSampler
+from ldlpose.errors import ConfigError
 
 __all__ = ["TrainItems", "TrainLoader", "draws_for", "train_loader"]
+
+ENCODED = ("encoded", "encoded_sizes")  # the keys of a batch whose GPU decodes it: bytes, stay on the host
 
 
 def train_loader(dataset, *, batch_size: int = 64, num_workers: int = 0, pairs: bool = False, rank: int = 0,
@@ -43,12 +48,13 @@ def train_loader(dataset, *, batch_size: int = 64, num_workers: int = 0, pairs: 
     Each rank reads its own part: a seeded DistributedSampler (also for one rank, so the order of
     epoch ``e`` depends only on ``(seed, e)``), or the paired sampler's own sharding. The last
     partial batch is dropped unless a rank's share is smaller than one batch (a tiny set still
-    trains). ``device``: where batches are finished and delivered (default: the CPU);
-    ``gpu_decode`` (CUDA only) defaults to True for JPEG data. Call ``set_epoch`` every epoch.
+    trains). ``device``: where the batch stage runs and batches are delivered (default: in the
+    collate, on the CPU; a GPU for GPU training). ``gpu_decode``: the device also decodes (default:
+    on CUDA, for JPEG data). Call ``set_epoch`` every epoch.
     """
     device = None if device is None else torch.device(device)
-    on_gpu = device is not None and device.type == "cuda"
-    items = TrainItems(dataset, seed=seed, decode=not (on_gpu and _gpu_decodes(dataset, gpu_decode)))
+    decode_on_device = _decodes_on_device(dataset, device, gpu_decode)
+    items = TrainItems(dataset, seed=seed, decode=not decode_on_device)
     drop_last = len(items) // world_size >= batch_size  # a set smaller than one batch still trains
     if pairs:
         sampler = PairedBatchSampler(items.subject_ids, batch_size, rank=rank, world_size=world_size,
@@ -56,12 +62,19 @@ def train_loader(dataset, *, batch_size: int = 64, num_workers: int = 0, pairs: 
     else:
         sampler = DistributedSampler(items, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     return TrainLoader(items, EpochTagged(sampler), batch_size=None if pairs else batch_size,
-                       drop_last=drop_last, num_workers=num_workers, device=device if on_gpu else None)
+                       drop_last=drop_last, num_workers=num_workers, device=device)
 
 
-def _gpu_decodes(dataset, gpu_decode: bool | None) -> bool:
+def _decodes_on_device(dataset, device: torch.device | None, gpu_decode: bool | None) -> bool:
+    if device is None:
+        return False
     base, _ = _unwrap(dataset)
-    return base.image_format == "jpeg" if gpu_decode is None else gpu_decode
+    if gpu_decode is None:
+        return device.type == "cuda" and base.image_format == "jpeg"
+    if gpu_decode and base.image_format != "jpeg":
+        raise ConfigError(f"gpu_decode needs JPEG images; {base.dataset_dir} holds {base.image_format}: "
+                          "pass gpu_decode=False (the loader workers decode) or prepare it with --format jpeg")
+    return gpu_decode
 
 
 class TrainItems(Dataset):
@@ -148,11 +161,12 @@ def finish_on(batch: dict, preprocess, device: torch.device) -> dict:
     """A batch of uint8 images (or of encoded JPEGs) finished on ``device``; any device, so the
     GPU path runs on CPU tensors in the tests."""
     draws = batch["draws"]  # read on the CPU: crop boxes and blur choices are host-side decisions
-    out = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in ENCODED}
     if "encoded" in batch:
         import torchvision.io as tvio
 
-        decoded = tvio.decode_jpeg(batch["encoded"], mode=tvio.ImageReadMode.RGB, device=device)
+        jpegs = list(torch.split(batch["encoded"], batch["encoded_sizes"].tolist()))
+        decoded = tvio.decode_jpeg(jpegs, mode=tvio.ImageReadMode.RGB, device=device)
         out["image"] = torch.stack([preprocess.crop(img, d) for img, d in zip(decoded, draws)])
     out["image"] = preprocess.finish(out["image"], draws)
     return out
@@ -166,21 +180,24 @@ class Collate:
 
     def __call__(self, items: list[dict]) -> dict:
         batch = {key: torch.stack([item[key] for item in items]) for key in ("draws", "angles_deg", "subject", "index")}
-        if "encoded" in items[0]:
-            batch["encoded"] = [item["encoded"] for item in items]
+        if "encoded" in items[0]:  # one flat tensor: a worker sends one shared-memory handle, not B
+            batch["encoded"] = torch.cat([item["encoded"] for item in items], out=_empty(
+                (sum(len(item["encoded"]) for item in items),), torch.uint8, shared=True))
+            batch["encoded_sizes"] = torch.tensor([len(item["encoded"]) for item in items])
             return batch
         first = items[0]["image"]
-        images = torch.stack([item["image"] for item in items], out=_empty((len(items), *first.shape), first.dtype))
+        images = torch.stack([item["image"] for item in items],
+                             out=_empty((len(items), *first.shape), first.dtype, shared=not self.finish))
         if self.finish:
             images = self.preprocess.finish(images, batch["draws"], out=_empty(images.shape, torch.float32))
         batch["image"] = images
         return batch
 
 
-def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A new tensor; in a loader worker, in shared memory (as torch's default_collate does), so that
-    sending the batch to the main process does not copy it once more."""
-    if get_worker_info() is None:
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool = True) -> torch.Tensor:
+    """A new tensor; in a loader worker and if ``shared``, in shared memory (as torch's default_collate
+    does), so that sending the batch to the main process does not copy it once more."""
+    if not shared or get_worker_info() is None:
         return torch.empty(shape, dtype=dtype)
     storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
     return torch.empty(0, dtype=dtype).set_(storage).view(shape)
