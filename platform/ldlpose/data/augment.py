@@ -249,7 +249,10 @@ def gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor, *, batched: bool | No
     kernels /= kernels.sum(1, keepdim=True)  # (n, taps)
     if batched if batched is not None else x.is_cuda:
         return _blur_conv(x, kernels.to(x.device, x.dtype), radius)
-    return torch.stack([_blur_shifts(image, kernel.tolist(), radius) for image, kernel in zip(x, kernels)])
+    out = torch.empty_like(x)
+    for i, kernel in enumerate(kernels.tolist()):
+        out[i] = _blur_shifts(x[i], kernel, radius)
+    return out
 
 
 def _blur_shifts(x: torch.Tensor, kernel: list[float], radius: int) -> torch.Tensor:
