@@ -1,6 +1,7 @@
 """Input-pipeline throughput: training images per second per core, ldlpose against a per-file loader.
 
-Times, side by side in one run (settings interleaved, ROUNDS times, medians reported), at each
+Times, side by side in one run (settings interleaved, ROUNDS times, medians reported; ratios are
+the median of per-round ratios, each round timing the loaders back to back), at each
 image size and DataLoader worker count, batch 64, after one warm-up batch (worker start excluded):
 
 * ``per-file``: a HopeNet-style loader (``bench/hopenet_loader.py``): one JPEG and one ``.mat``
@@ -160,24 +161,32 @@ def measure(args, data: dict[int, tuple[Path, Path]]) -> list[dict]:
 
 
 def ratios(results: list[dict]) -> list[dict]:
-    """ldlpose's loaders per core over the per-file loader's, per size and worker count."""
-    base = {(r["size"], r["workers"]): r["per_core"] for r in results if r["loader"] == "per-file"}
-    return [{"size": r["size"], "workers": r["workers"], "loader": r["loader"],
-             "over_per_file": r["per_core"] / base[r["size"], r["workers"]],
-             "cores_for_3000_per_s": GPU_IMAGES_PER_S / r["per_core"]}
-            for r in results if (r["size"], r["workers"]) in base]
+    """ldlpose's loaders per core over the per-file loader's, per size and worker count: the median
+    of the per-round ratios (each round times the two back to back) and their range."""
+    base = {(r["size"], r["workers"]): r for r in results if r["loader"] == "per-file"}
+    out = []
+    for r in results:
+        other = base.get((r["size"], r["workers"]))
+        if other is None:
+            continue
+        per_round = [a / b for a, b in zip(r["rounds"], other["rounds"])]
+        out.append({"size": r["size"], "workers": r["workers"], "loader": r["loader"],
+                    "over_per_file": statistics.median(per_round), "per_round": per_round,
+                    "cores_for_3000_per_s": GPU_IMAGES_PER_S / r["per_core"]})
+    return out
 
 
 def print_table(results: list[dict], machine: dict) -> None:
     rel = {(r["size"], r["workers"], r["loader"]): r for r in ratios(results)}
     print(f"\n{'size':>5} {'stored':>7} {'w':>2} {'loader':<14} {'images/s':>9} {'per core':>9} "
-          f"{'x per-file':>10} {'cores/3000':>10}   ({machine['cpus']} CPUs, load {machine['load_before']:.1f}"
-          f" -> {machine['load_after']:.1f})")
+          f"{'x per-file':>10} {'(range)':>11} {'cores/3000':>10}   ({machine['cpus']} CPUs, load "
+          f"{machine['load_before']:.1f} -> {machine['load_after']:.1f}; medians over rounds)")
     for r in sorted(results, key=lambda r: (r["size"], r["workers"], LOADERS.index(r["loader"]))):
         x = rel.get((r["size"], r["workers"], r["loader"]))
         stored = f"{r['stored']} px" if r["stored"] else "given"
+        spread = f"{min(x['per_round']):.1f}-{max(x['per_round']):.1f}" if x else ""
         print(f"{r['size']:>5} {stored:>7} {r['workers']:>2} {r['loader']:<14} {r['images_per_s']:>9.0f} "
-              f"{r['per_core']:>9.0f} {x['over_per_file'] if x else float('nan'):>10.2f} "
+              f"{r['per_core']:>9.0f} {x['over_per_file'] if x else float('nan'):>10.2f} {spread:>11} "
               f"{x['cores_for_3000_per_s'] if x else float('nan'):>10.1f}")
 
 

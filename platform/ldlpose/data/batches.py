@@ -94,6 +94,10 @@ class TrainItems(Dataset):
         return self.base.subject_ids[self.positions]
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        if not isinstance(key, tuple):
+            raise TypeError(f"training items are indexed by (epoch, i), got {key!r}: iterate the TrainLoader that "
+                            "train_loader builds (give it rank and world_size; a sampler added from outside, such "
+                            "as Ray Train's prepare_data_loader(add_dist_sampler=True), does not know the epoch)")
         epoch, i = key
         position = int(self.positions[i])
         draws = draws_for(self.seed, epoch, int(self.base.rows[position]))
