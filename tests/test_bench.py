@@ -1,0 +1,81 @@
+"""The arithmetic of the search benchmarks, on result files written here (no Ray: the runs themselves
+are the scripts' --smoke-test, which takes minutes on 2 cores)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def efficiency():
+    return _load("search_efficiency")
+
+
+def _write_trial(experiment: Path, trial: str, reports: list[tuple[int, float, int, float]]) -> None:
+    """reports: (epoch, val_mae, Tune's whole-second timestamp, time_total_s)."""
+    folder = experiment / f"trial_{trial}"
+    folder.mkdir(parents=True)
+    lines = [json.dumps({"trial_id": trial, "epoch": e, "val_mae": v, "timestamp": t, "time_total_s": s})
+             for e, v, t, s in reports]
+    (folder / "result.json").write_text("\n".join(lines) + "\n")
+
+
+def test_anytime_curve_follows_report_order_across_trials(efficiency, tmp_path):
+    _write_trial(tmp_path, "a", [(1, 20.0, 100, 5.0), (2, 18.0, 104, 9.0), (2, 18.0, 104, 9.5)])  # epoch 2 twice
+    _write_trial(tmp_path, "b", [(1, 19.0, 102, 6.0), (2, 15.0, 104, 10.0)])
+    rows = efficiency.epoch_results(tmp_path)
+    assert [(r["trial"], r["epoch"]) for r in rows] == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    curve = efficiency.anytime_curve(rows)
+    assert curve == [20.0, 19.0, 18.0, 15.0]
+    assert efficiency.at_budget(curve, 3) == 18.0
+    assert efficiency.at_budget(curve, 10) == 15.0  # a search that spent less than the budget keeps its last
+    assert efficiency.epochs_to_reach(curve, 18.5, budget=4) == 3
+    assert efficiency.epochs_to_reach(curve, 15.0, budget=3) is None  # reached only beyond the budget
+
+
+def test_summary_measures_every_strategy_against_the_grids_mean_best(efficiency):
+    def search(curve):
+        return {"name": "s", "trials": 2, "epochs_spent": len(curve), "best_at_budget": curve[-1],
+                "curve": curve, "wall_s": 1.0}
+
+    searches = {"tpe+asha": [search([30.0, 20.5, 20.0]), search([25.0, 24.0, 23.0])],
+                "grid": [search([22.0, 21.0, 20.0]), search([22.0, 22.0, 20.0])]}
+    summary = efficiency.summarise(searches, budget=3)
+    assert summary["grid_best"] == 20.0 and math.isclose(summary["target"], 21.0)
+    tpe = summary["strategies"]["tpe+asha"]
+    assert tpe["epochs_to_target"] == [2, None] and tpe["reached"] == 1 and tpe["epochs_to_target_mean"] == 2
+    assert tpe["best_at_budget"]["mean"] == 21.5 and tpe["mean_curve"] == [27.5, 22.25, 21.5]
+    assert summary["strategies"]["grid"]["epochs_to_target"] == [2, 3]
+
+
+def test_paper_grids_are_read_from_the_papers_spaces(efficiency):
+    assert efficiency.paper_grid("gldl") == {"method": "gldl", "alpha": [0.0, 0.01, 0.1, 1.0, 2.0],
+                                             "fixed": {"sigma": 4.0}}
+    assert efficiency.paper_grid("hopenet", 2) == {"method": "hopenet", "alpha": [0.001, 1.0], "fixed": {}}
+
+
+def test_disk_sizes_split_mlflow_models_trial_runs_and_the_parent(tmp_path):
+    disk = _load("disk_use")
+    root = tmp_path / "mlartifacts" / "s"
+    (root / "models" / "m-1" / "artifacts").mkdir(parents=True)
+    (root / "models" / "m-1" / "artifacts" / "model.pt2").write_bytes(b"x" * 100)
+    (root / "run1" / "artifacts" / "plots").mkdir(parents=True)
+    (root / "run1" / "artifacts" / "plots" / "a.png").write_bytes(b"x" * 10)
+    (root / "parent" / "artifacts").mkdir(parents=True)
+    (root / "parent" / "artifacts" / "search.yaml").write_bytes(b"x" * 3)
+    found = disk.mlflow_sizes(root)
+    assert found == {"models": [100], "trial_runs": [10], "parent_run": 3, "total": 113}
