@@ -100,6 +100,13 @@ class ResourcesConfig:
     workers: int = field(default=1, metadata={"ge": 1})
     gpus_per_worker: float = field(default=0.0, metadata={"ge": 0})
     cpus_per_worker: float = field(default=1.0, metadata={"gt": 0})
+    # How the run is executed (ldlpose.train.run.engine): "auto" trains one CPU worker in the calling
+    # process (a Tune trial, or `ldlpose train`) and anything larger on Ray Train's TorchTrainer.
+    engine: Literal["auto", "ray_train", "in_process"] = "auto"
+
+    @property
+    def single_cpu_worker(self) -> bool:
+        return self.workers == 1 and self.gpus_per_worker == 0
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,10 @@ class RunConfig:
         _check_backbone(self.model.backbone)
         _check_benchmarks(self.data.benchmarks)
         check_selection_metric("train.select_metric", self.train.select_metric)
+        if self.resources.engine == "in_process" and not self.resources.single_cpu_worker:
+            raise FieldError("resources.engine", "in_process trains one CPU worker; use ray_train or auto for "
+                             f"workers={self.resources.workers}, gpus_per_worker={self.resources.gpus_per_worker}, "
+                             "got 'in_process'")
         if self.train.schedule.warmup_epochs >= self.train.epochs:
             raise FieldError("train.schedule.warmup_epochs",
                              f"must be < train.epochs ({self.train.epochs}), got {self.train.schedule.warmup_epochs}")

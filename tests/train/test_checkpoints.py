@@ -12,7 +12,7 @@ from conftest import tiny_run
 from ldlpose import methods
 from ldlpose.models import build_model
 from ldlpose.train.checkpoints import (
-    CHECKPOINT_FILE, checkpoint_dir_name, load_checkpoint, retention, save_checkpoint, select_checkpoint,
+    CHECKPOINT_FILE, METRICS_FILE, checkpoint_dir_name, load_checkpoint, retention, save_checkpoint, select_checkpoint,
 )
 from ldlpose.train.loop import BestEpoch, evaluate_sets, score_selected
 
@@ -62,6 +62,32 @@ def test_ray_keeps_the_best_checkpoint_and_the_latest_and_the_best_is_selected(r
     assert select_checkpoint(run_dir, "val_mae", last_epoch=1) is None
 
 
+def test_an_in_process_run_keeps_the_same_checkpoints_as_ray_train(tmp_path):
+    """LocalSession applies Ray Train's retention rule itself: the best epoch and the latest."""
+    from ldlpose.train.session import LocalSession
+
+    published = []
+    session = LocalSession(str(tmp_path / "curve"), "val_mae", published.append)
+    for epoch, val in enumerate(VAL_CURVE, start=1):
+        net = torch.nn.Linear(2, 1)
+        torch.nn.init.constant_(net.weight, float(epoch))
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+        metrics = {"epoch": epoch, "val_mae": val}
+
+        def write(folder, net=net, opt=opt, sched=sched, epoch=epoch, metrics=metrics):
+            save_checkpoint(folder, model_state=net.state_dict(), optimizer=opt, scheduler=sched,
+                            epoch=epoch - 1, history=[metrics], run={})
+
+        session.report(metrics, write, checkpoint_dir_name(epoch))
+    run_dir = tmp_path / "curve"
+    assert sorted(p.name for p in run_dir.iterdir()) == [checkpoint_dir_name(2), checkpoint_dir_name(5)]
+    assert [m["epoch"] for m in published] == [1, 2, 3, 4, 5]
+    assert session.restore()["epoch"] == 4  # resumes after epoch 5 (0-based 4)
+    selected = select_checkpoint(run_dir, "val_mae")
+    assert selected.epoch == 2 and float(load_checkpoint(selected.path)["model"]["weight"].flatten()[0]) == 2.0
+
+
 def test_selection_skips_unreadable_checkpoints_and_prefers_the_earlier_of_a_tie(tmp_path):
     net = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
@@ -74,6 +100,7 @@ def test_selection_skips_unreadable_checkpoints_and_prefers_the_earlier_of_a_tie
     broken = tmp_path / checkpoint_dir_name(4)
     broken.mkdir()
     (broken / CHECKPOINT_FILE).write_bytes(b"half-written")
+    (broken / METRICS_FILE).write_text('{"epoch": 4, "val_mae"')  # cut off while being written
     assert select_checkpoint(tmp_path, "val_mae").epoch == 2
     assert select_checkpoint(tmp_path, "val_maev") is None  # never reported
 

@@ -1,4 +1,4 @@
-"""Training runs on a real local Ray with Ray Train's TorchTrainer (CPU, random init, 64 px)."""
+"""Training runs on both engines: in-process and a real local Ray's TorchTrainer (CPU, random init, 64 px)."""
 
 from __future__ import annotations
 
@@ -55,8 +55,36 @@ def _final(outcome):
     return {k: v for k, v in outcome.metrics.items() if k.endswith(("_mae", "_maev", "_geodesic", "train_loss"))}
 
 
-def test_a_stopped_run_continues_from_its_checkpoint(synth_root, ray_local, tmp_path):
-    run = tiny_run(synth_root, train__epochs=2)
+ENGINES = ["in_process", "ray_train"]
+
+
+def test_the_engines_are_chosen_by_resources_and_refuse_what_they_cannot_run(synth_root):
+    from ldlpose.errors import ConfigError
+    from ldlpose.train.run import engine
+
+    assert engine(tiny_run(synth_root)) == "in_process"  # one CPU worker: no Ray Train actors
+    assert engine(tiny_run(synth_root, resources={"workers": 2})) == "ray_train"
+    assert engine(tiny_run(synth_root, resources={"workers": 1, "engine": "ray_train"})) == "ray_train"
+    with pytest.raises(ConfigError, match=r"resources.engine: in_process trains one CPU worker.*workers=2"):
+        tiny_run(synth_root, resources={"workers": 2, "engine": "in_process"})
+
+
+def test_both_engines_train_the_same_run_to_the_same_numbers(synth_root, ray_local, tmp_path):
+    """The same per-worker loop on either engine: identical metrics, selection and history."""
+    outcomes = {engine: fit(tiny_run(synth_root, train__epochs=2, data__max_train_samples=32,
+                                     resources={"workers": 1, "engine": engine}),
+                            storage_path=str(tmp_path), name=engine) for engine in ENGINES}
+    local, ray_train = outcomes["in_process"], outcomes["ray_train"]
+    assert [h["epoch"] for h in local.history] == [h["epoch"] for h in ray_train.history] == [1, 2]
+    for key, value in _final(ray_train).items():
+        assert local.metrics[key] == pytest.approx(value, abs=1e-3), key
+    assert local.selected.epoch == ray_train.selected.epoch
+    assert local.metrics["node_id"] == ray_train.metrics["node_id"]  # the Ray node, as Ray Train records it
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_stopped_run_continues_from_its_checkpoint(engine, synth_root, ray_local, tmp_path):
+    run = tiny_run(synth_root, train__epochs=2, resources={"workers": 1, "engine": engine})
     straight = fit(run, storage_path=str(tmp_path), name="straight")
 
     with pytest.raises(LdlposeError, match="injected failure after epoch 1"):
@@ -70,14 +98,16 @@ def test_a_stopped_run_continues_from_its_checkpoint(synth_root, ray_local, tmp_
         assert resumed.metrics[key] == pytest.approx(value, abs=1e-3), key
 
 
-def test_a_worker_failure_resumes_automatically(synth_root, ray_local, tmp_path):
-    run = tiny_run(synth_root, train__epochs=2, train__max_failures=1)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_worker_failure_resumes_automatically(engine, synth_root, ray_local, tmp_path):
+    run = tiny_run(synth_root, train__epochs=2, train__max_failures=1, resources={"workers": 1, "engine": engine})
     outcome = fit(run, storage_path=str(tmp_path), name="drill", fail_after_epoch=1)
     assert [h["epoch"] for h in outcome.history] == [1, 2]
     assert outcome.history[-1]["resumed_from_epoch"] == 1
 
 
-def test_a_non_finite_loss_ends_the_run_with_epoch_and_step(synth_root, ray_local, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_non_finite_loss_ends_the_run_with_epoch_and_step(engine, synth_root, ray_local, tmp_path):
     # A corrupt copy of the training data whose labels are NaN makes the loss NaN at the first step.
     import shutil
 
@@ -89,7 +119,7 @@ def test_a_non_finite_loss_ends_the_run_with_epoch_and_step(synth_root, ray_loca
         table = table.set_column(table.schema.get_field_index("yaw"), "yaw",
                                  pa.array(nan, type=table.schema.field("yaw").type))
         pq.write_table(table, shard)
-    run = tiny_run(bad, train__epochs=1)
+    run = tiny_run(bad, train__epochs=1, resources={"workers": 1, "engine": engine})
     with pytest.raises(LdlposeError, match=r"non-finite training loss \(nan\) at epoch 1, step 0"):
         fit(run, storage_path=str(tmp_path), name="nan")
     # The launching process is unharmed and can train again.

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ldlpose import trace
 from ldlpose.files import sha256_file
 from ldlpose.search.space import SearchSpace
 from ldlpose.tracking import TAG_MODEL_URI, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA
@@ -70,13 +71,17 @@ def _finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples) ->
     record = tracker.trial_record(trial.trial_id)
     if record is not None and record["tags"].get(TAG_SELECTED_SHA) == digest:
         return False
-    tracker.log_trial_model(trial.trial_id, selected.path)
+    with trace.phase("end.model", trial.trial_id):
+        tracker.log_trial_model(trial.trial_id, selected.path)
     if eval_samples:
-        tracker.log_trial_artifacts(trial.trial_id, selected.path, eval_samples)
-    scores = selected_scores(selected, trial.metrics, space.base_run.data.benchmarks)
-    tracker.trial_selected(trial.trial_id, selected.epoch, scores, digest, identity_tags(space.base_run))
-    tracker.trial_finished(trial.trial_id, "FINISHED", _numeric(trial.metrics), None,
-                           trial.metrics.get("node_id"), trial.metrics.get("device"))
+        with trace.phase("end.plots", trial.trial_id):
+            tracker.log_trial_artifacts(trial.trial_id, selected.path, eval_samples)
+    with trace.phase("end.test_scores", trial.trial_id):  # already measured unless the loop could not
+        scores = selected_scores(selected, trial.metrics, space.base_run.data.benchmarks)
+    with trace.phase("end.mlflow", trial.trial_id):
+        tracker.trial_selected(trial.trial_id, selected.epoch, scores, digest, identity_tags(space.base_run))
+        tracker.trial_finished(trial.trial_id, "FINISHED", _numeric(trial.metrics), None,
+                               trial.metrics.get("node_id"), trial.metrics.get("device"))
     return True
 
 

@@ -1,10 +1,12 @@
 """Running a search on Ray Tune: the only module that builds Tuners and trial functions.
 
-One Tune trial is a light *driver* function that builds the training run's ``TorchTrainer`` (Ray Train
-V2) with ``TuneReportCallback``, so every epoch's metrics reach Tune, where ASHA stops poor trials and
-Optuna (inside ``OptunaSearch``, define-by-run) proposes the next configuration. Both see the search
-objective at each trial's selected epoch so far (``selected_val_mae``), which is the checkpoint the
-trial will be judged and registered by.
+A trial of several workers or GPUs is a light *driver* function that builds the training run's
+``TorchTrainer`` (Ray Train V2) with ``TuneReportCallback``; a trial of one CPU worker runs the same
+training loop inside the trial itself (ldlpose.train.run.engine), on an actor Tune reuses for the
+next trial, so it pays no controller, worker or process start. Either way every epoch's metrics
+reach Tune, where ASHA stops poor trials and Optuna (inside ``OptunaSearch``, define-by-run)
+proposes the next configuration. Both see the search objective at each trial's selected epoch so
+far (``selected_val_mae``), which is the checkpoint the trial will be judged and registered by.
 
 Names derive from the search name and Tune's trial ids (never timestamps), and the Tuner and every
 trainer share one storage path, so a stopped search resumes with ``Tuner.restore`` and each resumed
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ray import tune
 
+from ldlpose import trace
 from ldlpose.errors import LdlposeError
 from ldlpose.search import ray_compat
 from ldlpose.search.callback import TrackingCallback
@@ -58,15 +62,30 @@ def smoke_test_space(space: SearchSpace) -> SearchSpace:
     return dataclasses.replace(space, base=base, search=search)
 
 
+def in_process(space: SearchSpace) -> bool:
+    """Whether the search's trials train in their own process (one CPU worker each)."""
+    from ldlpose.train.run import engine
+
+    return engine(space.base_run) == "in_process"
+
+
 def driver_resources(cluster: dict) -> dict:
     return {DRIVER_RESOURCE: DRIVER_SHARE} if cluster.get(DRIVER_RESOURCE) else {"CPU": DRIVER_SHARE}
+
+
+def trial_resources(space: SearchSpace, cluster: dict) -> dict:
+    """What one trial asks Tune for: its worker's CPUs when it trains in-process, else a driver's sliver."""
+    if in_process(space):
+        return {"CPU": space.base_run.resources.cpus_per_worker}
+    return driver_resources(cluster)
 
 
 def trial_concurrency(space: SearchSpace, cluster: dict, trials: int | None = None) -> int:
     """How many trials fit at once on the cluster's resources, capped by the budget."""
     res = space.base_run.resources
     limits = [trials or space.num_trials, space.search.budget.concurrency or math.inf]
-    need_cpu = res.workers * res.cpus_per_worker + driver_resources(cluster).get("CPU", 0.0)
+    driver_cpu = 0.0 if in_process(space) else driver_resources(cluster).get("CPU", 0.0)
+    need_cpu = res.workers * res.cpus_per_worker + driver_cpu
     limits.append(int(cluster.get("CPU", 1) // need_cpu) or 1)
     if res.gpus_per_worker:
         limits.append(int(cluster.get("GPU", 0) // (res.workers * res.gpus_per_worker)) or 1)
@@ -74,18 +93,23 @@ def trial_concurrency(space: SearchSpace, cluster: dict, trials: int | None = No
 
 
 def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: list[dict] | None = None) -> None:
-    """One Tune trial: the driver of one training run (Ray Train) with the sampled values.
+    """One Tune trial: one training run with the sampled values, in this process or on Ray Train.
 
     ``points``: a confirmation search's assignments (each with its seed), indexed by ``config["_point"]``.
     """
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from ldlpose.train.run import fit
+    from ldlpose.train.run import engine, fit
 
     assignment = points[config["_point"]]["assignment"] if points is not None else config
     run = space.run_config(assignment)  # an invalid combination fails this trial only, with the reason
     trial_id = tune.get_context().get_trial_id()
-    fit(run, storage_path=storage, name=f"{prefix}-{trial_id}", callbacks=[TuneReportCallback()])
+    name = f"{prefix}-{trial_id}"
+    trace.mark("trial.function_start", trial_id, time.time())
+    if engine(run) == "in_process":
+        fit(run, storage_path=storage, name=name, publish=tune.report)
+        return
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    fit(run, storage_path=storage, name=name, callbacks=[TuneReportCallback()])
     ray_compat.wait_for_reports_to_drain()
 
 
@@ -97,7 +121,7 @@ def _trainable(space: SearchSpace, storage: str, prefix: str, points: list[dict]
     import ray
 
     return tune.with_resources(tune.with_parameters(trial, space=space, storage=storage, prefix=prefix, points=points),
-                               driver_resources(ray.cluster_resources()))
+                               trial_resources(space, ray.cluster_resources()))
 
 
 def _tune_config(space: SearchSpace, *, search_alg, scheduler, num_samples: int):
@@ -108,17 +132,20 @@ def _tune_config(space: SearchSpace, *, search_alg, scheduler, num_samples: int)
         num_samples=num_samples,
         max_concurrent_trials=trial_concurrency(space, ray.cluster_resources(), num_samples),
         time_budget_s=space.search.budget.time_limit_s,
+        # In-process trials keep torch, the data readers and the model code loaded for the next one.
+        reuse_actors=in_process(space),
         # Trials are named by their ids alone (no parameters, no timestamps).
         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
     )
 
 
-def _run_config(name: str, storage: str, callbacks, space: SearchSpace):
-    return tune.RunConfig(name=name, storage_path=storage, callbacks=list(callbacks),
+def _run_config(name: str, storage: str, callbacks, space: SearchSpace, verbose: bool):
+    # Tune's own tables only with --verbose; ldlpose.search.console shows the search otherwise.
+    return tune.RunConfig(name=name, storage_path=storage, callbacks=list(callbacks), verbose=2 if verbose else 0,
                           failure_config=tune.FailureConfig(max_failures=space.search.budget.max_failures_per_trial))
 
 
-def _search_tuner(space: SearchSpace, storage: str, callbacks):
+def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
@@ -127,7 +154,8 @@ def _search_tuner(space: SearchSpace, storage: str, callbacks):
     search = space.search
     scheduler = FIFOScheduler()
     if search.scheduler.name == "asha":
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=space.base_run.train.epochs,
+        # By epoch, not by Tune's report count: a trial resumed from its checkpoint continues its epochs.
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=space.base_run.train.epochs,
                                   grace_period=min(search.scheduler.grace_period, space.base_run.train.epochs),
                                   reduction_factor=search.scheduler.reduction_factor)
     searcher = OptunaSearch(space=optuna_space.define_by_run(space), sampler=optuna_space.sampler(space),
@@ -135,21 +163,23 @@ def _search_tuner(space: SearchSpace, storage: str, callbacks):
     return tune.Tuner(
         _trainable(space, storage, space.name, None),
         tune_config=_tune_config(space, search_alg=searcher, scheduler=scheduler, num_samples=space.num_trials),
-        run_config=_run_config(space.name, storage, callbacks, space),
+        run_config=_run_config(space.name, storage, callbacks, space, verbose),
     )
 
 
-def _confirm_tuner(space: SearchSpace, storage: str, callbacks, points: list[dict]):
+def _confirm_tuner(space: SearchSpace, storage: str, callbacks, points: list[dict], verbose: bool):
     name = space.name + CONFIRM_SUFFIX
     return tune.Tuner(
         _trainable(space, storage, name, points),
         param_space={"_point": tune.grid_search(list(range(len(points))))},
         tune_config=_tune_config(space, search_alg=None, scheduler=None, num_samples=1),
-        run_config=_run_config(name, storage, callbacks, space),
+        run_config=_run_config(name, storage, callbacks, space, verbose),
     )
 
 
 def _fit(path: Path, build, restore, resume: bool, callbacks):
+    from ldlpose.search.console import ConsoleView
+
     if tune.Tuner.can_restore(str(path)):
         if not resume:
             raise LdlposeError(
@@ -157,25 +187,27 @@ def _fit(path: Path, build, restore, resume: bool, callbacks):
                 "or give it another search.name to start a new one (nothing was changed)")
         tuner = tune.Tuner.restore(str(path), restore(), resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
-        ray_compat.replace_callbacks(tuner, TrackingCallback, callbacks)
+        ray_compat.replace_callbacks(tuner, (TrackingCallback, ConsoleView), callbacks)
     else:
         tuner = build()
     return tuner.fit()
 
 
-def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callbacks=()) -> SearchOutcome:
+def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callbacks=(),
+               verbose: bool = True) -> SearchOutcome:
     """Start the search, or with ``resume`` continue it where its stored state exists.
 
     Completed trials are never run again on resume; unfinished ones continue from their checkpoints.
     """
     storage = str(Path(storage).expanduser().resolve())
     path = Path(storage) / space.name
-    grid = _fit(path, lambda: _search_tuner(space, storage, callbacks),
+    grid = _fit(path, lambda: _search_tuner(space, storage, callbacks, verbose),
                 lambda: _trainable(space, storage, space.name, None), resume, list(callbacks))
     return _summarise(space, grid, str(path), storage, space.name, None)
 
 
-def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, callbacks=()) -> SearchOutcome:
+def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, callbacks=(),
+                     verbose: bool = True) -> SearchOutcome:
     """Train each point (a top configuration with one new seed) once, as trials of a second Tuner.
 
     Always resumable: a stopped confirmation continues without retraining its finished runs.
@@ -183,7 +215,7 @@ def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, ca
     storage = str(Path(storage).expanduser().resolve())
     name = space.name + CONFIRM_SUFFIX
     path = Path(storage) / name
-    grid = _fit(path, lambda: _confirm_tuner(space, storage, callbacks, points),
+    grid = _fit(path, lambda: _confirm_tuner(space, storage, callbacks, points, verbose),
                 lambda: _trainable(space, storage, name, points), True, list(callbacks))
     return _summarise(space, grid, str(path), storage, name, points)
 

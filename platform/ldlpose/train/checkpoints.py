@@ -1,9 +1,11 @@
 """Training checkpoints: the file format, Ray Train's retention rule and the choice of a run's best.
 
 One checkpoint folder per epoch (``checkpoint_epoch_NNNN``) holding ``checkpoint.pt``: the model,
-optimizer and scheduler state, the epoch, the run config and every epoch's metrics so far. Ray
-Train keeps the best checkpoint by the run's selection metric (a validation error) plus the latest
-one, so the run can always resume and its best epoch is never deleted.
+optimizer and scheduler state, the epoch, the run config and every epoch's metrics so far, and
+``metrics.json``, that epoch's metrics alone, so that choosing among checkpoints reads a few bytes
+instead of every model. Each run keeps the best checkpoint by its selection metric (a validation
+error) plus the latest one, so it can always resume and its best epoch is never deleted: Ray Train
+applies that rule (:func:`retention`) to its runs, :func:`prune` to in-process runs.
 
 No RNG state is stored: the loop reseeds every epoch from ``(train.seed, epoch, rank)``, which is
 what makes a resumed run repeat an uninterrupted one.
@@ -11,10 +13,15 @@ what makes a resumed run repeat an uninterrupted one.
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.json"
 CHECKPOINT_PREFIX = "checkpoint_"
 # Every metric the loop reports on the validation split is an error in degrees: lower is better.
 SELECTION_ORDER = "min"
@@ -58,6 +65,24 @@ def save_checkpoint(directory: Path, *, model_state: dict, optimizer, scheduler,
     torch.save({"model": model_state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "epoch": epoch, "metrics": history[-1], "history": history, "run": run},
                Path(directory) / CHECKPOINT_FILE)
+    # Written last: a folder with metrics.json holds a complete checkpoint.
+    (Path(directory) / METRICS_FILE).write_text(json.dumps(_finite(history[-1]), default=str))
+
+
+def _finite(metrics: dict) -> dict:
+    """JSON has no NaN or infinity: such a value is left out (it can never be the best)."""
+    return {k: v for k, v in metrics.items() if not (isinstance(v, float) and not math.isfinite(v))}
+
+
+def read_metrics(folder) -> dict:
+    """The metrics of the epoch a checkpoint folder holds (older checkpoints: read from the model file)."""
+    folder = Path(folder)
+    try:
+        return json.loads((folder / METRICS_FILE).read_text())
+    except FileNotFoundError:
+        return load_checkpoint(folder)["metrics"]
+    except ValueError as err:  # a half-written file: treat like an unreadable checkpoint
+        raise OSError(f"unreadable {folder / METRICS_FILE}: {err}") from err
 
 
 def load_checkpoint(path) -> dict:
@@ -84,20 +109,62 @@ def select_checkpoint(run_dir, metric: str, last_epoch: int | None = None) -> Se
     stopped by ASHA may leave a later checkpoint half-written while its trainer shuts down, and an
     unreadable one is skipped. Ties go to the earlier epoch.
     """
-    if not run_dir or not Path(run_dir).is_dir():
+    candidates = [(float(m[metric]), e, f, m) for e, f, m in _kept(run_dir)
+                  if metric in m and (last_epoch is None or e <= last_epoch)]
+    if not candidates:
         return None
-    candidates = []
+    _, epoch, folder, metrics = min(candidates, key=lambda c: (c[0], c[1]))
+    return Selected(str(folder), dict(metrics), epoch)
+
+
+def latest_checkpoint(run_dir) -> Path | None:
+    """The readable checkpoint of the latest epoch: what a resumed run continues from."""
+    kept = _kept(run_dir)
+    return max(kept, key=lambda k: k[0])[1] if kept else None
+
+
+def _kept(run_dir) -> list[tuple[int, Path, dict]]:
+    """``(epoch, folder, metrics)`` of every readable checkpoint of a run."""
+    if not run_dir or not Path(run_dir).is_dir():
+        return []
+    kept = []
     for folder in sorted(Path(run_dir).glob(f"{CHECKPOINT_PREFIX}*")):
         if not folder.is_dir():  # checkpoint_manager_snapshot.json lives beside them
             continue
         try:
-            metrics = load_checkpoint(folder)["metrics"]
+            metrics = read_metrics(folder)
         except (OSError, RuntimeError, KeyError, EOFError):
             continue
-        epoch = int(metrics.get("epoch", 0))
-        if metric in metrics and (last_epoch is None or epoch <= last_epoch):
-            candidates.append((float(metrics[metric]), epoch, str(folder), metrics))
-    if not candidates:
-        return None
-    _, epoch, folder, metrics = min(candidates, key=lambda c: (c[0], c[1]))
-    return Selected(folder, dict(metrics), epoch)
+        kept.append((int(metrics.get("epoch", 0)), folder, metrics))
+    return kept
+
+
+def store(run_dir, name: str, write) -> Path:
+    """``write(folder)`` into a fresh folder, then move it to ``run_dir/name`` in one step, so a
+    reader never sees a half-written checkpoint under its final name."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target, partial = run_dir / name, run_dir / f".partial-{name}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    write(partial)
+    if target.exists():  # the same epoch, trained again after a failure
+        shutil.rmtree(target)
+    os.replace(partial, target)
+    return target
+
+
+def prune(run_dir, select_metric: str) -> list[Path]:
+    """Delete every checkpoint but the latest and the best by ``select_metric`` (Ray Train's
+    :func:`retention` rule, for runs that write their own checkpoints); the folders deleted."""
+    kept = _kept(run_dir)
+    if not kept:
+        return []
+    keep = {max(kept, key=lambda k: k[0])[1]}
+    best = select_checkpoint(run_dir, select_metric)
+    if best is not None:
+        keep.add(Path(best.path))
+    removed = [folder for _, folder, _ in kept if folder not in keep]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed

@@ -1,7 +1,8 @@
-"""The per-worker training loop that Ray Train's ``TorchTrainer`` runs on every worker.
+"""The per-worker training loop: what each Ray Train worker runs, and what a one-worker CPU run
+runs in-process (the engines differ only in their session, ldlpose.train.session).
 
-Read top to bottom: build the method and network, restore the latest checkpoint if Ray Train hands
-one over (after a worker failure, or when a run with the same name is started again), then per epoch
+Read top to bottom: build the method and network, restore the latest checkpoint if the session has
+one (after a worker failure, or when a run with the same name is started again), then per epoch
 train, evaluate on the validation split, and report metrics plus a checkpoint. The epoch with the
 lowest ``train.select_metric`` is the run's selected epoch; the test benchmarks are scored once, on
 its weights, after the last epoch (``selected_<benchmark>_<metric>``), and per epoch only when
@@ -14,11 +15,11 @@ the same data order and augmentation as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,14 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ldlpose import methods
+from ldlpose import methods, trace
 from ldlpose.config import run_config_from_dict
 from ldlpose.errors import LdlposeError
 from ldlpose.metrics import evaluate
 from ldlpose.models import build_model
 from ldlpose.report import metric_key
 from ldlpose.train import data as train_data
-from ldlpose.train.checkpoints import checkpoint_dir_name, load_checkpoint, save_checkpoint, stop_requested
+from ldlpose.train.checkpoints import checkpoint_dir_name, save_checkpoint
 from ldlpose.train.optim import make_optimizer, make_scheduler
 
 
@@ -81,13 +82,19 @@ def _all_reduce_mean(value: torch.Tensor, world: int) -> torch.Tensor:
 
 
 def train_one_epoch(model, method, loader, optimizer, device, *, epoch: int, grad_clip, frozen_bn: bool,
-                    world: int) -> dict[str, float]:
+                    world: int, stop=None, trial: str | None = None) -> dict[str, float]:
+    """One pass over ``loader``; ``stop()`` (one worker only) is asked before every step."""
+    started = time.time()
     model.train()
     if frozen_bn:
         set_frozen_bn(model)
     totals: dict[str, float] = {}
     steps = 0
     for step, batch in enumerate(loader):
+        if stop is not None and stop():
+            raise _StopRequested
+        if step == 0:
+            trace.mark("epoch.first_batch", trial, started, time.time())
         batch = _to_device(batch, device)
         with _autocast(device):
             outputs = model(batch["image"])
@@ -187,12 +194,10 @@ def score_selected(model, method, best: BestEpoch, loaders: dict, device, world:
     return {f"selected_{k}": v for k, v in scores.items()}
 
 
-def _restore(checkpoint, model, optimizer, scheduler) -> tuple[int, list[dict]]:
-    """Load the Ray Train checkpoint if there is one: (first epoch still to run, history so far)."""
-    if checkpoint is None:
+def _restore(state: dict | None, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+    """Load a checkpoint's state if there is one: (first epoch still to run, history so far)."""
+    if state is None:
         return 0, []
-    with checkpoint.as_directory() as directory:
-        state = load_checkpoint(Path(directory))
     unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -200,89 +205,114 @@ def _restore(checkpoint, model, optimizer, scheduler) -> tuple[int, list[dict]]:
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    """Entry point of each Ray Train worker.
+    """Entry point of each Ray Train worker (``TorchTrainer``)."""
+    from ldlpose.train.session import RayTrainSession
 
-    ``loop_config = {"run": RunConfig as a dict, "fail_after_epoch": k or None}``; the latter makes
-    an attempt that started from scratch fail after epoch k, to drill resuming from checkpoints.
-    """
-    import ray
-    import ray.train
-    import ray.train.torch
+    train_loop(RayTrainSession(loop_config.get("run_dir")), loop_config)
 
-    run = run_config_from_dict(loop_config["run"])
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    device = ray.train.torch.get_device()
+
+class _StopRequested(Exception):
+    """The search stopped this run in the middle of an epoch (one worker only: see ``_stop``)."""
+
+
+def _setup(run, session):
+    """The network (DDP-wrapped on several workers), method, optimizer and schedule, restored from
+    the session's checkpoint if it has one; with the first epoch still to run and the history."""
+    device = session.device
     if device.type == "cpu":
         # CPU kernels are deterministic for a fixed thread count (the resume test checks it);
         # torch.use_deterministic_algorithms would only cost 5-9 % per step here.
         # Use the CPUs this worker was given (Ray may otherwise leave torch at one thread).
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-        torch.set_num_threads(max(1, int(cpus)))
-
+        torch.set_num_threads(max(1, int(session.cpus)))
     seed_everything(run.train.seed)  # identical initial weights on every rank
     method = methods.create(run.method.name, **run.method.hparams)
     model = build_model(method, run.model.backbone, run.model.weights).to(device)
     optimizer = make_optimizer(model, run.train.optimizer)
     scheduler = make_scheduler(optimizer, run.train.schedule, run.train.epochs)
-    start_epoch, history = _restore(ray.train.get_checkpoint(), model, optimizer, scheduler)
-    fail_after = loop_config.get("fail_after_epoch") if start_epoch == 0 else None
-    if world > 1:
+    start_epoch, history = _restore(session.restore(), model, optimizer, scheduler)
+    if session.world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model, method, optimizer, scheduler, start_epoch, history
 
-    loaders = train_data.build_loaders(run, method, rank=rank, world=world)
+
+def train_loop(session, loop_config: dict) -> None:
+    """The training loop, the same on every engine (``session``: ldlpose.train.session).
+
+    ``loop_config = {"run": RunConfig as a dict, "fail_after_epoch": k or None, "run_dir": ...}``;
+    ``fail_after_epoch`` makes an attempt that started from scratch fail after epoch k, to drill
+    resuming from checkpoints.
+    """
+    run = run_config_from_dict(loop_config["run"])
+    rank, world, device = session.rank, session.world, session.device
+    trial = trace.trial_of(loop_config.get("run_dir")) if rank == 0 else None
+    with trace.phase("loop.setup", trial):  # the network, optimizer and checkpoint
+        model, method, optimizer, scheduler, start_epoch, history = _setup(run, session)
+    fail_after = loop_config.get("fail_after_epoch") if start_epoch == 0 else None
+    with trace.phase("loop.open_data", trial):
+        loaders = train_data.build_loaders(run, method, rank=rank, world=world)
     validation = {"val": loaders.evaluation["val"]}
     tests = {k: v for k, v in loaders.evaluation.items() if k != "val"}
     best = BestEpoch(run.train.select_metric, history)
     best.adopt(start_epoch, model)  # `start_epoch` is the restored checkpoint's 1-based epoch
-    node_id = ray.get_runtime_context().get_node_id()
-    run_dir = loop_config.get("run_dir")
+    # One worker checks for a stop at every step; several agree once per epoch (a collective).
+    step_stop = session.stop_requested if world == 1 else None
     for epoch in range(start_epoch, run.train.epochs):
-        if _stop(run_dir, world, device):  # the search stopped this trial: train no further
+        if _stop(session, world, device):  # the search stopped this trial: train no further
             return
         seed_everything(run.train.seed * 1000 + epoch * 10 + rank)
         loaders.set_epoch(epoch)
         metrics = {"epoch": epoch + 1, "world_size": world, "device": str(device),
-                   "worker_node": socket.gethostname(), "node_id": node_id}
+                   "worker_node": socket.gethostname(), "node_id": session.node_id}
         started = time.perf_counter()
-        metrics.update(train_one_epoch(model, method, loaders.train, optimizer, device, epoch=epoch + 1,
-                                       grad_clip=run.train.grad_clip, frozen_bn=run.model.frozen_bn,
-                                       world=world))
+        try:
+            with trace.phase("epoch.train", trial):
+                metrics.update(train_one_epoch(model, method, loaders.train, optimizer, device, epoch=epoch + 1,
+                                               grad_clip=run.train.grad_clip, frozen_bn=run.model.frozen_bn,
+                                               world=world, stop=step_stop, trial=trial))
+        except _StopRequested:
+            return
         metrics["train_time_s"] = time.perf_counter() - started
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
         started = time.perf_counter()
         every_epoch = tests if run.data.benchmarks_every_epoch else {}
-        metrics.update(evaluate_sets(model, method, {**validation, **every_epoch}, device, world))
+        with trace.phase("epoch.validation", trial):
+            metrics.update(evaluate_sets(model, method, {**validation, **every_epoch}, device, world))
         metrics["eval_time_s"] = time.perf_counter() - started
         metrics["resumed_from_epoch"] = start_epoch  # 0: this attempt started from scratch
         best.update(metrics, model)
         metrics.update(best.metrics())
-        last = epoch + 1 == run.train.epochs
-        with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = None
-            if rank == 0:
-                save_checkpoint(Path(tmp), model_state=unwrap(model).state_dict(), optimizer=optimizer,
-                                scheduler=scheduler, epoch=epoch, history=[*history, metrics], run=run.to_dict())
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            if last:  # test benchmarks: once, on the selected epoch's weights (never used to choose)
-                started = time.perf_counter()
+        write = None
+        if rank == 0:  # the checkpoint holds this epoch's metrics, before the test scores below
+            write = functools.partial(_write_checkpoint, model=unwrap(model), optimizer=optimizer,
+                                      scheduler=scheduler, epoch=epoch, history=[*history, dict(metrics)],
+                                      run=run.to_dict())
+        if epoch + 1 == run.train.epochs:  # test benchmarks: once, on the selected epoch's weights
+            started = time.perf_counter()
+            with trace.phase("end.test", trial):
                 metrics.update(score_selected(model, method, best, tests, device, world))
-                metrics["test_time_s"] = time.perf_counter() - started
-            if _stop(run_dir, world, device):  # stopped while this epoch ran: keep the checkpoints Tune judged
-                return
-            history.append(metrics)
-            if rank == 0:  # not print(): Ray Train patches it into a logger that echoes every line twice
-                sys.stdout.write(_progress_line(metrics, run.train.epochs) + "\n")
-                sys.stdout.flush()
-            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoint_dir_name(epoch + 1))
+            metrics["test_time_s"] = time.perf_counter() - started
+        if _stop(session, world, device):  # stopped while this epoch ran: keep the checkpoints Tune judged
+            return
+        history.append(metrics)
+        if rank == 0:  # not print(): Ray Train patches it into a logger that echoes every line twice
+            sys.stdout.write(_progress_line(metrics, run.train.epochs) + "\n")
+            sys.stdout.flush()
+        with trace.phase("epoch.checkpoint_and_report", trial):
+            session.report(metrics, write, checkpoint_dir_name(epoch + 1))
         if fail_after is not None and epoch + 1 >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch + 1} (fault-tolerance drill)")
 
 
-def _stop(run_dir: str | None, world: int, device) -> bool:
+def _write_checkpoint(directory: Path, *, model, optimizer, scheduler, epoch: int, history: list[dict],
+                      run: dict) -> None:
+    save_checkpoint(directory, model_state=model.state_dict(), optimizer=optimizer, scheduler=scheduler,
+                    epoch=epoch, history=history, run=run)
+
+
+def _stop(session, world: int, device) -> bool:
     """Whether the search asked this run to stop; every rank agrees, or DDP would hang."""
-    flag = torch.tensor([1.0 if stop_requested(run_dir) else 0.0], device=device)
+    flag = torch.tensor([1.0 if session.stop_requested() else 0.0], device=device)
     if world > 1:
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
     return bool(flag.item())

@@ -1,18 +1,27 @@
-"""The driver side of one training run: build Ray Train's ``TorchTrainer`` and fit it.
+"""The driver side of one training run, on one of two engines with the same per-worker loop.
+
+``ray_train`` builds Ray Train's ``TorchTrainer`` and fits it: several workers, GPUs, several nodes,
+worker failures retried by Ray Train. ``in_process`` runs the loop of a single CPU worker in this
+process (a Tune trial, or ``ldlpose train``), which saves starting a Train controller, worker
+actors and a process group for every trial (bench/trial_cost.py measures it); failures are retried
+here from the latest checkpoint, the same way. ``resources.engine: auto`` picks in_process for one
+CPU worker and ray_train otherwise.
 
 A run is named; starting a run whose ``(storage_path, name)`` already holds checkpoints continues
-from the latest one (Ray Train V2 restores by name), which is also how a search trial resumes.
+from the latest one, on either engine, which is also how a search trial resumes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ldlpose import trace
 from ldlpose.config import RunConfig
 from ldlpose.errors import LdlposeError
-from ldlpose.train.checkpoints import Selected, load_checkpoint, retention, select_checkpoint
+from ldlpose.train.checkpoints import Selected, latest_checkpoint, load_checkpoint, retention, select_checkpoint
 
 DEFAULT_STORAGE = "ldlpose-results"
 
@@ -46,6 +55,13 @@ def loop_config(run: RunConfig, fail_after_epoch: int | None = None, run_dir: st
     return {"run": data, "fail_after_epoch": fail_after_epoch, "run_dir": run_dir}
 
 
+def engine(run: RunConfig) -> str:
+    """``in_process`` or ``ray_train``: what ``resources.engine`` resolves to for this run."""
+    if run.resources.engine != "auto":
+        return run.resources.engine
+    return "in_process" if run.resources.single_cpu_worker else "ray_train"
+
+
 def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(), fail_after_epoch=None):
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -73,20 +89,30 @@ def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(),
 
 
 def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None = None, callbacks=(),
-        fail_after_epoch: int | None = None) -> TrainOutcome:
-    """Train ``run`` on Ray Train (Ray must be initialised); raises LdlposeError on failure.
+        publish=None, fail_after_epoch: int | None = None) -> TrainOutcome:
+    """Train ``run`` on its engine; raises LdlposeError on failure.
 
-    ``fail_after_epoch`` is a fault-tolerance drill: an attempt that starts from scratch fails after
-    that epoch, so the run must resume from its checkpoint (within ``train.max_failures``, or when
-    ``fit`` is called again with the same name).
+    ``callbacks`` are Ray Train callbacks (ray_train engine; Ray must be initialised); ``publish``
+    receives each epoch's metrics on the in_process engine. ``fail_after_epoch`` is a
+    fault-tolerance drill: an attempt that starts from scratch fails after that epoch, so the run
+    must resume from its checkpoint (within ``train.max_failures``, or when ``fit`` is called again
+    with the same name).
     """
-    import ray.train
-
     run = resolve_paths(run)
     storage = str(Path(storage_path).expanduser().resolve())
     name = name or run.name
+    if engine(run) == "in_process":
+        return fit_in_process(run, storage_path=storage, name=name, publish=publish,
+                              fail_after_epoch=fail_after_epoch)
+    return _fit_ray_train(run, storage, name, callbacks, fail_after_epoch)
+
+
+def _fit_ray_train(run: RunConfig, storage: str, name: str, callbacks, fail_after_epoch) -> TrainOutcome:
+    import ray.train
+
     trainer = build_trainer(run, storage_path=storage, name=name, callbacks=callbacks,
                             fail_after_epoch=fail_after_epoch)
+    trace.mark("trainer.fit_start", trace.trial_of(str(Path(storage) / name)), time.time())
     try:
         result = trainer.fit()
     except ray.train.TrainingFailedError as err:
@@ -98,6 +124,34 @@ def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None
         run_path=run_path,
         selected=select_checkpoint(run_path, run.train.select_metric),
     )
+
+
+def fit_in_process(run: RunConfig, *, storage_path: str, name: str, publish=None,
+                   fail_after_epoch: int | None = None) -> TrainOutcome:
+    """One CPU worker in this process; a failed attempt is retried from the latest checkpoint up to
+    ``train.max_failures`` times (-1: without limit), as Ray Train retries its workers."""
+    from ldlpose.train.loop import NonFiniteLossError, train_loop
+    from ldlpose.train.session import LocalSession
+
+    run_dir = str(Path(storage_path) / name)
+    config = loop_config(run, fail_after_epoch, run_dir)
+    failures = 0
+    while True:
+        session = LocalSession(run_dir, run.train.select_metric, publish, cpus=run.resources.cpus_per_worker)
+        try:
+            train_loop(session, config)
+            break
+        except NonFiniteLossError as err:  # training again from a checkpoint would diverge again
+            raise LdlposeError(f"training run {name!r} failed: worker 0: {type(err).__name__}: {err}") from err
+        except Exception as err:
+            failures += 1
+            if 0 <= run.train.max_failures < failures:
+                raise LdlposeError(f"training run {name!r} failed: worker 0: {type(err).__name__}: "
+                                   f"{_last_line(str(err))}") from err
+    latest = latest_checkpoint(run_dir)
+    metrics = session.last_metrics or (load_checkpoint(latest)["metrics"] if latest else {})
+    return TrainOutcome(metrics=dict(metrics), checkpoint_path=str(latest) if latest else None, run_path=run_dir,
+                        selected=select_checkpoint(run_dir, run.train.select_metric))
 
 
 def _root_cause(err: BaseException) -> str:
