@@ -1,5 +1,8 @@
 """Figures a person wants to look at after a search, saved as PNG run artifacts (matplotlib, Agg).
 
+Every trial of a search draws them, so they are cheap to render: fixed margins rather than
+matplotlib's layout engines, and outlines rather than a patch per bin (bench/trial_cost.py).
+
 Per trial and benchmark (:func:`trial_figures`): absolute error versus the true yaw, pitch and roll;
 predicted versus target label distributions of a few samples (methods with bins); sample images
 with the predicted and true axes drawn. Per search (:func:`search_figures`): Optuna's parameter
@@ -35,7 +38,8 @@ def error_vs_angle(pred_deg: np.ndarray, true_deg: np.ndarray, title: str):
     """Absolute error against the true angle, per yaw/pitch/roll, with its mean in 10-degree bins."""
     plt = _pyplot()
     errors = np.abs(pred_deg - true_deg)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.82, wspace=0.08)
     for k, (ax, name) in enumerate(zip(axes, ANGLES)):
         ax.scatter(true_deg[:, k], errors[:, k], s=6, alpha=0.4)
         edges = np.arange(np.floor(true_deg[:, k].min() / 10) * 10, true_deg[:, k].max() + 10, 10)
@@ -67,14 +71,17 @@ def label_distributions(method, outputs, true_deg: np.ndarray, title: str, count
         return None
     schemes = getattr(method, "schemes", {})
     plt = _pyplot()
-    fig, axes = plt.subplots(count, len(parts), figsize=(4 * len(parts), 2.2 * count), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(count, len(parts), figsize=(4 * len(parts), 2.2 * count), squeeze=False)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.04, top=0.92, wspace=0.15, hspace=0.45)
     for i in range(count):
         for j, part in enumerate(parts):
             ax = axes[i, j]
             target, pred = targets[part][i].detach().numpy(), predicted[part][i].detach().numpy()
             x = schemes[part].centers().numpy() if part in schemes else np.arange(len(target))
-            ax.bar(x, target, width=(x[1] - x[0]) if len(x) > 1 else 1.0, alpha=0.45, label="target")
+            width = (x[1] - x[0]) if len(x) > 1 else 1.0
+            # One filled outline, not a bar per bin: a figure of 12 panels of 66 bins renders in a
+            # tenth of the time, and every trial of a search draws one.
+            ax.stairs(target, np.append(x - width / 2, x[-1] + width / 2), fill=True, alpha=0.45, label="target")
             ax.plot(x, pred, color="C3", label="predicted")
             ax.axvline(true_deg[i, ANGLES.index(part)], color="k", lw=0.8, ls="--")
             ax.set_title(f"sample {i} {part}: true {true_deg[i, ANGLES.index(part)]:.1f}", fontsize=9)
@@ -90,7 +97,8 @@ def pose_samples(images: list[np.ndarray], pred_deg: np.ndarray, true_deg: np.nd
 
     plt = _pyplot()
     count = min(count, len(images))
-    fig, axes = plt.subplots(1, count, figsize=(2.2 * count, 2.7), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, count, figsize=(2.2 * count, 2.7), squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.78, wspace=0.05)
     for i in range(count):
         image = np.asarray(images[i], dtype=np.uint8)
         line = max(1, min(image.shape[:2]) // 64)

@@ -3,13 +3,21 @@
 It uses the tracking package's public API and nothing of Tune's or the tracker's internals. It
 holds plain data; the MLflow client is made on first use, so a restored search reconnects.
 Tracking trouble never stops a search: it is collected in ``problems`` and printed at the end.
+
+A finished trial is finalised (its model exported and logged, its plots drawn) on one background
+thread: Tune's loop, which runs these callbacks, would otherwise stall every other trial at its
+next report for those seconds. ``drain`` (called when Tune ends, and by the search driver) waits
+for it; what a killed driver never finalised is caught from stored state (search.trials).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ray import tune
+
+from ldlpose import trace
 
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, finalise, trial_error
@@ -37,9 +45,27 @@ class TrackingCallback(tune.Callback):
         self.storage, self.prefix, self.points, self.eval_samples = storage, prefix, points, eval_samples
         self._tracker = tracker  # a started SearchTracker to share (the confirmation's), else made on first use
         self.problems: list[str] = []
+        self._executor = None
+        self._pending: list = []
 
     def __getstate__(self):
-        return {**self.__dict__, "_tracker": None}
+        return {**self.__dict__, "_tracker": None, "_executor": None, "_pending": []}
+
+    def in_background(self, what: str, fn) -> None:
+        """Run ``safely(what, fn)`` on the finalising thread, after what was queued before it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="ldlpose-finalise")
+        self._pending.append(self._executor.submit(self.safely, what, fn))
+
+    def drain(self) -> None:
+        """Wait until every queued finalisation is done."""
+        while self._pending:
+            self._pending.pop(0).result()
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.drain()
 
     @property
     def tracker(self):
@@ -70,12 +96,14 @@ class TrackingCallback(tune.Callback):
                             str(Path(self.storage) / f"{self.prefix}-{trial.trial_id}"), confirms)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        trace.mark("tune.trial_start", trial.trial_id, time.time())
         summary = self.summary(trial)
         tags = {"ldlpose.confirms": summary.confirms} if summary.confirms else {}
-        self.safely(f"trial {trial.trial_id} start", lambda: self.tracker.trial_started(
-            trial.trial_id, run_params(self.space, summary.assignment),
-            {**tags, "ldlpose.assignment": _json(summary.assignment)},
-            "confirmation" if summary.confirms else "trial"))
+        with trace.phase("start.mlflow", trial.trial_id):
+            self.safely(f"trial {trial.trial_id} start", lambda: self.tracker.trial_started(
+                trial.trial_id, run_params(self.space, summary.assignment),
+                {**tags, "ldlpose.assignment": _json(summary.assignment)},
+                "confirmation" if summary.confirms else "trial"))
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         step = int(result.get("epoch", result.get("training_iteration", 0)))
@@ -83,9 +111,15 @@ class TrackingCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         # First, before anything slow: a trial Tune stopped must not train on (see STOP_FILE).
+        trace.mark("tune.trial_complete", trial.trial_id, time.time())
         self.safely(f"trial {trial.trial_id} stop", request_stop, self.summary(trial).run_dir)
-        self.safely(f"trial {trial.trial_id} completion",
-                    lambda: finalise(self.tracker, self.summary(trial), self.space, self.eval_samples))
+        summary = self.summary(trial)
+
+        def complete():
+            with trace.phase("end.finalise", trial.trial_id):
+                finalise(self.tracker, summary, self.space, self.eval_samples)
+
+        self.in_background(f"trial {trial.trial_id} completion", complete)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.safely(f"trial {trial.trial_id} end", lambda: self.tracker.trial_finished(

@@ -100,6 +100,7 @@ def finalise_all(callback: TrackingCallback, outcome: SearchOutcome, space: Sear
     """Finalise every finished trial from stored state; their candidates, best objective first."""
     from ldlpose.tracking import TrackingError
 
+    callback.drain()
     candidates = []
     for trial in outcome.trials:
         if trial.status == "ERROR":
@@ -146,13 +147,14 @@ def _study(space: SearchSpace, ranked: list[dict]):
 
 
 def _confirm(space: SearchSpace, ranked: list[dict], outcome: SearchOutcome, search: TrackingCallback,
-             storage: str) -> tuple[dict, dict | None, list[dict]]:
+             storage: str, verbose: bool = True) -> tuple[dict, dict | None, list[dict]]:
     """Run the confirmation; (the candidate to register, its confirmation statistics, the table rows)."""
     by_id = {t.trial_id: t for t in outcome.trials}
     points = confirm.points(space, [by_id[c["trial_id"]] for c in ranked])
     callback = TrackingCallback(search.uri, space, search.start_info, search.storage, space.name + CONFIRM_SUFFIX,
                                 points, search.eval_samples, search.tracker)
-    confirmed = run_confirmation(space, points, storage=storage, callbacks=[callback])
+    views = [] if verbose else [console_view(space, space.name + CONFIRM_SUFFIX, len(points))]
+    confirmed = run_confirmation(space, points, storage=storage, callbacks=[callback, *views], verbose=verbose)
     reruns = finalise_all(callback, confirmed, space)
     rows = confirm.summarise(space, {c["trial_id"]: c for c in ranked}, reruns)
     if not rows:
@@ -164,8 +166,27 @@ def _confirm(space: SearchSpace, ranked: list[dict], outcome: SearchOutcome, sea
     return chosen, statistics, rows
 
 
+def console_view(space: SearchSpace, name: str, total: int):
+    """The compact view of a search (or its confirmation) for this cluster's concurrency."""
+    import ray
+
+    from ldlpose.search.console import ConsoleView
+    from ldlpose.search.tuning import trial_concurrency
+
+    return ConsoleView(name, trials.objective_key(space), total, space.base_run.train.epochs,
+                       trial_concurrency(space, ray.cluster_resources(), total))
+
+
 def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False, storage="ldlpose-results",
-                      address=None, tracking_uri=None) -> int:
+                      address=None, tracking_uri=None, verbose=True) -> int:
+    """``verbose``: Ray's and Tune's own output; otherwise one compact view (ldlpose.search.console)."""
+    from ldlpose.search.console import quiet_logs
+
+    with quiet_logs(verbose):
+        return _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose)
+
+
+def _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose) -> int:
     from ldlpose.cluster import ensure_ray
     from ldlpose.data.ensure import ensure_training_data
     from ldlpose.tracking import resolve_tracking_uri
@@ -180,8 +201,9 @@ def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False
     uri = resolve_tracking_uri(tracking_uri)
     yaml_text = Path(path).read_text()
     callback = tracking_callback(space, yaml_text, uri, storage)
-    ensure_ray(address)
-    outcome = run_search(space, storage=storage, resume=resume, callbacks=[callback])
+    ensure_ray(address, log_to_driver=verbose)
+    views = [] if verbose else [console_view(space, space.name, space.num_trials)]
+    outcome = run_search(space, storage=storage, resume=resume, callbacks=[callback, *views], verbose=verbose)
     ranked = finalise_all(callback, outcome, space)
     print(f"\nsearch {space.name}: {len(ranked)} of {len(outcome.trials)} trials finished with a selected "
           f"checkpoint; best {space.search.metric.name} first (test benchmarks are measured, never used to choose):\n")
@@ -196,7 +218,7 @@ def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False
     if ranked:
         best, statistics = ranked[0], None
         if space.search.confirm.top_k:
-            best, statistics, rows = _confirm(space, ranked, outcome, callback, storage)
+            best, statistics, rows = _confirm(space, ranked, outcome, callback, storage, verbose)
             if rows:
                 print(f"\nconfirmation over {space.search.confirm.seeds} new seeds (champion: best mean):\n")
                 print(confirmation_table(rows, space))

@@ -43,6 +43,9 @@ def _log_predictor(predictor, info: dict, *, run_id: str, experiment_id: str, ur
                 extra_files=[str(info_file)],
                 # Given explicitly: inferring them would load the model again in a subprocess.
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
+                # MLflow would load the saved program back to run the example (3-4 s per trial on
+                # a CPU); ldlpose's own load path is tested instead (tests/tracking).
+                validate_serving_input=False,
                 tags={TAG_SEARCH: info["search_id"], TAG_TRIAL: info["trial_id"], **(tags or {})})
     return f"models:/{logged.model_id}"
 
