@@ -1,7 +1,9 @@
 """Search hyperparameters (and the method itself) described by a search-space YAML.
 
-Runs on Ray Tune with Optuna; every trial is a Ray Train run. With --resume, a search whose state
-already exists continues where it stopped, without re-running finished trials.
+Runs on Ray Tune with Optuna; a trial of one CPU worker trains in its own Tune process, larger ones
+on Ray Train. With --resume, a search whose state already exists continues where it stopped, without
+re-running finished trials. The console shows one compact, updating view; --verbose shows Ray's own
+output instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "(default: RAY_ADDRESS, else a new local Ray)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
                                                "else sqlite:///mlflow.db in the working directory)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show everything Ray and Tune print (default: one compact view of the trials)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,4 +33,4 @@ def run(args: argparse.Namespace) -> int:
 
     return search_and_report(args.space, overrides=args.overrides, resume=args.resume,
                              smoke_test=args.smoke_test, storage=args.storage, address=args.address,
-                             tracking_uri=args.tracking_uri)
+                             tracking_uri=args.tracking_uri, verbose=args.verbose)

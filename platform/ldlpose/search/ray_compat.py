@@ -34,7 +34,7 @@ def wait_for_reports_to_drain(timeout_s: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def replace_callbacks(tuner, kind: type, callbacks: list) -> None:
+def replace_callbacks(tuner, kind: type | tuple[type, ...], callbacks: list) -> None:
     """A restored Tuner brings back its pickled callbacks; give it this session's instead.
 
     ``Tuner.restore`` has no argument for callbacks (Ray 2.60), and the pickled ones hold the
