@@ -68,3 +68,31 @@ def test_imagenet_offline_names_the_file_to_place(tmp_path, monkeypatch):
         backbones.build_backbone("resnet18", "imagenet")
     expected = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     assert str(expected) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0", "resnet18"])
+def test_random_init_batchnorm_tracks_a_short_schedule(name, tmp_path):
+    """From scratch, every BatchNorm uses PyTorch's momentum (0.1), not torchvision's ImageNet 0.01:
+    after 20 training steps the running mean has moved most of the way to the data's mean."""
+    net = backbones.build_backbone(name, "none")
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(m.momentum == backbones.SCRATCH_BN_MOMENTUM for m in norms)
+    first = norms[0]
+    net.train()
+    with torch.no_grad():
+        for _ in range(20):
+            net(torch.rand(4, 3, 32, 32) + 2.0)
+        net.eval()
+        batch_mean = first.running_mean.clone()
+        net.train()
+        first.reset_running_stats()
+        first.momentum = None  # the cumulative average: the data's own statistic
+        net(torch.rand(4, 3, 32, 32) + 2.0)
+    assert torch.allclose(batch_mean, first.running_mean, rtol=0.2, atol=0.05)
+    # Pretrained weights keep the recipe they were trained with.
+    state = torchvision.models.get_model(name, weights=None).state_dict()
+    torch.save(state, tmp_path / "w.pt")
+    kept = backbones.build_backbone(name, str(tmp_path / "w.pt"))
+    reference = torchvision.models.get_model(name, weights=None)
+    assert [m.momentum for m in kept.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)] == \
+        [m.momentum for m in reference.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
