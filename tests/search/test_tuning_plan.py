@@ -3,7 +3,9 @@
 from pathlib import Path
 
 from ldlpose.search.space import load_search_space
-from ldlpose.search.tuning import DRIVER_RESOURCE, driver_resources, smoke_test_space, trial_concurrency
+from ldlpose.search.tuning import (
+    DRIVER_RESOURCE, driver_resources, smoke_test_space, trial_concurrency, trial_resources,
+)
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "search_spaces" / "quickstart.yaml"
 
@@ -11,7 +13,12 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "search_spaces" / "quickstart
 def test_concurrency_follows_resources_and_budget():
     space = load_search_space(QUICKSTART)  # 1 worker x 1 CPU per trial, budget concurrency 2
     assert trial_concurrency(space, {"CPU": 2, DRIVER_RESOURCE: 100}) == 2
-    assert trial_concurrency(space, {"CPU": 2}) == 1  # drivers need a sliver of a CPU too
+    assert trial_concurrency(space, {"CPU": 2}) == 2  # in-process trials: no driver beside the worker
+    assert trial_resources(space, {"CPU": 2, DRIVER_RESOURCE: 100}) == {"CPU": 1.0}
+    on_ray_train = load_search_space(QUICKSTART, ["resources.engine=ray_train"])
+    assert trial_resources(on_ray_train, {"CPU": 2, DRIVER_RESOURCE: 100}) == {DRIVER_RESOURCE: 0.01}
+    assert trial_concurrency(on_ray_train, {"CPU": 2}) == 1  # drivers need a sliver of a CPU too
+    assert trial_concurrency(on_ray_train, {"CPU": 3}) == 2
     assert trial_concurrency(space, {"CPU": 3}) == 2
     assert trial_concurrency(space, {"CPU": 64, DRIVER_RESOURCE: 1}) == 2  # the budget caps it
     gpu = load_search_space(QUICKSTART, ["resources.gpus_per_worker=1", "search.budget.concurrency=null"])
