@@ -71,8 +71,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=3, help="epochs per trial")
     p.add_argument("--batch", type=int, default=8, help="small: more steps for the same images")
     p.add_argument("--image-size", type=int, default=32)
-    # mobilenet_v3_small is 3x faster here but learns nothing in so few steps (val MAE stays at the
-    # constant predictor's); resnet18 does
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--grid-points", type=int, help="use only the first N values of the paper's grid")
     p.add_argument("--workdir", type=Path, help="keep data, results and MLflow here (default: a temp folder)")
