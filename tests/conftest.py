@@ -304,14 +304,14 @@ def ray_cluster_token(tmp_path_factory):
         yield cluster, token
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def ray_cluster_three():
     """A head and two worker nodes, laid out as cluster.yaml lays out a real cluster.
 
     The head has no CPU and all of the trial drivers' resource, so trial drivers (and the Train
     controllers, which follow their driver) stay on it and training workers go to the worker nodes
     (1 CPU each), one of which a test may kill. The GCS declares a silent node dead after about
-    3 s instead of 30 s. This process is connected to the cluster.
+    3 s instead of 30 s. This process is connected to the cluster. One per test: a test may lose a node.
     """
     import ray
 

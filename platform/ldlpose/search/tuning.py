@@ -105,7 +105,8 @@ def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: l
     name = f"{prefix}-{trial_id}"
     trace.mark("trial.function_start", trial_id, time.time())
     if engine(run) == "in_process":
-        fit(run, storage_path=storage, name=name, publish=tune.report)
+        # Failed attempts are retried by Tune (trial_retries), which also covers a lost node.
+        fit(run, storage_path=storage, name=name, publish=tune.report, retry=False)
         return
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -142,7 +143,22 @@ def _tune_config(space: SearchSpace, *, search_alg, scheduler, num_samples: int)
 def _run_config(name: str, storage: str, callbacks, space: SearchSpace, verbose: bool):
     # Tune's own tables only with --verbose; ldlpose.search.console shows the search otherwise.
     return tune.RunConfig(name=name, storage_path=storage, callbacks=list(callbacks), verbose=2 if verbose else 0,
-                          failure_config=tune.FailureConfig(max_failures=space.search.budget.max_failures_per_trial))
+                          failure_config=tune.FailureConfig(max_failures=trial_retries(space)))
+
+
+def trial_retries(space: SearchSpace) -> int:
+    """How often Tune starts a failed trial again (-1: without limit).
+
+    A trial on Ray Train survives worker failures (a lost node too) inside Ray Train, within
+    ``train.max_failures``; Tune restarts only its driver, ``budget.max_failures_per_trial`` times. An
+    in-process trial is its own worker: a failed attempt or a lost node ends the trial's process, so
+    Tune restarts it, from its latest checkpoint, as often as both allow together.
+    """
+    budget = space.search.budget.max_failures_per_trial
+    if not in_process(space):
+        return budget
+    workers = space.base_run.train.max_failures
+    return -1 if workers < 0 else budget + workers
 
 
 def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):

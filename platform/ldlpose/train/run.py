@@ -89,11 +89,12 @@ def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(),
 
 
 def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None = None, callbacks=(),
-        publish=None, fail_after_epoch: int | None = None) -> TrainOutcome:
+        publish=None, fail_after_epoch: int | None = None, retry: bool = True) -> TrainOutcome:
     """Train ``run`` on its engine; raises LdlposeError on failure.
 
     ``callbacks`` are Ray Train callbacks (ray_train engine; Ray must be initialised); ``publish``
-    receives each epoch's metrics on the in_process engine. ``fail_after_epoch`` is a
+    receives each epoch's metrics on the in_process engine, and ``retry=False`` leaves its failed
+    attempts to the caller (a Tune trial: Tune restarts it). ``fail_after_epoch`` is a
     fault-tolerance drill: an attempt that starts from scratch fails after that epoch, so the run
     must resume from its checkpoint (within ``train.max_failures``, or when ``fit`` is called again
     with the same name).
@@ -103,7 +104,7 @@ def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None
     name = name or run.name
     if engine(run) == "in_process":
         return fit_in_process(run, storage_path=storage, name=name, publish=publish,
-                              fail_after_epoch=fail_after_epoch)
+                              fail_after_epoch=fail_after_epoch, retry=retry)
     return _fit_ray_train(run, storage, name, callbacks, fail_after_epoch)
 
 
@@ -127,7 +128,7 @@ def _fit_ray_train(run: RunConfig, storage: str, name: str, callbacks, fail_afte
 
 
 def fit_in_process(run: RunConfig, *, storage_path: str, name: str, publish=None,
-                   fail_after_epoch: int | None = None) -> TrainOutcome:
+                   fail_after_epoch: int | None = None, retry: bool = True) -> TrainOutcome:
     """One CPU worker in this process; a failed attempt is retried from the latest checkpoint up to
     ``train.max_failures`` times (-1: without limit), as Ray Train retries its workers."""
     from ldlpose.train.loop import NonFiniteLossError, train_loop
@@ -145,6 +146,8 @@ def fit_in_process(run: RunConfig, *, storage_path: str, name: str, publish=None
             raise LdlposeError(f"training run {name!r} failed: worker 0: {type(err).__name__}: {err}") from err
         except Exception as err:
             failures += 1
+            if not retry:
+                raise
             if 0 <= run.train.max_failures < failures:
                 raise LdlposeError(f"training run {name!r} failed: worker 0: {type(err).__name__}: "
                                    f"{_last_line(str(err))}") from err
