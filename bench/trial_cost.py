@@ -122,7 +122,8 @@ def run_plain(space_file: Path, trials: int, storage: Path) -> list[str]:
             trace.mark("tune.trial_start", trial.trial_id, time.time())
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            trace.mark("end.finalise", trial.trial_id, time.time())
+            trace.mark("tune.trial_complete", trial.trial_id, time.time())
+            trace.mark("end.finalise", trial.trial_id, time.time())  # nothing to finalise
 
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(plain_trainable, space_file=str(space_file)), {"CPU": 1}),
