@@ -153,12 +153,18 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, synth_root
     assert all("val_mae" in r.data.metrics for r in runs if r.info.status == "FINISHED")
 
 
-def _finished_trials(results: Path) -> dict[str, dict]:
+def _finished_trials(storage: Path, search: str, epochs: int = 1) -> dict[str, dict]:
+    """Trial id -> the last epoch's metrics of every training run that has trained all its epochs,
+    read from its checkpoints (written as each epoch ends; Tune may write its own result files to
+    storage only later)."""
     done = {}
-    for result_file in results.glob("trial_*/result.json"):
-        lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
-        if lines and lines[-1].get("epoch") == lines[-1].get("epochs_total", 1):
-            done[lines[-1]["trial_id"]] = lines[-1]
+    for written in storage.glob(f"{search}-*/checkpoint_epoch_*/metrics.json"):
+        try:
+            metrics = json.loads(written.read_text())
+        except (OSError, ValueError):
+            continue  # being written or pruned right now
+        if metrics.get("epoch") == epochs:
+            done[written.parent.parent.name.rsplit("-", 1)[-1]] = metrics
     return done
 
 
@@ -173,13 +179,13 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     deadline = time.monotonic() + 300
-    while not _finished_trials(storage / "resumable"):
+    while not _finished_trials(storage, "resumable"):
         assert process.poll() is None, process.stdout.read()[-3000:]
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does
     process.communicate(timeout=180)
-    first = _finished_trials(storage / "resumable")
+    first = _finished_trials(storage, "resumable")
     assert 1 <= len(first) < 3
 
     # Without --resume the stored search is never touched.
@@ -188,7 +194,7 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(
 
     assert search_and_report(str(space), storage=str(storage), resume=True, address=ray_cluster,
                              tracking_uri=mlflow_server) == 0
-    final = _finished_trials(storage / "resumable")
+    final = _finished_trials(storage, "resumable")
     assert len(final) == 3
     for trial_id, result in first.items():
         assert final[trial_id]["val_mae"] == result["val_mae"]  # not trained again
@@ -233,23 +239,32 @@ def test_a_search_killed_outright_resumes_and_registers_every_finished_trial_onc
     process = subprocess.Popen([sys.executable, "-m", "ldlpose", "search", str(space), "--storage", str(storage),
                                 "--tracking-uri", mlflow_server], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    from ray import tune
+
     deadline = time.monotonic() + 300
-    while not _finished_trials(storage / "killed"):
+    # A trial has trained all its epochs and Tune has written its experiment state at least once
+    # (before that, there is no search to resume: a new one would start).
+    while not (_finished_trials(storage, "killed") and tune.Tuner.can_restore(str(storage / "killed"))):
         assert process.poll() is None, process.stdout.read()[-3000:]
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.communicate(timeout=60)
-    killed_after = set(_finished_trials(storage / "killed"))
+    killed_after = set(_finished_trials(storage, "killed"))
     assert killed_after
 
     assert search_and_report(str(space), storage=str(storage), resume=True, address=ray_cluster,
                              tracking_uri=mlflow_server) == 0
-    final = _finished_trials(storage / "killed")
+    final = _finished_trials(storage, "killed")
     assert len(final) == 3 and killed_after <= set(final)
-    trials = [r for r in child_runs(mlflow_server, "killed") if r.data.tags["ldlpose.role"] == "trial"]
+    runs = [r for r in child_runs(mlflow_server, "killed") if r.data.tags["ldlpose.role"] == "trial"]
+    trials = [r for r in runs if r.data.tags["ldlpose.trial_id"] in final]
     assert sorted(r.data.tags["ldlpose.trial_id"] for r in trials) == sorted(final)  # one run per trial
     assert all(r.info.status == "FINISHED" for r in trials)
+    # A trial started after Tune last saved its state is unknown to the resumed search (which samples
+    # anew): its run stays unfinished, with no model, and is never registered.
+    orphans = [r for r in runs if r.data.tags["ldlpose.trial_id"] not in final]
+    assert all(r.info.status != "FINISHED" and "ldlpose.model_uri" not in r.data.tags for r in orphans)
     models = _logged_models(mlflow_server, "killed")
     assert sorted(m.tags["ldlpose.trial_id"] for m in models) == sorted(final)  # each model logged exactly once
     best = min(trials, key=lambda r: r.data.metrics["selected_val_mae"])

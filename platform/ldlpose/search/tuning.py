@@ -36,6 +36,7 @@ from ldlpose.search.trials import TrialSummary, error_text, objective_key
 DRIVER_RESOURCE = "TRAIN_DRIVER_RESOURCE"
 DRIVER_SHARE = 0.01
 CONFIRM_SUFFIX = "-confirm"
+STATE_SYNC_S = 10  # at most this long between copies of Tune's experiment state to storage
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,11 @@ def _tune_config(space: SearchSpace, *, search_alg, scheduler, num_samples: int)
 def _run_config(name: str, storage: str, callbacks, space: SearchSpace, verbose: bool):
     # Tune's own tables only with --verbose; ldlpose.search.console shows the search otherwise.
     return tune.RunConfig(name=name, storage_path=storage, callbacks=list(callbacks), verbose=2 if verbose else 0,
-                          failure_config=tune.FailureConfig(max_failures=trial_retries(space)))
+                          failure_config=tune.FailureConfig(max_failures=trial_retries(space)),
+                          # Tune snapshots its state every 10 s or more but copies it to storage at most
+                          # every sync_period (300 s by default): a driver killed before that left
+                          # nothing to resume. The state is a few small files.
+                          sync_config=tune.SyncConfig(sync_period=STATE_SYNC_S))
 
 
 def trial_retries(space: SearchSpace) -> int:

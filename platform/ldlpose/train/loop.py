@@ -254,6 +254,11 @@ def train_loop(session, loop_config: dict) -> None:
     tests = {k: v for k, v in loaders.evaluation.items() if k != "val"}
     best = BestEpoch(run.train.select_metric, history)
     best.adopt(start_epoch, model)  # `start_epoch` is the restored checkpoint's 1-based epoch
+    if start_epoch >= run.train.epochs and history:
+        # Resumed after its last epoch (stopped between writing it and the search recording it):
+        # nothing to train, but the search must still see the run's final metrics.
+        session.report(history[-1], None, checkpoint_dir_name(start_epoch))
+        return
     # One worker checks for a stop at every step; several agree once per epoch (a collective).
     step_stop = session.stop_requested if world == 1 else None
     for epoch in range(start_epoch, run.train.epochs):
