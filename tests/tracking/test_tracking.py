@@ -338,6 +338,7 @@ def test_predict_command_reports_bad_images_and_keeps_the_others(search, checkpo
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     argv = ["predict", "--model", "models:/headpose-synth@champion", "--tracking-uri", search["uri"], "--json",
+            "--no-detect",  # the pictures are face crops already
             "--draw", str(tmp_path / "drawn"), str(paths[0]), str(broken), str(paths[1])]
     assert main(argv) == 1
     out = capsys.readouterr()
@@ -347,15 +348,16 @@ def test_predict_command_reports_bad_images_and_keeps_the_others(search, checkpo
     model, _ = predictor_from_checkpoint(checkpoints["trained"])
     with torch.no_grad():
         expected = model(preprocess([np.asarray(Image.open(p).convert("RGB")) for p in paths], 32)).numpy()
-    got = np.array([[r["yaw_deg"], r["pitch_deg"], r["roll_deg"]] for r in (results[0], results[2])])
+    assert all(len(r["faces"]) == 1 for r in (results[0], results[2]))  # --no-detect: the picture is the face
+    got = np.array([[f["yaw_deg"], f["pitch_deg"], f["roll_deg"]] for f in (results[0]["faces"][0], results[2]["faces"][0])])
     np.testing.assert_allclose(got, expected, atol=1e-2)
     assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["face0.pose.png", "face1.pose.png"]
 
     assert main(["predict", "--model", "models:/headpose-synth@champion", "--tracking-uri", search["uri"],
-                 str(paths[0])]) == 0
+                 "--no-detect", str(paths[0])]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["image", "yaw", "pitch", "roll"]
-    assert table[2].split()[1] == f"{expected[0, 0]:.1f}"
+    assert table[0].split()[-3:] == ["yaw", "pitch", "roll"]
+    assert table[2].split()[0] == str(paths[0]) and table[2].split()[-3] == f"{expected[0, 0]:.1f}"
 
 
 def test_predict_command_names_a_bad_model_uri(search, tmp_path, capsys):
