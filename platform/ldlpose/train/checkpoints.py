@@ -161,9 +161,9 @@ def prune(run_dir, select_metric: str) -> list[Path]:
     if not kept:
         return []
     keep = {max(kept, key=lambda k: k[0])[1]}
-    best = select_checkpoint(run_dir, select_metric)
-    if best is not None:
-        keep.add(Path(best.path))
+    scored = [(float(m[select_metric]), epoch, folder) for epoch, folder, m in kept if select_metric in m]
+    if scored:  # the best, as select_checkpoint chooses it (ties to the earlier epoch), from what was just read
+        keep.add(min(scored, key=lambda c: (c[0], c[1]))[2])
     removed = [folder for _, folder, _ in kept if folder not in keep]
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
