@@ -89,10 +89,11 @@ def _registry_model(spec: str, tracking_uri: str | None) -> Model:
 def _checkpoint_model(path: Path) -> Model:
     import torch
 
-    from ldlpose.export import CHECKPOINT_FILE, predictor_from_checkpoint
+    from ldlpose.export import predictor_from_checkpoint
+    from ldlpose.train.checkpoints import checkpoint_file
 
     predictor, info = predictor_from_checkpoint(path)
-    file = path / CHECKPOINT_FILE if path.is_dir() else path
+    file = checkpoint_file(path)
 
     def predict(images):
         with torch.no_grad():

@@ -22,14 +22,15 @@ from torch import nn
 # The training pipeline's input normalisation, so that the exported model sees what training saw.
 from ldlpose.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ldlpose.errors import DataError, LdlposeError
+# The checkpoint format has one home, shared with training (it imports no Ray).
+from ldlpose.train.checkpoints import load_checkpoint
 
 __all__ = [
     "EXPORT_FORMAT", "IMAGENET_MEAN", "IMAGENET_STD", "LoadedPredictor", "PosePredictor", "export_info", "load_image",
-    "predictor_from_checkpoint", "predictor_from_run", "preprocess", "read_checkpoint", "training_crop",
+    "predictor_from_checkpoint", "predictor_from_run", "preprocess", "training_crop",
 ]
 
 EXPORT_FORMAT = "ldlpose-pose-predictor/1"
-CHECKPOINT_FILE = "checkpoint.pt"  # as written by ldlpose.train.loop.save_checkpoint
 ANGLE_CONVENTION = ("yaw, pitch, roll in degrees (ldlpose.geometry): positive yaw turns the face toward "
                     "the image's left, positive pitch tilts it up, positive roll tilts it clockwise in "
                     "the image; R = Rz(roll) Ry(yaw) Rx(pitch)")
@@ -54,22 +55,6 @@ class PosePredictor(nn.Module):
         return self.method.decode(self.outputs(images)).to(torch.float32)
 
 
-def read_checkpoint(checkpoint_dir) -> dict:
-    """``checkpoint.pt`` of a checkpoint folder (or the file itself), loaded without unpickling code."""
-    path = Path(checkpoint_dir)
-    file = path / CHECKPOINT_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise DataError(f"no checkpoint at {file}: expected a checkpoint folder holding {CHECKPOINT_FILE}")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt file, or one holding more than tensors and containers
-        raise DataError(f"cannot read checkpoint {file}: {type(err).__name__}: {err}") from err
-    missing = [key for key in ("model", "run") if key not in state]
-    if missing:
-        raise DataError(f"checkpoint {file} lacks {missing}; it was not written by ldlpose's training loop")
-    return state
-
-
 def predictor_from_run(run: dict, model_state: dict) -> PosePredictor:
     """The predictor of a run config (as a dict) and a PoseNet state dict, in eval mode on the CPU."""
     from ldlpose import methods
@@ -84,7 +69,7 @@ def predictor_from_run(run: dict, model_state: dict) -> PosePredictor:
 
 def predictor_from_checkpoint(checkpoint_dir) -> tuple[PosePredictor, dict]:
     """``(predictor, info)`` for a checkpoint folder written by the training loop."""
-    state = read_checkpoint(checkpoint_dir)
+    state = load_checkpoint(checkpoint_dir)
     predictor = predictor_from_run(state["run"], state["model"])
     return predictor, export_info(state)
 

@@ -279,10 +279,11 @@ class SearchTracker:
         instead of logging a duplicate: models are found by the checkpoint's sha256.
         """
         from ldlpose import export
+        from ldlpose.train.checkpoints import checkpoint_file as model_file
 
         run_id = self._trial_run(trial_id)
         checkpoint = Path(checkpoint_dir)
-        checkpoint_file = checkpoint / export.CHECKPOINT_FILE if checkpoint.is_dir() else checkpoint
+        checkpoint_file = model_file(checkpoint)
         digest = sha256_file(checkpoint_file) if checkpoint_file.is_file() else None
         tags = self.client.get_run(run_id).data.tags
         if digest and tags.get(TAG_MODEL_SHA) == digest and tags.get(TAG_MODEL_URI):

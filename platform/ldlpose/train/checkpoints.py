@@ -1,5 +1,9 @@
 """Training checkpoints: the file format, Ray Train's retention rule and the choice of a run's best.
 
+This is the one checkpoint module: training writes and keeps checkpoints through it, and export,
+evaluation and tracking read them through :func:`load_checkpoint`. It imports neither Ray nor torch at
+module level (Ray only for :func:`retention`), so reading a checkpoint never starts Ray.
+
 One checkpoint folder per epoch (``checkpoint_epoch_NNNN``) holding ``checkpoint.pt``: the model,
 optimizer and scheduler state, the epoch, the run config and every epoch's metrics so far, and
 ``metrics.json``, that epoch's metrics alone, so that choosing among checkpoints reads a few bytes
@@ -19,6 +23,8 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from ldlpose.errors import DataError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.json"
@@ -85,12 +91,28 @@ def read_metrics(folder) -> dict:
         raise OSError(f"unreadable {folder / METRICS_FILE}: {err}") from err
 
 
+def checkpoint_file(path) -> Path:
+    """The model file of a checkpoint folder; a path to the file itself is returned as it is."""
+    path = Path(path)
+    return path / CHECKPOINT_FILE if path.is_dir() else path
+
+
 def load_checkpoint(path) -> dict:
-    """A checkpoint written by :func:`save_checkpoint` (plain tensors and containers only)."""
+    """A checkpoint written by :func:`save_checkpoint`, from its folder or its file, loaded without
+    unpickling code (plain tensors and containers only); DataError naming the file otherwise."""
     import torch
 
-    path = Path(path)
-    return torch.load(path / CHECKPOINT_FILE if path.is_dir() else path, map_location="cpu", weights_only=True)
+    file = checkpoint_file(path)
+    if not file.is_file():
+        raise DataError(f"no checkpoint at {file}: expected a checkpoint folder holding {CHECKPOINT_FILE}")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or half-written file, or one holding more than tensors and containers
+        raise DataError(f"cannot read checkpoint {file}: {type(err).__name__}: {err}") from err
+    missing = [key for key in ("model", "run") if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise DataError(f"checkpoint {file} lacks {missing}; it was not written by ldlpose's training loop")
+    return state
 
 
 @dataclass(frozen=True)
@@ -133,7 +155,7 @@ def _kept(run_dir) -> list[tuple[int, Path, dict]]:
             continue
         try:
             metrics = read_metrics(folder)
-        except (OSError, RuntimeError, KeyError, EOFError):
+        except (OSError, RuntimeError, KeyError, EOFError, DataError):
             continue
         kept.append((int(metrics.get("epoch", 0)), folder, metrics))
     return kept
