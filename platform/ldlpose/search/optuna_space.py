@@ -1,4 +1,15 @@
-"""A search space as Optuna sees it: define-by-run suggestions, the sampler, and studies rebuilt from results."""
+"""A search space as Optuna sees it: define-by-run suggestions, the sampler, and studies rebuilt from results.
+
+Every searched value carries its run-config key as its Optuna name (``train.optimizer.lr``,
+``method.hparams.sigma``), so a trial's assignment, its run config, its MLflow params and Optuna's
+study all use one name, and studies of different searches line up. A method's hyperparameter is
+shared by every method that declares it, which Optuna allows while their distributions are
+compatible (``optuna.distributions.check_distribution_compatibility``: the same kind and log scale;
+float and integer bounds may differ, categorical choices may not). Where two methods declare
+incompatible ones (``alpha: {values: [0, 0.01]}`` beside ``alpha: {values: [1, 2]}``) Optuna would
+refuse the second at its first trial, so exactly those keep their method in the name
+(``method.gldl.alpha``); :func:`names` holds the rule, docs/search-spaces.md states it.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +22,17 @@ from optuna import distributions as od
 from ldlpose.search.space import Param, SearchSpace
 
 
-def suggest(param: Param, trial: optuna.Trial) -> Any:
-    d = param.distribution
+def suggest(param: Param, trial: optuna.Trial, name: str | None = None) -> Any:
+    """Sample ``param`` under ``name`` (default: its own name); a constant is returned, not sampled."""
+    d, name = param.distribution, name or param.name
     if d == "constant":
         return param.choices[0]
     if d == "categorical":
-        return trial.suggest_categorical(param.name, list(param.choices))
+        return trial.suggest_categorical(name, list(param.choices))
     if d in ("int_uniform", "int_log_uniform"):
-        return trial.suggest_int(param.name, int(param.low), int(param.high), step=int(param.step or 1),
+        return trial.suggest_int(name, int(param.low), int(param.high), step=int(param.step or 1),
                                  log=d == "int_log_uniform")
-    return trial.suggest_float(param.name, param.low, param.high, step=param.step, log=d == "log_uniform")
+    return trial.suggest_float(name, param.low, param.high, step=param.step, log=d == "log_uniform")
 
 
 def distribution(param: Param) -> od.BaseDistribution:
@@ -32,17 +44,50 @@ def distribution(param: Param) -> od.BaseDistribution:
     return od.FloatDistribution(param.low, param.high, step=param.step, log=d == "log_uniform")
 
 
+def _recorded(param: Param, grid: bool) -> od.BaseDistribution:
+    """The distribution a study records for ``param`` (a grid search's rebuilt study: its grid values)."""
+    return od.CategoricalDistribution(param.grid_values()) if grid else distribution(param)
+
+
+def _compatible(params: list[Param], grid: bool) -> bool:
+    """Whether Optuna accepts every one of ``params`` under one name (its rule is transitive)."""
+    first = _recorded(params[0], grid)
+    for other in params[1:]:
+        try:
+            od.check_distribution_compatibility(first, _recorded(other, grid))
+        except ValueError:
+            return False
+    return True
+
+
+def names(space: SearchSpace) -> dict[str, str]:
+    """Each method hyperparameter's Optuna name, by its :attr:`Param.name`: the run-config key
+    (``method.hparams.alpha``) where every method declaring it declares a compatible distribution,
+    else the method-qualified ``method.<method>.alpha`` (see the module's docstring)."""
+    grid = space.search.sampler.name == "grid"
+    by_key: dict[str, list[Param]] = {}
+    for own in space.method_params.values():
+        for param in own:
+            by_key.setdefault(param.key, []).append(param)
+    return {p.name: (key if _compatible(params, grid) else p.name) for key, params in by_key.items() for p in params}
+
+
 def _define(space: SearchSpace, trial: optuna.Trial) -> dict | None:
+    named = names(space)
     if space.search.sampler.name == "grid":
         index = trial.suggest_categorical("grid_point", list(range(len(space.grid()))))
-        return dict(space.grid()[index])
-    for param in space.params:
-        suggest(param, trial)
+        return {named.get(k, k): v for k, v in space.grid()[index].items()}
+    # Optuna records only what it samples: constants join the assignment through the returned dict.
+    constants = {}
+    params = [(p, p.name) for p in space.params]
     if space.method_params:
         chosen = trial.suggest_categorical("method", sorted(space.method_params))
-        for param in space.method_params[chosen]:
-            suggest(param, trial)
-    return None
+        params += [(p, named[p.name]) for p in space.method_params[chosen]]
+    for param, name in params:
+        value = suggest(param, trial, name)
+        if param.distribution == "constant":
+            constants[name] = value
+    return constants or None
 
 
 def define_by_run(space: SearchSpace):
@@ -69,7 +114,9 @@ def sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
 def distributions(space: SearchSpace, params: dict) -> dict:
     """Optuna distributions of the named parameters of a finished trial (to rebuild a study)."""
     every = {p.name: p for p in space.params}
-    every.update({p.name: p for own in space.method_params.values() for p in own})
+    named = names(space)
+    # A shared name is looked up in the trial's own method: float bounds may differ between methods.
+    every.update({named[p.name]: p for p in space.method_params.get(params.get("method"), ())})
     grid = space.search.sampler.name == "grid"
     result = {}
     for name in params:
