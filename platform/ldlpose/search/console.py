@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 from ray import tune
 
+from ldlpose.search.trials import sampled_values
+
 # Loggers whose INFO lines (Ray start-up, Tune's result files, Optuna's study) are noise here.
 _NOISY = ("ray", "ray.tune", "ray.train", "ray.data", "optuna", "mlflow")
 
@@ -36,10 +38,6 @@ def quiet_logs(verbose: bool) -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
-
-
-def _fmt(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _clock(seconds: float) -> str:
@@ -169,9 +167,6 @@ class ConsoleView(tune.Callback):
 
 
 def _params(config: dict) -> str:
-    """The method and its sampled values, short: ``gldl lr=0.002 sigma=2.1``."""
-    config = {k: v for k, v in (config or {}).items() if not k.startswith("_")}
-    method = config.get("method", "")
-    rest = " ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in sorted(config.items())
-                    if k not in ("method", "grid_point"))
-    return f"{method} {rest}".strip()
+    """The method and its sampled values, the backbone among them: ``gldl backbone=resnet18 lr=0.002``."""
+    config = config or {}
+    return f"{config.get('method', '')} {sampled_values(config, backbone=True)}".strip()

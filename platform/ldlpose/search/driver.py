@@ -17,15 +17,6 @@ from ldlpose.search.space import SearchSpace, load_search_space
 from ldlpose.search.tuning import CONFIRM_SUFFIX, SearchOutcome, run_confirmation, run_search, smoke_test_space
 
 
-def _format_value(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _key_params(assignment: dict) -> str:
-    return " ".join(f"{name.split('.')[-1]}={_format_value(value)}" for name, value in sorted(assignment.items())
-                    if name not in ("method", "grid_point", "model.backbone"))
-
-
 def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> str:
     """The best trials by the validation objective, with the test scores of their selected checkpoints."""
     benchmarks = space.base_run.data.benchmarks
@@ -35,7 +26,7 @@ def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> st
     rows = []
     for c in ranked[:limit]:
         tests = [c["scores"].get(metric_key(b, "mae")) for b in benchmarks]
-        rows.append([c["trial_id"], c["method"], c["backbone"], _key_params(c["assignment"]), f"{c['objective']:.2f}",
+        rows.append([c["trial_id"], c["method"], c["backbone"], trials.sampled_values(c["assignment"]), f"{c['objective']:.2f}",
                      *("-" if v is None else f"{v:.2f}" for v in tests), str(c["selected_epoch"])])
     return table(headers, rows)
 
@@ -43,7 +34,7 @@ def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> st
 def confirmation_table(rows: list[dict], space: SearchSpace) -> str:
     objective = space.search.metric.name
     lines = [table(["configuration", "method", "parameters", "search", f"mean {objective}", "std", "95% CI", "n"],
-                   [[r["trial_id"], r["method"], _key_params(r["assignment"]), f"{r['original']:.2f}",
+                   [[r["trial_id"], r["method"], trials.sampled_values(r["assignment"]), f"{r['original']:.2f}",
                      f"{r['stats'].mean:.2f}", f"{r['stats'].std:.2f}",
                      f"[{r['stats'].ci_low:.2f}, {r['stats'].ci_high:.2f}]", str(r["stats"].n)] for r in rows])]
     methods = confirm.per_method(rows)

@@ -37,6 +37,21 @@ def objective_key(space: SearchSpace) -> str:
     return f"selected_{space.search.metric.name}"
 
 
+def sampled_values(assignment: dict, *, backbone: bool = False) -> str:
+    """A trial's sampled values, short, in the order of their full names: ``sigma=2.1 lr=0.00316``.
+
+    Each value goes by the last part of its name; the method is left to the caller (a column of
+    its own, or the line's start), and so is the backbone unless ``backbone``.
+    """
+    hidden = {"method", "grid_point"} | (set() if backbone else {"model.backbone"})
+    return " ".join(f"{name.split('.')[-1]}={_short(value)}" for name, value in sorted(assignment.items())
+                    if name not in hidden and not name.startswith("_"))
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def select(trial: TrialSummary, space: SearchSpace) -> Selected | None:
     """The trial's best readable checkpoint by the objective.
 
