@@ -4,10 +4,13 @@ It uses the tracking package's public API and nothing of Tune's or the tracker's
 holds plain data; the MLflow client is made on first use, so a restored search reconnects.
 Tracking trouble never stops a search: it is collected in ``problems`` and printed at the end.
 
-A finished trial is finalised (its model exported and logged, its plots drawn) on one background
-thread: Tune's loop, which runs these callbacks, would otherwise stall every other trial at its
-next report for those seconds. ``drain`` (called when Tune ends, and by the search driver) waits
-for it; what a killed driver never finalised is caught from stored state (search.trials).
+Every write (a trial's start, each epoch's metrics, a finished trial's finalisation: its model
+exported and logged, its plots drawn) goes through one :class:`ldlpose.tracking.outbox.Outbox`: an
+ordered queue written by one background thread, which retries while the tracking server is down.
+Tune's loop, which runs these callbacks, never waits for MLflow: an outage or a slow model upload
+would otherwise stall every trial at its next report. ``drain`` (called when Tune ends, and by the
+search driver) waits for the queue; what a killed driver never finalised is caught from stored
+state (search.trials).
 """
 
 from __future__ import annotations
@@ -45,24 +48,23 @@ class TrackingCallback(tune.Callback):
         self.storage, self.prefix, self.points, self.eval_samples = storage, prefix, points, eval_samples
         self._tracker = tracker  # a started SearchTracker to share (the confirmation's), else made on first use
         self.problems: list[str] = []
-        self._executor = None
-        self._pending: list = []
+        self._outbox = None
 
-    def __getstate__(self):
-        return {**self.__dict__, "_tracker": None, "_executor": None, "_pending": []}
+    def __getstate__(self):  # Tune stores its callbacks with the experiment state
+        return {**self.__dict__, "_tracker": None, "_outbox": None}
 
-    def in_background(self, what: str, fn) -> None:
-        """Run ``safely(what, fn)`` on the finalising thread, after what was queued before it."""
-        from concurrent.futures import ThreadPoolExecutor
+    def in_background(self, what: str, fn, detail: str = "") -> None:
+        """Run ``fn`` on the writing thread, after every write queued before it (see the outbox)."""
+        if self._outbox is None:
+            from ldlpose.tracking.outbox import Outbox
 
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="ldlpose-finalise")
-        self._pending.append(self._executor.submit(self.safely, what, fn))
+            self._outbox = Outbox(self.uri, self.problems)
+        self._outbox.put(what, fn, detail)
 
     def drain(self) -> None:
-        """Wait until every queued finalisation is done."""
-        while self._pending:
-            self._pending.pop(0).result()
+        """Wait until every queued write is done (or, with the server still down, given up on)."""
+        if self._outbox is not None:
+            self._outbox.drain()
 
     def on_experiment_end(self, trials, **info) -> None:
         self.drain()
@@ -99,15 +101,21 @@ class TrackingCallback(tune.Callback):
         trace.mark("tune.trial_start", trial.trial_id, time.time())
         summary = self.summary(trial)
         tags = {"ldlpose.confirms": summary.confirms} if summary.confirms else {}
-        with trace.phase("start.mlflow", trial.trial_id):
-            self.safely(f"trial {trial.trial_id} start", lambda: self.tracker.trial_started(
-                trial.trial_id, run_params(self.space, summary.assignment),
-                {**tags, "ldlpose.assignment": _json(summary.assignment)},
-                "confirmation" if summary.confirms else "trial"))
+        params = run_params(self.space, summary.assignment)
+        tags = {**tags, "ldlpose.assignment": _json(summary.assignment)}
+        role = "confirmation" if summary.confirms else "trial"
+
+        def start():
+            with trace.phase("start.mlflow", trial.trial_id):
+                self.tracker.trial_started(trial.trial_id, params, tags, role)
+
+        self.in_background(f"trial {trial.trial_id} start", start)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         step = int(result.get("epoch", result.get("training_iteration", 0)))
-        self.safely(f"trial {trial.trial_id} result", lambda: self.tracker.trial_result(trial.trial_id, result, step))
+        result, stamp = dict(result), int(time.time() * 1000)  # the time it was reported, kept across retries
+        self.in_background(f"trial {trial.trial_id} result", lambda: self.tracker.trial_result(
+            trial.trial_id, result, step, timestamp_ms=stamp), f"epoch {step}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         # First, before anything slow: a trial Tune stopped must not train on (see STOP_FILE).
@@ -122,8 +130,9 @@ class TrackingCallback(tune.Callback):
         self.in_background(f"trial {trial.trial_id} completion", complete)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.safely(f"trial {trial.trial_id} end", lambda: self.tracker.trial_finished(
-            trial.trial_id, "FAILED", {}, trial_error(trial), None, None))
+        reason = trial_error(trial)
+        self.in_background(f"trial {trial.trial_id} end", lambda: self.tracker.trial_finished(
+            trial.trial_id, "FAILED", {}, reason, None, None))
 
 
 def _json(value) -> str:

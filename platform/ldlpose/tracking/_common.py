@@ -104,11 +104,16 @@ def _param_value(value) -> str:
 
 
 def _log_batch(client, run_id: str, *, metrics: Mapping[str, float] | None = None, step: int = 0,
-               params: Mapping[str, str] | None = None, tags: Mapping[str, str] | None = None) -> None:
-    """Everything in as few requests as MLflow's per-request limits allow (usually one)."""
+               params: Mapping[str, str] | None = None, tags: Mapping[str, str] | None = None,
+               timestamp_ms: int | None = None) -> None:
+    """Everything in as few requests as MLflow's per-request limits allow (usually one).
+
+    ``timestamp_ms``: when the metrics were measured. A write retried after an outage keeps it, so
+    a request that did reach the server before its answer was lost is stored once, not twice.
+    """
     from mlflow.entities import Metric, Param, RunTag
 
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
     metric_list = [Metric(k, v, now, int(step)) for k, v in (metrics or {}).items()]
     param_list = [Param(_mlflow_key(k), _param_value(v)) for k, v in (params or {}).items()]
     tag_list = [RunTag(k, str(v)[:_MAX_TAG_CHARS]) for k, v in (tags or {}).items()]

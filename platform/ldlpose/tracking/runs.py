@@ -210,7 +210,7 @@ class SearchTracker:
         if not isinstance(trial_id, str) or not 0 < len(trial_id) <= 250:
             raise ConfigError(f"trial id must be a non-empty string of at most 250 characters, got {trial_id!r}")
         params = {_mlflow_key(k): _param_value(v) for k, v in flatten(params).items()}
-        run_id = self._trial_runs.get(trial_id)
+        run_id = self._trial_runs.get(trial_id) or self._trial_run_in_store(trial_id)
         if run_id is None:
             run = self.client.create_run(self.experiment_id, run_name=trial_id, tags={
                 TAG_PARENT: self.parent_run_id, TAG_SEARCH: self.search_name, TAG_TRIAL: trial_id,
@@ -224,6 +224,17 @@ class SearchTracker:
         _log_batch(self.client, run_id, params=new, tags={"ldlpose.status": "RUNNING", **(tags or {})})
         return run_id
 
+    def _trial_run_in_store(self, trial_id: str) -> str | None:
+        """A run of this trial created since the search started: by a create whose answer was lost
+        (the server went down meanwhile) and which is now retried."""
+        if "'" in trial_id:  # not quotable in a filter string; Tune's ids never hold one
+            return None
+        found = self._find_runs(f"tags.`{TAG_PARENT}` = '{self.parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial_id}'")
+        if found:
+            self._trial_runs[trial_id] = found[0].info.run_id
+            return found[0].info.run_id
+        return None
+
     def trial_selected(self, trial_id: str, epoch: int, scores: Mapping[str, float], checkpoint_sha256: str,
                        tags: Mapping[str, str] | None = None) -> None:
         """Record the trial's selected checkpoint: its epoch, its scores as ``selected_<set>_<metric>``
@@ -235,11 +246,12 @@ class SearchTracker:
     def _trial_run(self, trial_id: str) -> str:
         return self._trial_runs.get(trial_id) or self.trial_started(trial_id, {})
 
-    def trial_result(self, trial_id: str, metrics: Mapping, step: int) -> None:
-        """One epoch's numeric metrics at ``step`` (the epoch); other entries are ignored."""
+    def trial_result(self, trial_id: str, metrics: Mapping, step: int, timestamp_ms: int | None = None) -> None:
+        """One epoch's numeric metrics at ``step`` (the epoch); other entries are ignored.
+        ``timestamp_ms``: when the epoch was reported (default: now)."""
         values = _numbers(metrics)
         if values:
-            _log_batch(self.client, self._trial_run(trial_id), metrics=values, step=step)
+            _log_batch(self.client, self._trial_run(trial_id), metrics=values, step=step, timestamp_ms=timestamp_ms)
 
     def trial_finished(self, trial_id: str, status: str, final_metrics: Mapping,
                        failure_reason: str | None = None, node: str | None = None,
