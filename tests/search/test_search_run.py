@@ -256,17 +256,24 @@ def test_a_search_killed_outright_resumes_and_registers_every_finished_trial_onc
     assert search_and_report(str(space), storage=str(storage), resume=True, address=ray_cluster,
                              tracking_uri=mlflow_server) == 0
     final = _finished_trials(storage, "killed")
-    assert len(final) == 3 and killed_after <= set(final)
+    known = {t.trial_id for t in tune.ExperimentAnalysis(str(storage / "killed")).trials}  # Tune's trials
+    assert len(known) == 3 and known <= set(final) and killed_after <= set(final)
     runs = [r for r in child_runs(mlflow_server, "killed") if r.data.tags["ldlpose.role"] == "trial"]
-    trials = [r for r in runs if r.data.tags["ldlpose.trial_id"] in final]
-    assert sorted(r.data.tags["ldlpose.trial_id"] for r in trials) == sorted(final)  # one run per trial
+    trials = [r for r in runs if r.data.tags["ldlpose.trial_id"] in known]
+    assert sorted(r.data.tags["ldlpose.trial_id"] for r in trials) == sorted(known)  # one run per trial
     assert all(r.info.status == "FINISHED" for r in trials)
     # A trial started after Tune last saved its state is unknown to the resumed search (which samples
-    # anew): its run stays unfinished, with no model, and is never registered.
-    orphans = [r for r in runs if r.data.tags["ldlpose.trial_id"] not in final]
-    assert all(r.info.status != "FINISHED" and "ldlpose.model_uri" not in r.data.tags for r in orphans)
+    # anew): its run is closed as KILLED, saying why, with no model, and never registered.
+    from ldlpose.search.trials import ORPHAN_REASON
+
+    orphans = [r for r in runs if r.data.tags["ldlpose.trial_id"] not in known]
+    assert not [r.info.run_id for r in runs if r.info.status == "RUNNING"], "a run was left RUNNING"
+    for orphan in orphans:
+        assert orphan.info.status == "KILLED" and orphan.data.tags["ldlpose.failure_reason"] == ORPHAN_REASON
+        assert "ldlpose.model_uri" not in orphan.data.tags
+    print(f"orphaned runs closed: {len(orphans)}")
     models = _logged_models(mlflow_server, "killed")
-    assert sorted(m.tags["ldlpose.trial_id"] for m in models) == sorted(final)  # each model logged exactly once
+    assert sorted(m.tags["ldlpose.trial_id"] for m in models) == sorted(known)  # each model logged exactly once
     best = min(trials, key=lambda r: r.data.metrics["selected_val_mae"])
     versions = mlflow.MlflowClient(mlflow_server).search_model_versions("name = 'headpose-synth'")
     ours = [v for v in versions if v.tags.get("search_id") == "killed"]

@@ -110,6 +110,16 @@ def finalise_all(callback: TrackingCallback, outcome: SearchOutcome, space: Sear
     return sorted(candidates, key=lambda c: c["objective"])
 
 
+def close_orphans(callback: TrackingCallback, outcome: SearchOutcome, role: str = "trial") -> list[str]:
+    """Close the runs of ``role`` whose trials Tune does not know (a killed driver's; search.trials)."""
+    known = {t.trial_id for t in outcome.trials}
+    closed = callback.safely("orphaned runs", trials.close_orphans, callback.tracker, known, role) or []
+    if closed:
+        print(f"closed {len(closed)} MLflow run(s) as KILLED whose trials a killed driver had started after "
+              f"Tune last saved its state: {', '.join(closed)}")
+    return closed
+
+
 def _selection(space: SearchSpace, best: dict) -> dict:
     from ldlpose.train.data import validation_split
 
@@ -147,6 +157,7 @@ def _confirm(space: SearchSpace, ranked: list[dict], outcome: SearchOutcome, sea
     views = [] if verbose else [console_view(space, space.name + CONFIRM_SUFFIX, len(points))]
     confirmed = run_confirmation(space, points, storage=storage, callbacks=[callback, *views], verbose=verbose)
     reruns = finalise_all(callback, confirmed, space)
+    close_orphans(callback, confirmed, "confirmation")
     rows = confirm.summarise(space, {c["trial_id"]: c for c in ranked}, reruns)
     if not rows:
         return ranked[0], None, rows
@@ -196,6 +207,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     views = [] if verbose else [console_view(space, space.name, space.num_trials)]
     outcome = run_search(space, storage=storage, resume=resume, callbacks=[callback, *views], verbose=verbose)
     ranked = finalise_all(callback, outcome, space)
+    close_orphans(callback, outcome)
     print(f"\nsearch {space.name}: {len(ranked)} of {len(outcome.trials)} trials finished with a selected "
           f"checkpoint; best {space.search.metric.name} first (test benchmarks are measured, never used to choose):\n")
     print(results_table(ranked, space))

@@ -16,7 +16,7 @@ from pathlib import Path
 from ldlpose import trace
 from ldlpose.files import sha256_file
 from ldlpose.search.space import SearchSpace
-from ldlpose.tracking import TAG_MODEL_URI, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA
+from ldlpose.tracking import TAG_MODEL_URI, TAG_ROLE, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA
 from ldlpose.train.checkpoints import CHECKPOINT_FILE, Selected, select_checkpoint
 from ldlpose.train.evaluation import selected_scores
 
@@ -116,6 +116,31 @@ def candidate(tracker, trial: TrialSummary, space: SearchSpace) -> dict | None:
             "selected_epoch": int(tags.get(TAG_SELECTED_EPOCH, 0)), "objective": float(value),
             "scores": {k[len("selected_"):]: v for k, v in metrics.items() if k.startswith("selected_")
                        and k != "selected_epoch"}}
+
+
+# Why a run is closed as KILLED by close_orphans (its ldlpose.failure_reason tag).
+ORPHAN_REASON = ("orphaned: its trial was started by a search driver that was killed before Tune saved its "
+                 "state, so the resumed search never knew the trial; it was never finished and has no model")
+
+
+def close_orphans(tracker, known: set[str], role: str) -> list[str]:
+    """Close as KILLED the search's runs of ``role`` still RUNNING whose trial is not in ``known``.
+
+    After a driver is killed outright and the search resumed, Tune knows only the trials of its last
+    saved state: a trial started after it is gone with the driver (its workers die with their owner),
+    while its MLflow run would say RUNNING for ever. Called once Tune has returned and every known
+    trial is finalised, so a RUNNING run left over is such an orphan. The trial ids of those closed.
+    """
+    closed = []
+    for trial_id in tracker.trial_ids():
+        if trial_id in known:
+            continue
+        record = tracker.trial_record(trial_id)
+        if record is None or record["status"] != "RUNNING" or record["tags"].get(TAG_ROLE) != role:
+            continue
+        tracker.trial_finished(trial_id, "KILLED", {}, ORPHAN_REASON)
+        closed.append(trial_id)
+    return closed
 
 
 def _numeric(result: dict) -> dict:

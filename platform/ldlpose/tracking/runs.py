@@ -269,6 +269,15 @@ class SearchTracker:
         _log_batch(self.client, run_id, metrics=metrics, tags=tags)
         self.client.set_terminated(run_id, status=status)
 
+    def trial_ids(self) -> list[str]:
+        """The trials of every child run under this search's parent run, as the store holds them now
+        (an earlier attempt's included, whether its trial is known to Tune or not)."""
+        self._require_started()
+        found = self._existing_trials()
+        for trial_id, run_id in found.items():
+            self._trial_runs.setdefault(trial_id, run_id)
+        return list(found)
+
     def trial_record(self, trial_id: str) -> dict | None:
         """What MLflow holds of a trial: ``{"run_id", "status", "tags", "metrics"}`` (latest values), or None.
 

@@ -1,0 +1,42 @@
+"""Runs a killed search driver left RUNNING, of trials the resumed search never knew, are closed as KILLED.
+
+Real MLflow (an SQLite store); the tracker of a resumed search is a new one, as after a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import mlflow
+
+from ldlpose.search.trials import ORPHAN_REASON, close_orphans
+from ldlpose.tracking import SearchTracker
+
+
+def _tracker(uri: str) -> SearchTracker:
+    tracker = SearchTracker(uri, "orphans")
+    tracker.start("search: {}\n", {"search": {}}, "random", 0, {})
+    return tracker
+
+
+def test_a_resumed_search_closes_only_the_running_runs_of_trials_it_does_not_know(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    killed = _tracker(uri)  # the first driver: two trials done, one started after Tune's last saved state
+    for trial_id in ("a", "b", "lost"):
+        killed.trial_started(trial_id, {"train.seed": 0})
+    killed.trial_started("rerun", {"train.seed": 1}, role="confirmation")
+    killed.trial_finished("a", "FINISHED", {})
+    killed.trial_finished("b", "FAILED", {}, "ValueError: bad lr")
+
+    resumed = _tracker(uri)  # a new process: it knows a, b and a trial of its own
+    resumed.trial_started("c", {"train.seed": 0})
+    assert close_orphans(resumed, {"a", "b", "c"}, "trial") == ["lost"]
+    assert close_orphans(resumed, {"a", "b", "c"}, "trial") == []  # once
+
+    client = mlflow.MlflowClient(uri)
+    status = {t: client.get_run(resumed.trial_record(t)["run_id"]) for t in ("a", "b", "c", "lost", "rerun")}
+    assert {t: r.info.status for t, r in status.items()} == {
+        "a": "FINISHED", "b": "FAILED", "c": "RUNNING", "lost": "KILLED", "rerun": "RUNNING"}
+    assert status["lost"].data.tags["ldlpose.failure_reason"] == ORPHAN_REASON
+    assert status["lost"].data.tags["ldlpose.status"] == "KILLED"
+    assert status["b"].data.tags["ldlpose.failure_reason"] == "ValueError: bad lr"
+    # A confirmation's orphans are closed by the confirmation, by their role.
+    assert close_orphans(resumed, set(), "confirmation") == ["rerun"]
