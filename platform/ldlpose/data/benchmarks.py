@@ -82,8 +82,10 @@ class Benchmark:
         return path
 
     def prepare_command(self, root=None, folder: str | None = None) -> str:
+        from ldlpose.data import readers
+
         top = (folder or self.folder).split("/")[0]
-        return PREPARE_COMMANDS[top].format(path=data_root(root) / top)
+        return readers.prepare_command(top, data_root(root) / top)
 
     def resolve_train(self, root=None) -> Path:
         if self.train_folder is None:
@@ -116,21 +118,6 @@ class Benchmark:
         manifest = read_manifest(dataset_dir if dataset_dir is not None else self.resolve(root))
         return {"protocol": self.protocol.name, "content_hash": manifest["content_hash"]}
 
-
-# How to create each top-level folder under the data root.
-PREPARE_COMMANDS = {
-    "synthhead": "ldlpose prepare synthhead --out {path}",
-    "aflw2000": "ldlpose prepare aflw2000 --source <AFLW2000 folder> --out {path}",
-    "aflw2000-fsanet": "ldlpose prepare aflw2000 --crop fsanet --source <AFLW2000 folder> --out {path}",
-    "aflw2000-rankpose": "ldlpose prepare aflw2000 --crop rankpose --source <AFLW2000 folder> --out {path}",
-    "aflw2000-fsanet-npz": "ldlpose prepare fsanet-npz --source <FSA-Net's AFLW2000.npz> --out {path}",
-    "300w-lp": "ldlpose prepare 300w-lp --source <300W-LP folder> --out {path}",
-    "biwi-p1": "ldlpose prepare biwi --protocol 1 --source <folder with FSA-Net's BIWI_noTrack.npz> --out {path}",
-    "biwi-raw": "ldlpose prepare biwi --protocol 1 --source <folder with the BIWI videos 01..24> --out {path}",
-    "biwi-p2": "ldlpose prepare biwi --protocol 2 --source <folder with the BIWI videos 01..24> --out {path}",
-    "biwi-p2-fsanet": "ldlpose prepare biwi --protocol 2 --source <folder with FSA-Net's BIWI_train.npz and "
-                      "BIWI_test.npz> --out {path}",
-}
 
 _ALL_2000 = "1,969 of the official 2,000 (31 have an angle beyond 99, 9 of them wrapped past 180)"
 PROTOCOLS = {p.name: p for p in (

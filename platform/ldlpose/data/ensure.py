@@ -37,12 +37,11 @@ def ensure_training_data(run) -> None:
         return
     if synth.exists() and any(synth.iterdir()):
         return  # partially there: let the loaders name exactly what is missing rather than overwrite
-    from ldlpose.data import preparation
+    from ldlpose.data import preparation, readers
     from ldlpose.data.sources import Settings
-    from ldlpose.data.sources.synth import prepare_synthhead
 
     image_size = run.data.image_size
     print(f"[ldlpose] generating synthhead {SYNTHHEAD_COUNTS} at {image_size} px into {synth} (first use)",
           file=sys.stderr, flush=True)
-    prepare_synthhead(synth, Settings(workers=preparation.default_workers(), command="ensure_training_data"),
-                      counts=dict(SYNTHHEAD_COUNTS), size=image_size)
+    settings = Settings(workers=preparation.default_workers(), command="ensure_training_data")
+    readers.get("synthhead").run(synth, settings, {**SYNTHHEAD_COUNTS, "size": image_size})

@@ -5,8 +5,9 @@
 * :mod:`.biwi` — the raw BIWI Kinect folders (``NN/frame_*_rgb.png``, ``*_pose.txt``, ``rgb.cal``).
 * :mod:`.synth` — the procedural heads of :mod:`ldlpose.data.synthhead`.
 
-Each exposes a ``prepare_*`` function taking the source, the output folder and a
-:class:`Settings`, and returning the manifest(s) written.
+Each reader's prepare function has the one signature of :mod:`ldlpose.data.readers`
+(``prepare(out_dir, settings, **options) -> {target: manifest}``) and is registered there with its
+name, arguments and default folder.
 """
 
 from __future__ import annotations

@@ -188,9 +188,9 @@ def split_videos(names: list[str], seed: int) -> tuple[list[str], list[str]]:
     return sorted(train), test
 
 
-def prepare_biwi(source, out_dir, settings: Settings, *, protocol: int = 1, split_seed: int = 0,
+def prepare_biwi(out_dir: Path, settings: Settings, *, source: Path, protocol: int = 1, split_seed: int = 0,
                  box_mm: float = DEFAULT_BOX_MM) -> dict[str, dict]:
-    """``ldlpose prepare biwi``; returns manifests by target ("" for protocol 1, train/test for 2)."""
+    """The ``biwi`` reader; returns manifests by target ("" for protocol 1, train/test for 2)."""
     if protocol not in NPZ_FILES:
         raise ConfigError(f"BIWI protocol must be 1 or 2, got {protocol}")
     source, out_dir = Path(source).resolve(), Path(out_dir)
@@ -202,6 +202,19 @@ def prepare_biwi(source, out_dir, settings: Settings, *, protocol: int = 1, spli
         return fsanet.prepare_npz({t: [p] for t, p in npz.items()}, targets, "biwi", settings, crop=crop,
                                   extra={"biwi": note})
     return _prepare_raw(source, targets, settings, protocol, split_seed, box_mm)
+
+
+def _is_npz(source: Path, protocol: int) -> bool:
+    return all((Path(source) / name).is_file() for name in NPZ_FILES[protocol].values())
+
+
+def standard_folder(options) -> str:
+    """FSA-Net's npz files and the raw videos are different protocols (MTCNN crops against head-centre
+    crops), so each has its own folder under the data root."""
+    protocol = options.get("protocol", 1)
+    npz = _is_npz(options["source"], protocol)
+    return {(1, True): "biwi-p1", (1, False): "biwi-raw", (2, True): "biwi-p2-fsanet", (2, False): "biwi-p2"}[
+        (protocol, npz)]
 
 
 def _prepare_raw(source: Path, targets: dict[str, Path], settings: Settings, protocol: int,

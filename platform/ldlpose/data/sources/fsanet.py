@@ -136,7 +136,7 @@ def prepare_npz(files: dict[str, list[Path]], out_dirs: dict[str, Path], dataset
     }
 
 
-def prepare_fsanet_npz(source, out_dir, settings: Settings) -> dict:
-    """``ldlpose prepare fsanet-npz``: one npz file, or every npz in a folder, into one dataset."""
+def prepare_fsanet_npz(out_dir: Path, settings: Settings, *, source: Path) -> dict[str, dict]:
+    """The ``fsanet-npz`` reader: one npz file, or every npz in a folder, into one dataset."""
     files = find_npz(Path(source))
-    return prepare_npz({"": files}, {"": Path(out_dir)}, "fsanet-npz", settings)[""]
+    return prepare_npz({"": files}, {"": Path(out_dir)}, "fsanet-npz", settings)

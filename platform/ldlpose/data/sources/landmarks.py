@@ -144,6 +144,23 @@ def prepare_landmark_dataset(dataset: str, source_dir, out_dir, settings: Settin
     )
 
 
+def prepare_300wlp(out_dir: Path, settings: Settings, *, source: Path, margin_k: float | None = None) -> dict[str, dict]:
+    """The ``300w-lp`` reader (:mod:`ldlpose.data.readers`)."""
+    return {"": prepare_landmark_dataset("300w-lp", source, out_dir, settings, k=margin_k)}
+
+
+def prepare_aflw2000(out_dir: Path, settings: Settings, *, source: Path, margin_k: float | None = None,
+                     crop: str = "hopenet") -> dict[str, dict]:
+    """The ``aflw2000`` reader (:mod:`ldlpose.data.readers`)."""
+    return {"": prepare_landmark_dataset("aflw2000", source, out_dir, settings, k=margin_k, crop=crop)}
+
+
+def aflw2000_folder(options) -> str:
+    """Each AFLW2000 crop has its own folder under the data root: the benchmarks check the recipe."""
+    crop = options.get("crop", "hopenet")
+    return "aflw2000" if crop == "hopenet" else f"aflw2000-{crop}"
+
+
 def _filters(dataset: str) -> dict:
     stored = ("every readable row, |angle| > 180 included (flagged under angles_deg); files with "
               "unreadable data are listed under errors")

@@ -53,11 +53,12 @@ def _check(counts: dict[str, int], size: int, seed: int) -> None:
         raise ConfigError("synthhead needs at least one of --train, --val, --test above 0")
 
 
-def prepare_synthhead(out_dir, settings: Settings, *, counts: dict[str, int], size: int = 64,
-                      seed: int = 0, occluders: bool = True) -> dict[str, dict]:
-    """Write ``out_dir/<split>`` for every split with a positive count; returns manifests by split."""
+def prepare_synthhead(out_dir: Path, settings: Settings, *, train: int = 2000, val: int = 500, test: int = 500,
+                      size: int = 64, seed: int = 0, no_occluders: bool = False) -> dict[str, dict]:
+    """The ``synthhead`` reader: ``out_dir/<split>`` for every split with a positive count; manifests by split."""
     from ldlpose.data import synthhead
 
+    counts, occluders = {"train": train, "val": val, "test": test}, not no_occluders
     _check(counts, size, seed)
     counts = {s: n for s, n in counts.items() if n > 0}
     writers = {s: ShardWriter(Path(out_dir) / s, dataset="synthhead", image_format=settings.image.format,
