@@ -6,7 +6,8 @@ matplotlib's layout engines, and outlines rather than a patch per bin (bench/tri
 Per trial and benchmark (:func:`trial_figures`): absolute error versus the true yaw, pitch and roll;
 predicted versus target label distributions of a few samples (methods with bins); sample images
 with the predicted and true axes drawn. Per search (:func:`search_figures`): Optuna's parameter
-importances and parallel coordinates. Angles are yaw/pitch/roll in degrees (ldlpose.geometry).
+importances and parallel coordinates; for a multi-objective search the Pareto front
+(:func:`pareto_figure`). Angles are yaw/pitch/roll in degrees (ldlpose.geometry).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["error_vs_angle", "label_distributions", "pose_samples", "save_figures", "search_figures",
-           "trial_figures"]
+__all__ = ["error_vs_angle", "label_distributions", "pareto_figure", "pose_samples", "save_figures",
+           "search_figures", "trial_figures"]
 
 ANGLES = ("yaw", "pitch", "roll")
 _SAMPLES = 4  # label distributions shown per benchmark
@@ -155,6 +156,31 @@ def search_figures(study) -> dict:
         ax = ax.flat[0] if isinstance(ax, np.ndarray) else ax
         figures[name] = ax.figure
     return figures
+
+
+def pareto_figure(points: list[dict], x: str, y: str, size: str | None, title: str):
+    """Every trial as ``y`` (validation error) against ``x`` (a cost), marker area by ``size``.
+
+    ``points``: ``{"label", "pareto", x, y, size}`` per trial. Front members are filled and joined
+    in order of ``x``; the others are hollow, so the trade-off reads along the line.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    fig.subplots_adjust(left=0.11, right=0.98, bottom=0.12, top=0.9)
+    sizes = [p[size] for p in points] if size else [1.0] * len(points)
+    biggest = max(sizes) or 1.0
+    area = [30 + 400 * s / biggest for s in sizes]  # the smallest model stays visible
+    for point, a in zip(points, area):
+        front = point["pareto"]
+        ax.scatter(point[x], point[y], s=a, alpha=0.8, facecolors="C0" if front else "none",
+                   edgecolors="C0" if front else "0.5", linewidths=1.2)
+        ax.annotate(point["label"], (point[x], point[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    front = sorted((p for p in points if p["pareto"]), key=lambda p: p[x])
+    ax.plot([p[x] for p in front], [p[y] for p in front], color="C0", lw=1, ls="--")
+    ax.set_xlabel(x.replace("_ms", " (ms)").replace("_m", " (millions)"))
+    ax.set_ylabel(f"{y} (deg)")
+    ax.set_title(title + (f"; marker area: {size}" if size else ""), fontsize=10)
+    return fig
 
 
 def save_figures(figures: dict, directory: Path) -> list[str]:

@@ -137,3 +137,17 @@ def study_of(space: SearchSpace, trials: list[tuple[dict, float]]) -> optuna.Stu
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions(space, params),
                                                   value=value))
     return study
+
+
+def multi_objective_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
+    """The sampler of a search with several objectives (search.metric as a list).
+
+    NSGA-II breeds each generation from the non-dominated trials of the last; TPE, given several
+    objectives, is Optuna's multi-objective TPE (it splits good from bad trials by non-domination
+    rank instead of by one value). Random and grid sampling ignore the objectives.
+    """
+    s = space.search.sampler
+    if s.name == "nsga2":
+        population = s.population_size or max(2, min(50, space.num_trials // 2))
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=s.seed)
+    return sampler(space)

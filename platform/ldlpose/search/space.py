@@ -32,6 +32,7 @@ from ldlpose import config as run_configs
 from ldlpose.config import RunConfig
 from ldlpose.errors import ConfigError, closest
 from ldlpose.schema import FieldError, from_dict, set_dotted
+from ldlpose.search import objectives
 
 __all__ = ["Param", "SearchSection", "SearchSpace", "load_search_space"]
 
@@ -80,12 +81,16 @@ class MetricSection:
 
 @dataclass(frozen=True)
 class SamplerSection:
-    name: Literal["tpe", "random", "cmaes", "grid"] = "tpe"
+    # With several objectives tpe is Optuna's multi-objective TPE; nsga2 needs several objectives.
+    name: Literal["tpe", "random", "cmaes", "grid", "nsga2"] = "tpe"
     seed: int | None = 0
     # TPE: model the parameters jointly and split conditional spaces into groups (spec 2.2).
     multivariate: bool = True
     group: bool = True
     n_startup_trials: int = field(default=4, metadata={"ge": 0})
+    # NSGA-II: trials per generation; by default half the budget (Optuna's 50 would leave a small
+    # search in its random first generation).
+    population_size: int | None = field(default=None, metadata={"ge": 2})
 
 
 @dataclass(frozen=True)
@@ -116,21 +121,41 @@ class ConfirmSection:
 class ChampionSection:
     # validation: champion moves by the validation objective, only between versions selected on the
     # same validation rows. benchmark: by the test benchmark's MAE (explicitly asked for; recorded).
-    rule: Literal["validation", "benchmark"] = "validation"
+    # Or a written rule, "min val_mae where latency_ms <= 5" (ldlpose.tracking.champion_rule).
+    rule: str = "validation"
+
+
+@dataclass(frozen=True)
+class ProfileSection:
+    """How a multi-objective search times each trial's model (ldlpose.models.profile)."""
+
+    batch_size: int = field(default=8, metadata={"ge": 1})  # timed besides batch 1
+    warmup: int = field(default=3, metadata={"ge": 0})
+    repeats: int = field(default=20, metadata={"ge": 1})
 
 
 @dataclass(frozen=True)
 class SearchSection:
     name: str | None = None  # the search id; default: the file's stem
-    metric: MetricSection = field(default_factory=MetricSection)
+    # One objective, or a list: the first a validation metric, the others costs (latency_ms, ...).
+    # After loading, ``metric`` is always the first objective and ``objectives`` the whole list
+    # (empty for a single objective), so single-objective code reads ``metric`` as before.
+    metric: MetricSection | list[MetricSection] = field(default_factory=MetricSection)
     confirm: ConfirmSection = field(default_factory=ConfirmSection)
     champion: ChampionSection = field(default_factory=ChampionSection)
     sampler: SamplerSection = field(default_factory=SamplerSection)
     scheduler: SchedulerSection = field(default_factory=SchedulerSection)
     budget: BudgetSection = field(default_factory=BudgetSection)
     parameters: dict[str, Any] = field(default_factory=dict)
+    profile: ProfileSection = field(default_factory=ProfileSection)
+    objectives: list[MetricSection] = field(default_factory=list)  # derived from a list metric, never read from YAML
 
     def __post_init__(self) -> None:
+        if isinstance(self.metric, list):
+            if not self.metric:
+                raise FieldError("metric", "must list at least one objective")
+            object.__setattr__(self, "objectives", list(self.metric) if len(self.metric) > 1 else [])
+            object.__setattr__(self, "metric", self.metric[0])
         if self.scheduler.name == "asha" and self.metric.name == "":
             raise FieldError("metric.name", "must name a reported metric")
 
@@ -145,6 +170,11 @@ class SearchSpace:
     params: tuple[Param, ...]  # shared dimensions (not the method's own)
     method_params: dict[str, tuple[Param, ...]]  # method name -> its own dimensions; {} if fixed
     file: str | None = None
+
+    @property
+    def objectives(self) -> list[MetricSection]:
+        """Every objective, the validation metric first (one for a single-objective search)."""
+        return self.search.objectives or [self.search.metric]
 
     @property
     def base_run(self) -> RunConfig:
@@ -310,12 +340,13 @@ def _check_sampler(space: SearchSpace, file: str | None) -> None:
 
 def _check_objective(section: SearchSection, base: dict, file: str | None) -> None:
     """The objective chooses models, so it must be a validation metric; the run selects on it too."""
+    where = "search.metric[0]" if section.objectives else "search.metric"
     try:
-        run_configs.check_selection_metric("search.metric.name", section.metric.name)
+        run_configs.check_selection_metric(f"{where}.name", section.metric.name)
     except FieldError as err:
-        raise _err(file, "search.metric.name", err.message) from None
+        raise _err(file, f"{where}.name", err.message) from None
     if section.metric.goal != "minimize":
-        raise _err(file, "search.metric.goal", f"validation metrics are errors in degrees (lower is better): "
+        raise _err(file, f"{where}.goal", f"validation metrics are errors in degrees (lower is better): "
                                                f"use minimize, got {section.metric.goal!r}")
     given = base.get("train", {}).get("select_metric")
     if given is not None and given != section.metric.name:
@@ -331,8 +362,11 @@ def search_space_from_dict(data: dict, *, file: str | None = None, default_name:
     data = copy.deepcopy(data)
     if "search" not in data:
         raise _err(file, "search", "is required: a search space is a run config plus a search section")
-    section = from_dict(SearchSection, data.pop("search"), file=file, prefix="search")
+    raw = objectives.multi_objective_defaults(data.pop("search"), file)
+    section = from_dict(SearchSection, raw, file=file, prefix="search")
     _check_objective(section, data, file)
+    objectives.check_costs(section, file)
+    objectives.check_champion_rule(section, file)
     run_configs.run_config_from_dict(data, file=file)  # the base must be valid on its own
     params, method_params = [], {}
     for key, raw in section.parameters.items():

@@ -107,12 +107,53 @@ def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: l
     trace.mark("trial.function_start", trial_id, time.time())
     if engine(run) == "in_process":
         # Failed attempts are retried by Tune (trial_retries), which also covers a lost node.
-        fit(run, storage_path=storage, name=name, publish=tune.report, retry=False)
+        outcome = fit(run, storage_path=storage, name=name, publish=tune.report, retry=False)
+        report_costs(space, run, outcome, on_workers=False)
         return
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    fit(run, storage_path=storage, name=name, callbacks=[TuneReportCallback()])
+    outcome = fit(run, storage_path=storage, name=name, callbacks=[TuneReportCallback()])
     ray_compat.wait_for_reports_to_drain()
+    report_costs(space, run, outcome, on_workers=True)
+
+
+def report_costs(space: SearchSpace, run, outcome, *, on_workers: bool) -> None:
+    """A multi-objective trial's last result: its final metrics plus the costs of its selected checkpoint.
+
+    Measured on the device the trial trained on: in this process for an in-process trial (same
+    CPU threads), else in a task with one worker's resources on the node of the trial's rank 0.
+    A single-objective trial measures nothing and reports nothing more.
+    """
+    if not space.search.objectives or outcome.selected is None:
+        return
+    settings = dataclasses.asdict(space.search.profile)
+    if on_workers:
+        costs = _costs_on_worker_node(run, outcome.metrics.get("node_id"), outcome.selected.path, settings)
+    else:
+        costs = measure_costs(outcome.selected.path, settings, None)
+    tune.report({**outcome.metrics, **costs, "profile_epoch": outcome.selected.epoch})
+
+
+def measure_costs(checkpoint_dir: str, settings: dict, cpus: float | None) -> dict:
+    import torch
+
+    from ldlpose.models.profile import ProfileSettings, profile_checkpoint
+
+    if cpus:  # a fresh Ray task: use the worker's CPUs, as its training did
+        torch.set_num_threads(max(1, int(cpus)))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return profile_checkpoint(checkpoint_dir, device, ProfileSettings(**settings))
+
+
+def _costs_on_worker_node(run, node_id: str | None, checkpoint_dir: str, settings: dict) -> dict:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    res = run.resources
+    strategy = NodeAffinitySchedulingStrategy(node_id, soft=True) if node_id else "DEFAULT"
+    task = ray.remote(measure_costs).options(num_cpus=res.cpus_per_worker, num_gpus=res.gpus_per_worker,
+                                             scheduling_strategy=strategy)
+    return ray.get(task.remote(checkpoint_dir, settings, res.cpus_per_worker))
 
 
 def _trial_name(trial) -> str:
@@ -179,8 +220,14 @@ def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.base_run.train.epochs,
                                   grace_period=min(search.scheduler.grace_period, space.base_run.train.epochs),
                                   reduction_factor=search.scheduler.reduction_factor)
-    searcher = OptunaSearch(space=optuna_space.define_by_run(space), sampler=optuna_space.sampler(space),
-                            metric=objective_key(space), mode="min")
+    if search.objectives:  # Optuna sees every objective; Tune's own metric stays the first
+        metrics = [objective_key(space), *(o.name for o in search.objectives[1:])]
+        searcher = OptunaSearch(space=optuna_space.define_by_run(space),
+                                sampler=optuna_space.multi_objective_sampler(space),
+                                metric=metrics, mode=["min"] * len(metrics))
+    else:
+        searcher = OptunaSearch(space=optuna_space.define_by_run(space), sampler=optuna_space.sampler(space),
+                                metric=objective_key(space), mode="min")
     return tune.Tuner(
         _trainable(space, storage, space.name, None),
         tune_config=_tune_config(space, search_alg=searcher, scheduler=scheduler, num_samples=space.num_trials),

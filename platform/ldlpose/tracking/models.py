@@ -95,3 +95,19 @@ def load_predictor(model_uri: str, tracking_uri: str | None = None) -> tuple[exp
         except Exception as err:
             raise ModelLoadError(f"cannot load model {model_uri!r}: {_short(err)}") from None
     return LoadedPredictor(module, info), info
+
+
+def log_run_files(uri: str, run_id: str, folder: str, figures: dict | None = None, texts: dict | None = None) -> list[str]:
+    """Figures (``{name: matplotlib figure}``, closed afterwards) and text files (``{name: str}``) as
+    artifacts of a run under ``folder``; the artifact paths written."""
+    from ldlpose import plots
+    from ldlpose.tracking._common import _client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        written = plots.save_figures(figures or {}, Path(tmp))
+        for name, text in (texts or {}).items():
+            (Path(tmp) / name).write_text(text)
+            written.append(name)
+        if written:
+            _client(uri).log_artifacts(run_id, tmp, folder)
+    return [f"{folder}/{name}" for name in written]

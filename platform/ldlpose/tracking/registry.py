@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from ldlpose.tracking._common import (
     CHAMPION, TrackingError, _client, _git, _global_uri, _require_existing_store, registered_model_name,
 )
+from ldlpose.tracking.champion_rule import FIXED_RULES, Rule, RuleError, parse_rule
 
 # Tests set this to interleave two registrations at the worst moment: called with
 # (model name, version about to become champion, attempt) just before each alias write.
@@ -15,7 +16,8 @@ _before_alias_write: Callable[[str, str, int], None] | None = None
 _SETTLE_ATTEMPTS = 50
 
 
-RULES = ("validation", "benchmark")
+RULES = FIXED_RULES  # and any "min <metric> where ..." rule (ldlpose.tracking.champion_rule)
+TAG_PARETO = "ldlpose.pareto"  # "true" on a version that was on its search's Pareto front
 # Version tags the champion rules read (see docs/tracking.md for every tag a version carries).
 TAG_SPLIT_HASH, TAG_SELECTION_METRIC, TAG_SELECTION_VALUE = (
     "selection.content_hash", "selection.metric", "selection.value")
@@ -34,15 +36,19 @@ def _versions(client, name: str) -> dict[str, dict]:
     return {str(v.version): dict(v.tags) for v in client.search_model_versions(f"name = '{name}'")}
 
 
-def champion_target(versions: Mapping[str, Mapping], current: str | None, own: str, rule: str) -> str:
+def champion_target(versions: Mapping[str, Mapping], current: str | None, own: str, rule: str) -> str | None:
     """The version that should hold ``champion`` under ``rule``, given every version's tags.
 
     ``validation``: the lowest validation objective among versions selected on the same validation
     rows (same ``selection.content_hash`` and ``selection.metric``) as the current champion, or as
     ``own`` (the version being registered) when there is no comparable champion yet. Versions on
     other splits are never compared: the alias stays. ``benchmark``: the lowest test MAE (tag
-    ``mae``) of all versions; the user asked for it explicitly. Ties keep the older version.
+    ``mae``) of all versions; the user asked for it explicitly. ``min <metric> where ...``: among the
+    same comparable versions, those whose recorded values meet every condition, the lowest
+    ``<metric>``; if none qualifies the alias stays (None: there is no champion). Ties keep the
+    older version.
     """
+    parsed = _parsed(rule)
     def key(v: str, tag: str) -> tuple[float, int]:
         return (_number(versions[v].get(tag)), int(v))
 
@@ -60,7 +66,19 @@ def champion_target(versions: Mapping[str, Mapping], current: str | None, own: s
     if anchor is None:
         return current or own
     members = [v for v in versions if group(v) == anchor]
+    if isinstance(parsed, Rule):
+        qualified = [v for v in members if parsed.qualifies(versions[v])]
+        if not qualified:
+            return current
+        return min(qualified, key=lambda v: (parsed.values(versions[v])[parsed.minimise], int(v)))
     return min(members, key=lambda v: key(v, TAG_SELECTION_VALUE))
+
+
+def _parsed(rule: str) -> str | Rule:
+    try:
+        return parse_rule(rule)
+    except RuleError as err:
+        raise TrackingError(f"champion rule {rule!r}: {err}") from None
 
 
 def _champion_version(client, name: str) -> str | None:
@@ -72,7 +90,7 @@ def _champion_version(client, name: str) -> str | None:
         return None
 
 
-def _settle_champion(client, name: str, own: str, rule: str) -> str:
+def _settle_champion(client, name: str, own: str, rule: str) -> str | None:
     """Point ``champion`` at :func:`champion_target` and return it, once a read confirms it.
 
     Why this is right with concurrent searches, whose alias writes are last-writer-wins: every
@@ -142,6 +160,11 @@ def _version_tags(best: Mapping, benchmark: str, search_name: str, rule: str) ->
         tags["mae"] = tags["test.mae"]  # the benchmark's test MAE, reported (chooses only under rule 'benchmark')
     for key, value in best.get("benchmark_data", {}).get(benchmark, {}).items():
         tags[f"test.data.{key}"] = str(value)
+    for key, value in best.get("profile", {}).items():  # the costs of a multi-objective search
+        tags[f"profile.{key}"] = repr(float(value)) if isinstance(value, float) else str(value)
+    if best.get("pareto"):
+        tags[TAG_PARETO] = "true"
+        tags["pareto.objectives"] = ",".join(best["pareto"])
     for key, value in best.get("confirmation", {}).items():
         tags[f"confirmation.{key}"] = repr(value) if isinstance(value, float) else str(value)
     commit = _git(["rev-parse", "HEAD"])
@@ -178,8 +201,7 @@ def register_champions(uri: str, search_name: str, best: Mapping, benchmarks: li
     ``rule``: see :func:`champion_target`. Returns ``{benchmark: {"model", "version", "mae", "champion",
     "moved", "comparable"}}``; registering the same trial again adds no version.
     """
-    if rule not in RULES:
-        raise TrackingError(f"champion rule must be one of {', '.join(RULES)}, got {rule!r}")
+    _parsed(rule)
     client = _client(uri)
     outcome = {}
     for benchmark in benchmarks:
@@ -194,6 +216,35 @@ def register_champions(uri: str, search_name: str, best: Mapping, benchmarks: li
         outcome[benchmark] = {"model": name, "version": version, "mae": _number(tags.get("mae")),
                               "champion": champion, "moved": champion == version and before != version,
                               "comparable": comparable}
+    return outcome
+
+
+def register_front(uri: str, search_name: str, members: list[Mapping], benchmarks: list[str], *,
+                   rule: str = "validation") -> dict[str, dict]:
+    """Register every member of a search's Pareto front as a version per benchmark; move ``champion`` once.
+
+    Each member is what :func:`register_champions` takes as ``best``, plus ``profile`` (its costs)
+    and ``pareto`` (the objectives' names); its versions are tagged ``ldlpose.pareto = true``.
+    Returns ``{benchmark: {"model", "versions": {trial id: version}, "champion", "moved", "comparable"}}``;
+    ``champion`` is None when no version meets the rule. Registering again adds no versions.
+    """
+    _parsed(rule)
+    if not members:
+        return {}
+    client = _client(uri)
+    outcome = {}
+    for benchmark in benchmarks:
+        name = registered_model_name(benchmark)
+        _ensure_registered_model(client, name, benchmark)
+        versions = {str(m["trial_id"]): _version_for(client, uri, name, m, _version_tags(m, benchmark, search_name, rule))
+                    for m in members}
+        before = _champion_version(client, name)
+        champion = _settle_champion(client, name, next(iter(versions.values())), rule)
+        everything = _versions(client, name)
+        outcome[benchmark] = {"model": name, "versions": versions, "champion": champion,
+                              "moved": champion in versions.values() and before != champion,
+                              "comparable": champion is None or _same_split(everything, champion,
+                                                                            next(iter(versions.values())))}
     return outcome
 
 
