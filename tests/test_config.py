@@ -95,3 +95,28 @@ def test_file_level_errors(tmp_path):
         load_run_config(write(tmp_path, GOOD), ["train"])
     with pytest.raises(ConfigError, match=r"train\.epochss: unknown key"):
         load_run_config(write(tmp_path, GOOD), ["train.epochss=3"])
+
+
+def test_data_root_left_out_follows_ldlpose_data_and_an_explicit_root_wins(tmp_path, monkeypatch):
+    without_root = {**GOOD, "data": {k: v for k, v in GOOD["data"].items() if k != "root"}}
+    monkeypatch.delenv("LDLPOSE_DATA", raising=False)
+    assert load_run_config(write(tmp_path, without_root)).data.root == "ldlpose-data"
+    monkeypatch.setenv("LDLPOSE_DATA", str(tmp_path / "shared"))
+    run = load_run_config(write(tmp_path, without_root))
+    assert run.data.root == str(tmp_path / "shared")
+    assert run.to_dict()["data"]["root"] == str(tmp_path / "shared")  # the written config names it
+    assert load_run_config(write(tmp_path, GOOD)).data.root == "data"  # explicit beats the environment
+    assert load_run_config(write(tmp_path, without_root), ["data.root=s3://bucket/data"]).data.root == \
+        "s3://bucket/data"
+
+
+def test_the_shipped_configs_leave_the_data_root_to_ldlpose_data(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from ldlpose.search.space import load_search_space
+
+    monkeypatch.setenv("LDLPOSE_DATA", str(tmp_path))
+    repo = Path(__file__).resolve().parents[1]
+    assert load_run_config(repo / "configs" / "synth-resnet18.yaml").data.root == str(tmp_path)
+    for space in ("quickstart.yaml", "synth-confirmed.yaml"):
+        assert load_search_space(repo / "search_spaces" / space).base_run.data.root == str(tmp_path)

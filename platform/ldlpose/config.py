@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ldlpose.errors import ConfigError
+from ldlpose.locations import resolve_data_root
 from ldlpose.schema import FieldError, from_dict, parse_override, set_dotted, to_dict
 
 __all__ = [
@@ -45,7 +46,9 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    root: str = "ldlpose-data"  # prepared datasets and benchmarks live under it
+    # Prepared datasets and benchmarks live under it; left out, $LDLPOSE_DATA else ldlpose-data
+    # (ldlpose.locations), resolved when the config is loaded so the written config names it.
+    root: str = field(default_factory=resolve_data_root)
     train: str = "synthhead/train"  # a prepared dataset, relative to root or absolute
     # Model selection uses a subject-disjoint split: a prepared dataset given here, or else
     # val_fraction of the training subjects held out.

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ldlpose.errors import ConfigError
+from ldlpose.locations import DEFAULT_DATA_ROOT, DEFAULT_STORAGE
 
 _DONE = {"SUCCEEDED", "FAILED", "STOPPED"}
 _TOKEN_HELP = ("set RAY_AUTH_TOKEN to the cluster's token (or RAY_AUTH_TOKEN_PATH to a file that holds it, "
@@ -108,7 +109,7 @@ def submit_search(args) -> int:
             entrypoint=entrypoint(args.space, storage=args.storage, tracking_uri=args.tracking_uri,
                                   smoke_test=args.smoke_test, overrides=args.overrides),
             runtime_env={"working_dir": str(working_dir),
-                         "excludes": [".venv*", "ldlpose-data", "ldlpose-results", "mlflow.db", "mlartifacts",
+                         "excludes": [".venv*", DEFAULT_DATA_ROOT, DEFAULT_STORAGE, "mlflow.db", "mlartifacts",
                                       ".git"]},
             submission_id=args.submission_id,
             metadata={"ldlpose.search": space.name},

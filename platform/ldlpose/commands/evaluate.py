@@ -16,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ldlpose.locations import DATA_ENV, DEFAULT_DATA_ROOT
+
 _COLUMNS = ("mae_yaw", "mae_pitch", "mae_roll", "mae", "maev", "geodesic")
 
 
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="models:/ URI, checkpoint folder or file, or .onnx file")
     parser.add_argument("--benchmark", nargs="+", required=True, metavar="NAME",
                         help="benchmark names (ldlpose.data.benchmarks), e.g. aflw2000 aflw2000-fsanet")
-    parser.add_argument("--data-root", type=Path, help="data root (default: $LDLPOSE_DATA or ./ldlpose-data)")
+    parser.add_argument("--data-root", type=Path, help=f"data root (default: ${DATA_ENV} or ./{DEFAULT_DATA_ROOT})")
     parser.add_argument("--preprocessing", type=Path, help="ONNX models: the description file "
                                                            "(default: the .json next to the .onnx)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "

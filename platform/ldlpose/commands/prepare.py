@@ -19,6 +19,7 @@ from pathlib import Path
 
 # The sub-commands, their arguments and default folders come from the reader registry (stdlib only).
 from ldlpose.data import readers
+from ldlpose.locations import DATA_ENV, DEFAULT_DATA_ROOT
 
 DEFAULT_MAX_SIDE = 256  # the platform trains at <= 224 px (HopeNet: resize 240, crop 224)
 # Evaluation images are stored without loss (readers' test_set): JPEG re-encoding moved single FSA-Net
@@ -28,9 +29,9 @@ DEFAULT_MAX_SIDE = 256  # the platform trains at <= 224 px (HopeNet: resize 240,
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", type=Path, help="output folder (default: the benchmarks' folder under "
-                        "--data-root, e.g. ldlpose-data/aflw2000)")
+                        f"--data-root, e.g. {DEFAULT_DATA_ROOT}/aflw2000)")
     common.add_argument("--data-root", type=Path, help="data root for the default --out "
-                        "(default: $LDLPOSE_DATA or ./ldlpose-data)")
+                        f"(default: ${DATA_ENV} or ./{DEFAULT_DATA_ROOT})")
     common.add_argument("--workers", type=int, help="reader processes (default: all CPUs this process may use)")
     common.add_argument("--shard-rows", type=int, default=4096, help="rows per shard file (default 4096)")
     lossless = ", ".join(n for n in readers.available() if readers.get(n).test_set)

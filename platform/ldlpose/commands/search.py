@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ldlpose.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search-space YAML (see search_spaces/ and docs/search-spaces.md)")
@@ -19,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shrink trials, epochs and data to seconds (checks the whole pipeline)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a value by dotted key, e.g. --set search.budget.trials=4")
-    parser.add_argument("--storage", default="ldlpose-results", help="where search state and checkpoints go")
+    parser.add_argument("--storage", default=resolve_storage(), help="where search state and checkpoints go "
+                        f"(default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     parser.add_argument("--address", help="Ray cluster address, or auto for a `ray start` cluster on this machine "
                                           "(default: RAY_ADDRESS, else a new local Ray)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "

@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 
+from ldlpose.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search-space YAML, relative to the working directory")
     parser.add_argument("--address", default=os.environ.get("RAY_JOB_ADDRESS") or None,
                         help="the cluster's job server, e.g. http://HEAD:8265 (default: RAY_JOB_ADDRESS)")
     parser.add_argument("--working-dir", default=".", help="folder uploaded as the job's working directory")
-    parser.add_argument("--storage", default="ldlpose-results", help="storage every node sees (NFS or s3://)")
+    parser.add_argument("--storage", default=resolve_storage(), help="storage every node sees (NFS or s3://; "
+                        f"default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
                         help="MLflow server the cluster can reach (default: MLFLOW_TRACKING_URI)")
     parser.add_argument("--smoke-test", action="store_true")

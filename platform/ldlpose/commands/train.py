@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 
+from ldlpose.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="run-config YAML (see configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value by dotted key, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--name", help="run name (default: the config's name); results go to STORAGE/NAME")
-    parser.add_argument("--storage", default="ldlpose-results", help="where checkpoints and results go")
+    parser.add_argument("--storage", default=resolve_storage(), help="where checkpoints and results go "
+                        f"(default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     parser.add_argument("--address", help="Ray cluster address, or auto for a `ray start` cluster on this machine "
                                           "(default: RAY_ADDRESS, else a new local Ray)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "

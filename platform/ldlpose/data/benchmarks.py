@@ -1,7 +1,7 @@
 """Named evaluation benchmarks: which prepared folder, under which protocol, how to create the data.
 
 A benchmark resolves to a folder under the data root (the ``root`` argument, else ``$LDLPOSE_DATA``,
-else ``./ldlpose-data``) and names its :class:`~ldlpose.data.protocols.Protocol`: the crop recipe the
+else ``./ldlpose-data``: :func:`ldlpose.locations.resolve_data_root`) and names its :class:`~ldlpose.data.protocols.Protocol`: the crop recipe the
 folder must have been prepared with (checked against the manifest), how a stored crop becomes the
 network input, the angle filter, the split and the row count. The filter lives here, not in the
 data: AFLW2000 keeps all 2,000 rows on disk and the ``aflw2000`` benchmarks evaluate the 1,969
@@ -20,22 +20,18 @@ protocols, and on two preparations of the same protocol when their content hashe
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ldlpose.data.protocols import VIEWS, Protocol
 from ldlpose.errors import ConfigError, DataError, unknown
+from ldlpose.locations import resolve_data_root
 
 __all__ = ["Benchmark", "PROTOCOLS", "Protocol", "available", "data_root", "get", "register"]
 
-DATA_ENV = "LDLPOSE_DATA"
-DEFAULT_ROOT = "ldlpose-data"
-
-
 def data_root(root=None) -> Path:
     """``root`` if given, else ``$LDLPOSE_DATA``, else ``./ldlpose-data``."""
-    return Path(root if root is not None else os.environ.get(DATA_ENV) or DEFAULT_ROOT)
+    return Path(resolve_data_root(root))
 
 
 @dataclass(frozen=True)
