@@ -162,3 +162,51 @@ def test_unknown_benchmark_and_missing_model_are_one_line_errors(synth_root, tmp
     assert "neither a models:/ URI nor an existing checkpoint" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path), "--benchmark", "aflw200", "--no-log"]) == 2
     assert "did you mean 'aflw2000'" in capsys.readouterr().err
+
+
+def test_flip_tta_predictions_are_mirror_consistent_and_scored_beside_single_view(
+        checkpoint, synth_root, tmp_path, capsys):
+    """With flip TTA a mirrored crop gets exactly the mirrored pose (yaw and roll negated), which a
+    single view of a random network does not; the CLI scores both and keeps the single-view ones."""
+    from ldlpose.evaluation import load_model
+
+    model = load_model(str(checkpoint))
+    images = np.random.default_rng(0).integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8)
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])
+    signs = np.array([-1.0, 1.0, -1.0])
+    np.testing.assert_allclose(model.predict_flip_tta(mirrored), model.predict_flip_tta(images) * signs, atol=1e-4)
+    assert np.abs(model.predict(mirrored) - model.predict(images) * signs).max() > 1e-3
+    plain = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                          "--out", tmp_path)["results"][0]["metrics"]
+    both = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                         "--out", tmp_path, "--flip-tta")["results"][0]["metrics"]
+    assert {k: both[k] for k in plain} == plain
+    assert both["flip_tta_mae"] != plain["mae"] and both["flip_tta_mae"] == pytest.approx(
+        np.mean([both["flip_tta_mae_yaw"], both["flip_tta_mae_pitch"], both["flip_tta_mae_roll"]]))
+    assert main(["evaluate", str(checkpoint), "--benchmark", "synth", "--data-root", str(synth_root), "--no-log",
+                 "--out", str(tmp_path), "--flip-tta"]) == 0
+    assert "synth + flip TTA" in capsys.readouterr().out
+
+
+def test_flip_tta_of_an_exported_graph_is_a_clear_error(onnx_model, synth_root, tmp_path, capsys):
+    assert main(["evaluate", str(onnx_model), "--benchmark", "synth", "--data-root", str(synth_root),
+                 "--no-log", "--out", str(tmp_path), "--flip-tta"]) == 2
+    assert "raw outputs, which a onnx model" in capsys.readouterr().err
+
+
+def test_bias_reports_the_methods_expectation_bias_on_the_benchmarks_angles(
+        checkpoint, synth_root, tmp_path, capsys):
+    from ldlpose import methods
+    from ldlpose.data.shards import read_labels
+
+    result = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                           "--out", tmp_path, "--bias")["results"][0]
+    true = read_labels(synth_root / "synthhead" / "test")["angles_deg"]
+    expected = np.abs(methods.expectation_bias("gldl", true).numpy())
+    assert result["expectation_bias"]["mean_abs"] == pytest.approx(expected.mean())
+    assert result["expectation_bias"]["max_abs"] == pytest.approx(expected.max())
+    assert result["expectation_bias"]["mean_abs_yaw"] == pytest.approx(expected[:, 0].mean())
+    sixd = write_checkpoint(tmp_path / "sixd", "sixdrepnet")
+    assert main(["evaluate", str(sixd), "--benchmark", "synth", "--data-root", str(synth_root), "--no-log",
+                 "--out", str(tmp_path), "--bias"]) == 0
+    assert "synth: expectation bias none (sixdrepnet regresses the pose directly" in capsys.readouterr().out

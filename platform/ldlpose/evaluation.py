@@ -12,6 +12,16 @@ A model is loaded by :func:`load_model` from one of
 sets) becomes the input as the benchmark's protocol says (:class:`ldlpose.data.protocols.InputView`),
 as (N, S, S, 3) uint8 RGB, which each kind of model then scales and normalises its own way. The
 result carries the protocol name and the prepared data's content hash with every score.
+
+Two options, both off by default so that scores compare with the papers' single-view protocols:
+
+* ``flip_tta``: horizontal-flip test-time augmentation. The network sees each crop and its mirror;
+  the mirror's raw outputs are mapped back by the method's ``flip_outputs`` and the two averaged
+  before decoding (:func:`flip_tta_outputs`). Scores are added as ``flip_tta_<metric>`` beside the
+  single-view ones. It needs the raw outputs, so checkpoints only (exported graphs decode inside).
+* ``bias``: the method's expectation bias on the benchmark's own angles
+  (:func:`ldlpose.methods.expectation_bias`): the error a network that fitted its training targets
+  exactly would still make, which bounds what the method can reach on these rows.
 """
 
 from __future__ import annotations
@@ -24,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ldlpose.errors import DataError
+from ldlpose.errors import ConfigError, DataError
 
-__all__ = ["Model", "evaluate", "load_model"]
+__all__ = ["Model", "evaluate", "expectation_bias_summary", "flip_tta_outputs", "load_model"]
 
 BATCH = 64
 
@@ -36,7 +46,8 @@ class Model:
     """A loaded model: ``predict`` maps (N, S, S, 3) uint8 RGB to (N, 3) yaw/pitch/roll degrees.
 
     ``vectors``, where the raw outputs are at hand and the method scores MAEV on its own vectors
-    (ASG-LDL), maps the same images to (N, 3, 3) left/down/front unit vectors.
+    (ASG-LDL), maps the same images to (N, 3, 3) left/down/front unit vectors. ``predict_flip_tta``,
+    where the raw outputs are at hand, predicts from each image and its mirror (:func:`flip_tta_outputs`).
     """
 
     spec: str
@@ -46,6 +57,7 @@ class Model:
     predict: Callable[[np.ndarray], np.ndarray]
     info: dict = field(default_factory=dict)
     vectors: Callable[[np.ndarray], np.ndarray] | None = None
+    predict_flip_tta: Callable[[np.ndarray], np.ndarray] | None = None
 
     def describe(self) -> dict:
         return {"spec": self.spec, "kind": self.kind, "id": self.id, "info": self.info}
@@ -99,12 +111,30 @@ def _checkpoint_model(path: Path) -> Model:
         with torch.no_grad():
             return predictor(_to_unit_tensor(images)).double().numpy()
 
+    def predict_flip_tta(images):
+        with torch.no_grad():
+            x = _to_unit_tensor(images)
+            combined = flip_tta_outputs(predictor.method, predictor.outputs(x), predictor.outputs(x.flip(-1)))
+            return predictor.method.decode(combined).double().numpy()
+
     vectors = None
     if hasattr(predictor.method, "expectation_vectors"):
         def vectors(images):
             with torch.no_grad():
                 return predictor.method.expectation_vectors(predictor.outputs(_to_unit_tensor(images))).double().numpy()
-    return Model(str(path), "checkpoint", _sha256(file), predictor.image_size, predict, info, vectors)
+    return Model(str(path), "checkpoint", _sha256(file), predictor.image_size, predict, info, vectors,
+                 predict_flip_tta)
+
+
+def flip_tta_outputs(method, outputs, mirrored_outputs):
+    """One set of raw outputs from those of an image and of its horizontal mirror.
+
+    ``method.flip_outputs`` turns the mirror's outputs into outputs for the original view (yaw and
+    roll change sign, pitch stays), then the two are averaged. For softmax heads, averaging logits
+    multiplies the two distributions (renormalised), so a bin scores high only where both views
+    agree; for regression heads (RankPose, 6DRepNet's rotation columns) it averages the estimates.
+    """
+    return (outputs + method.flip_outputs(mirrored_outputs)) / 2
 
 
 def _onnx_model(path: Path, description) -> Model:
@@ -135,13 +165,18 @@ def benchmark_batches(folder: Path, rows: np.ndarray, view, size: int, batch: in
         yield images, chunk
 
 
-def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH) -> dict:
+def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH, *, flip_tta: bool = False,
+             bias: bool = False) -> dict:
     """Scores of ``model`` on the rows of ``benchmark`` that count, with protocol and data hash.
 
     Returns ``benchmark``, ``protocol``, ``content_hash``, ``rows`` (evaluated), ``rows_stored``,
-    ``metrics`` (:func:`ldlpose.metrics.evaluate`, plus ``maev_asg`` for ASG checkpoints) and the
+    ``metrics`` (:func:`ldlpose.metrics.evaluate`, plus ``maev_asg`` for ASG checkpoints and
+    ``flip_tta_<metric>`` with ``flip_tta``), ``expectation_bias`` with ``bias``, and the
     ``pred_deg`` / ``true_deg`` arrays.
     """
+    if flip_tta and model.predict_flip_tta is None:
+        raise ConfigError(f"flip test-time augmentation needs the network's raw outputs, which a {model.kind} "
+                          f"model ({model.spec}) does not expose; evaluate its checkpoint folder instead")
     from ldlpose import metrics
     from ldlpose.data import benchmarks
     from ldlpose.data.shards import read_labels
@@ -154,17 +189,40 @@ def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH) -> dic
     if len(rows) == 0:
         raise DataError(f"benchmark {benchmark!r}: none of the {len(true_all)} rows of {folder} passes its filter "
                         f"({bench.protocol.keeps()})")
-    preds, vecs = [], []
+    preds, vecs, tta = [], [], []
     for images, _ in benchmark_batches(folder, rows, bench.protocol.input, model.input_size, batch):
         preds.append(np.asarray(model.predict(images), dtype=np.float64))
         if model.vectors is not None:
             vecs.append(model.vectors(images))
+        if flip_tta:
+            tta.append(np.asarray(model.predict_flip_tta(images), dtype=np.float64))
     pred, true = np.concatenate(preds), true_all[rows]
     scores = metrics.evaluate(pred, true)
     if vecs:
         scores["maev_asg"] = metrics.maev_from_vectors(np.concatenate(vecs), true)
-    return {"benchmark": benchmark, **identity, "rows": int(len(rows)), "rows_stored": int(len(true_all)),
-            "filter": bench.protocol.keeps(), "metrics": scores, "pred_deg": pred, "true_deg": true}
+    if tta:
+        scores.update({f"flip_tta_{k}": v for k, v in metrics.evaluate(np.concatenate(tta), true).items()})
+    result = {"benchmark": benchmark, **identity, "rows": int(len(rows)), "rows_stored": int(len(true_all)),
+              "filter": bench.protocol.keeps(), "metrics": scores, "pred_deg": pred, "true_deg": true}
+    if bias:
+        result["expectation_bias"] = expectation_bias_summary(model.info, true)
+    return result
+
+
+def expectation_bias_summary(info: dict, true_deg: np.ndarray) -> dict:
+    """Mean and largest |E[target] - angle| in degrees per angle over ``true_deg``, for the method
+    that ``info`` names (a model's export info); ``{"none": why}`` for methods without distributions."""
+    from ldlpose import methods
+
+    name = info.get("method")
+    if name is None:
+        raise ConfigError("the expectation bias needs the model's method, which its description does not name")
+    if not methods.method_class(name).has_distributions:
+        return {"none": f"{name} regresses the pose directly: no label distribution, no expectation bias"}
+    hparams = info.get("method_hparams") or {}
+    error = np.abs(methods.expectation_bias(name, true_deg, **hparams).numpy())
+    summary = {f"mean_abs_{a}": float(error[:, i].mean()) for i, a in enumerate(("yaw", "pitch", "roll"))}
+    return {**summary, "mean_abs": float(error.mean()), "max_abs": float(error.max())}
 
 
 def slug(spec: str) -> str:

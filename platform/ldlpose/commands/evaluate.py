@@ -8,6 +8,10 @@ Prints per-angle MAE, MAE, MAEV (from the decoded angles, the same for every met
 checkpoints also get maev_asg, from ASG's raw vectors) and the geodesic error, in degrees, with
 the rows evaluated, the protocol and the prepared data's content hash; draws the error against
 each angle into --out; logs one evaluation run per benchmark (see `ldlpose leaderboard`).
+
+--flip-tta (checkpoints) adds the scores with horizontal-flip test-time augmentation, as
+flip_tta_<metric> beside the single-view ones; --bias prints the method's expectation bias on the
+benchmark's angles: the error a network that fitted its training targets exactly would still make.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("ldlpose-eval"),
                         help="folder for the error-vs-angle plots and JSON results (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--flip-tta", action="store_true",
+                        help="also score with horizontal-flip test-time augmentation (checkpoints only)")
+    parser.add_argument("--bias", action="store_true",
+                        help="print the method's expectation bias on each benchmark's angles")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.tracking_uri, args.preprocessing)
     results = []
     for name in args.benchmark:
-        result = evaluate(model, name, root=args.data_root)
+        result = evaluate(model, name, root=args.data_root, flip_tta=args.flip_tta, bias=args.bias)
         result["files"] = _save(args.out, model, result)
         if not args.no_log:
             from ldlpose.tracking.evaluations import log_evaluation
@@ -71,7 +79,8 @@ def _save(out: Path, model, result: dict) -> list[Path]:
 
 
 def _plain(model, results: list[dict]) -> dict:
-    keep = ("benchmark", "protocol", "content_hash", "rows", "rows_stored", "filter", "metrics", "run_id")
+    keep = ("benchmark", "protocol", "content_hash", "rows", "rows_stored", "filter", "metrics", "expectation_bias",
+            "run_id")
     return {"model": model.spec, "kind": model.kind, "model_id": model.id,
             "method": model.info.get("method"), "backbone": model.info.get("backbone"),
             "input_size": model.input_size,
@@ -90,12 +99,26 @@ def _text(model, results: list[dict]) -> str:
     headers += ["MAEV(ASG)"] if asg else []
     rows = []
     for r in results:
-        values = [f"{r['metrics'][k]:.3f}" for k in _COLUMNS]
-        values += [f"{r['metrics']['maev_asg']:.3f}" if "maev_asg" in r["metrics"] else "-"] if asg else []
-        rows.append([r["benchmark"], r["protocol"], f"{r['rows']} of {r['rows_stored']}", *values])
+        for prefix, label in (("", r["benchmark"]), ("flip_tta_", f"{r['benchmark']} + flip TTA")):
+            if f"{prefix}mae" not in r["metrics"]:
+                continue
+            values = [f"{r['metrics'][prefix + k]:.3f}" for k in _COLUMNS]
+            values += [f"{r['metrics']['maev_asg']:.3f}" if "maev_asg" in r["metrics"] and not prefix else "-"] \
+                if asg else []
+            rows.append([label, r["protocol"], f"{r['rows']} of {r['rows_stored']}", *values])
     lines += [table(headers, rows), "degrees; MAE = mean of yaw/pitch/roll MAE; MAEV from the decoded angles"
               + ("; MAEV(ASG) from ASG's raw vectors" if asg else "")]
     for r in results:
         lines.append(f"{r['benchmark']}: data {r['content_hash']}, {r['filter']}; plot {r['files'][0]}"
                      + (f"; MLflow run {r['run_id']}" if "run_id" in r else ""))
+        if "expectation_bias" in r:
+            lines.append(f"{r['benchmark']}: expectation bias {_bias_text(r['expectation_bias'])}")
     return "\n".join(lines)
+
+
+def _bias_text(bias: dict) -> str:
+    if "none" in bias:
+        return f"none ({bias['none']})"
+    per_angle = ", ".join(f"{a} {bias[f'mean_abs_{a}']:.3f}" for a in ("yaw", "pitch", "roll"))
+    return (f"mean |E[target] - angle| {bias['mean_abs']:.3f} ({per_angle}), largest {bias['max_abs']:.3f} "
+            "degrees: what a network fitting its targets exactly would still miss")

@@ -12,11 +12,12 @@ A method (:class:`Method`) offers, on top of a backbone's pooled (N, F) feature:
 * ``loss(outputs, batch) -> (scalar, parts)`` for a batch carrying ``angles_deg`` (N, 3) and, for
   ``needs_pairs`` methods (RankPose), ``subject`` (N,) identity ids;
 * ``decode(outputs)`` -> (N, 3) yaw/pitch/roll degrees; ``flip_outputs(outputs)`` -> the outputs for
-  the mirrored image (test-time augmentation); ``targets(angles_deg, ...)`` -> its label
+  the mirrored image (flip test-time augmentation: ``ldlpose evaluate --flip-tta``); ``targets(angles_deg, ...)`` -> its label
   distributions; ``outputs_for(angles_deg)`` -> outputs that reproduce those targets;
 * ``hparams``: a frozen dataclass (:func:`hparams_class`, :func:`hparams_names`) whose fields
   document their default and valid range or choices; ``faithful`` names the values that reproduce
-  the paper; :func:`expectation_bias` measures how far a method's own targets decode from the truth.
+  the paper; :func:`expectation_bias` measures how far a method's own targets decode from the truth
+  (``ldlpose evaluate --bias`` reports it on a benchmark's angles).
 
 Conventions shared by every method (so that a weight means the same everywhere):
 

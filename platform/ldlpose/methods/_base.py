@@ -74,11 +74,13 @@ class Method(abc.ABC):
 
     @abc.abstractmethod
     def flip_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
-        """The outputs for the horizontally mirrored image: decode(flip) == flip_angles(decode)."""
+        """The outputs for the horizontally mirrored image: decode(flip) == flip_angles(decode).
+        Flip test-time augmentation (ldlpose.evaluation.flip_tta_outputs) maps a mirror's outputs back with it."""
 
     @abc.abstractmethod
     def outputs_for(self, angles_deg: torch.Tensor) -> torch.Tensor:
-        """Outputs reproducing the method's own targets for these angles (logits = log targets)."""
+        """Outputs reproducing the method's own targets for these angles (logits = log targets): what the
+        conformance suite (tests/methods) decodes and flips without a trained network."""
 
     # --- label distributions (methods with has_distributions) -----------------------------------
 
