@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-# Every Ray started by the tests runs with token authentication explicitly off (platform spec 3.2).
+# Every Ray started by the tests runs with token authentication explicitly off
+# (docs/methods.md#ray-token-authentication).
 os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 

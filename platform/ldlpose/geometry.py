@@ -3,7 +3,7 @@
 Every angle inside ldlpose is an ``(N, 3)`` tensor of **yaw, pitch, roll in degrees**, as 300W-LP
 defines them (its ``Pose_Para`` stores [pitch, yaw, roll] in radians; readers convert at the edge).
 
-Two rotation-matrix frames are used (spec ``methods.md`` section 4.6):
+Two rotation-matrix frames are used (docs/methods.md#euler-conventions):
 
 * the *head* frame ``R = Rz(roll) @ Ry(yaw) @ Rx(pitch)`` (right-handed active rotations, the
   6DRepNet convention), built by :func:`euler_to_matrix` and inverted by :func:`matrix_to_euler`;
@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 YAW, PITCH, ROLL = 0, 1, 2
-_H = (-1.0, 1.0, -1.0)  # R_img = H R^T H (spec 4.6)
-_G = (-1.0, 1.0, 1.0)  # horizontal flip: R -> G R G (spec 4.7)
+_H = (-1.0, 1.0, -1.0)  # R_img = H R^T H (docs/methods.md#euler-conventions)
+_G = (-1.0, 1.0, 1.0)  # horizontal flip: R -> G R G (docs/methods.md#flip)
 
 
 def _check_angles(angles_deg: torch.Tensor) -> None:
@@ -161,7 +161,7 @@ def sixd_to_matrix(sixd: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 def project_to_rotation(matrices: torch.Tensor) -> torch.Tensor:
     """Nearest rotation to each 3x3 matrix (Frobenius norm), via SVD with the reflection corrected.
 
-    ``U diag(1, 1, det(U V^T)) V^T``: a plain ``U V^T`` can have determinant -1 (spec pitfall 12).
+    ``U diag(1, 1, det(U V^T)) V^T``: a plain ``U V^T`` can have determinant -1 (docs/methods.md#pitfalls, 12).
     """
     _check_matrices(matrices)
     u, _, vh = torch.linalg.svd(matrices)
@@ -235,7 +235,7 @@ class BinScheme:
         """Expected angle in degrees of a distribution over the bins (last dim).
 
         ``decode="center"`` maps bin ``i`` to its centre; ``"edge"`` to its left edge, as HopeNet's
-        ``3 * E[i] - 99`` does (1.5 degrees low for 3-degree bins; spec 1.1).
+        ``3 * E[i] - 99`` does (1.5 degrees low for 3-degree bins; docs/methods.md#bins).
         """
         if decode not in ("center", "edge"):
             raise ValueError(f"decode must be 'center' or 'edge', got {decode!r}")

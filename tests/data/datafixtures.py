@@ -73,7 +73,7 @@ F = np.diag([1.0, -1.0, -1.0])
 
 
 def biwi_rotation(angles_deg) -> np.ndarray:
-    """The BIWI pose-file matrix M of a pose: R = F M^T F (spec 4.3), so M = F R^T F."""
+    """The BIWI pose-file matrix M of a pose: R = F M^T F (docs/methods.md#biwi), so M = F R^T F."""
     import torch
 
     from ldlpose.geometry import euler_to_matrix

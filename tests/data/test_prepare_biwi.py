@@ -12,7 +12,7 @@ ANGLES = (25.0, -15.0, 10.0)  # yaw, pitch, roll
 
 
 def hopenet_biwi_angles(m):
-    """HopeNet's / FSA-Net's own BIWI formula (spec 4.3), written independently of ldlpose.geometry."""
+    """HopeNet's / FSA-Net's own BIWI formula (docs/methods.md#biwi), written independently of ldlpose.geometry."""
     r = m.T
     roll = -math.atan2(r[1, 0], r[0, 0])
     yaw = -math.atan2(-r[2, 0], math.hypot(r[2, 1], r[2, 2]))

@@ -1,4 +1,4 @@
-"""ASG-LDL sphere targets (spec 2.4), checked against the formulas written out with numpy."""
+"""ASG-LDL sphere targets (docs/methods.md#asg-ldl), checked against the formulas written out with numpy."""
 
 import math
 
@@ -38,7 +38,7 @@ def test_fibonacci_points_follow_the_reference_formula():
     cos = points @ points.T
     np.fill_diagonal(cos, -1)
     spacing = np.degrees(np.arccos(np.clip(cos.max(axis=1), -1, 1))).mean()
-    assert spacing == pytest.approx(8.0, abs=0.1)  # spec 2.4
+    assert spacing == pytest.approx(8.0, abs=0.1)  # docs/methods.md#asg-ldl
 
 
 def test_targets_follow_the_anisotropic_spherical_gaussian():
@@ -68,9 +68,9 @@ def test_each_target_peaks_at_its_ground_truth_axis(target):
             assert targets[key].argmax() == (points @ axis).argmax(), key  # the point nearest the axis
 
 
-def test_softmax_target_is_nearly_uniform_as_spec_2_4_says():
+def test_softmax_target_is_nearly_uniform_as_documented():
     points = methods.create("asg").points.double().numpy()
-    identity = [0.0, 0.0, 0.0]  # spec 2.4's table is for the left vector at R = I
+    identity = [0.0, 0.0, 0.0]  # docs/methods.md#asg-ldl's table is for the left vector at R = I
     for bandwidth, t_max, t_min, norm in [(1.0, 0.00372, 0.00137, 0.133), (10.0, 0.00425, 0.00161, 0.030),
                                           (100.0, 0.00348, 0.00166, 0.0034)]:
         t = targets_for(methods.create("asg", target="softmax"), identity, [bandwidth] * 3, [bandwidth] * 3)["left"]
@@ -93,7 +93,7 @@ def test_kl_gradient_reaches_the_predicted_bandwidths():
 
 def test_sphere_expectation_is_unbiased_where_bins_are_not():
     bias = methods.expectation_bias("asg", [[0.0, 96.0, 0.0], [60.0, 0.0, 90.0]])
-    assert bias.abs().max() < 0.3  # GLDL's sigma-4 bins: -7.77 at 96 degrees (spec 1.2)
+    assert bias.abs().max() < 0.3  # GLDL's sigma-4 bins: -7.77 at 96 degrees (docs/methods.md#gaussian-labels)
 
 
 def test_flip_of_a_peaked_distribution_stays_within_the_point_spacing():

@@ -1,4 +1,4 @@
-"""DADL soft labels and loss (S2 eqs. 2-8 and 13; spec 2.3), checked by hand."""
+"""DADL soft labels and loss (the paper's eqs. 2-8 and 13; docs/methods.md#dadl), checked by hand."""
 
 import math
 
@@ -21,7 +21,7 @@ def test_peak_masses_of_the_presets(preset, expected):
     method = methods.create("dadl", preset=preset, center="bin")
     targets = method.targets(torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64))
     peaks = [targets[a][0].max().item() for a in ("yaw", "pitch", "roll")]
-    assert peaks == pytest.approx(expected, abs=1e-3)  # spec 2.3 (BIWI) and hand sums (AFLW2000)
+    assert peaks == pytest.approx(expected, abs=1e-3)  # docs/methods.md#dadl (BIWI) and hand sums (AFLW2000)
     assert peaks == pytest.approx([peak_mass(s) for s in method.sigmas_bins], abs=1e-9)
     assert all(targets[a][0].argmax() == 33 for a in targets)  # 0 degrees lies in bin 33
 

@@ -1,4 +1,5 @@
-"""GLDL targets and loss against S1 eqs. 1 and 5, computed by hand with numpy (spec 2.2, 1.2)."""
+"""GLDL targets and loss against the paper's eqs. 1 and 5, computed by hand with numpy
+(docs/methods.md#gldl, #gaussian-labels)."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ def yaw_target(method, yaw_deg):
 
 
 def test_literal_target_is_nearly_uniform_as_spec_2_2_says():
-    # S1 eq. 1 for GT -30 degrees (bin 23), sigma 4 bins: softmax(exp(-(l - 23)^2 / 32) / 4).
+    # The paper's eq. 1 for GT -30 degrees (bin 23), sigma 4 bins: softmax(exp(-(l - 23)^2 / 32) / 4).
     method = methods.create("gldl", target="literal", center="bin", decode="edge")
     target = yaw_target(method, -30.0)
     g = np.exp(-((BINS - 23) ** 2) / (2 * 4.0**2)) / 4.0
@@ -45,7 +46,7 @@ def test_continuous_centre_sits_between_bins():
 
 
 @pytest.mark.parametrize("angle, bias", [(0.0, 0.0), (60.0, -0.02), (80.0, -1.44), (90.0, -4.67), (96.0, -7.77)])
-def test_expectation_bias_matches_spec_1_2(angle, bias):
+def test_expectation_bias_matches_the_documented_table(angle, bias):
     measured = methods.expectation_bias("gldl", [[angle, angle, angle]], sigma=4.0)
     assert measured[0].tolist() == pytest.approx([bias] * 3, abs=0.006)
 

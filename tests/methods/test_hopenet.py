@@ -1,4 +1,4 @@
-"""HopeNet labels, decoding conventions and loss (spec 2.1 and 1.1)."""
+"""HopeNet labels, decoding conventions and loss (docs/methods.md#hopenet, #bins)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Hybrid coarse-fine labels and loss (spec 2.6)."""
+"""Hybrid coarse-fine labels and loss (docs/methods.md#hybrid)."""
 
 import math
 

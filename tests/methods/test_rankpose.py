@@ -1,4 +1,4 @@
-"""RankPose's bounded head and pair ranking loss (spec 2.5), by hand."""
+"""RankPose's bounded head and pair ranking loss (docs/methods.md#rankpose), by hand."""
 
 import math
 

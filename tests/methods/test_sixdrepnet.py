@@ -1,4 +1,4 @@
-"""6DRepNet's geodesic loss and the mirror of a 6D output (spec 2.8, 4.7)."""
+"""6DRepNet's geodesic loss and the mirror of a 6D output (docs/methods.md#6drepnet, #flip)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""WHENet's full-range yaw: circular decoding across the +/-180 seam and the wrapped loss (spec 2.7)."""
+"""WHENet's full-range yaw: circular decoding across the +/-180 seam and the wrapped loss (docs/methods.md#whenet)."""
 
 import math
 

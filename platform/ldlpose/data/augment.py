@@ -2,7 +2,7 @@
 
 Training: random square crop (side a random fraction of the shorter side, centre jittered), resize,
 horizontal flip with the labels flipped by :func:`ldlpose.geometry.flip_angles` (yaw and roll
-negate, spec 4.7: the angles are the only label; matrices and ASG vectors are derived from them by
+negate, docs/methods.md#flip: the angles are the only label; matrices and ASG vectors are derived from them by
 the methods, so they follow), Gaussian blur and colour jitter (brightness, contrast, saturation).
 Evaluation: the part of the crop that the benchmark's protocol names (:class:`~ldlpose.data.protocols.
 InputView`; by default the centred square of the shorter side, HopeNet's resize + centre crop),

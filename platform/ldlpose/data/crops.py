@@ -1,4 +1,4 @@
-"""Face crop recipes from ``pt2d`` landmarks, each exactly as its source computes it (spec 4.5).
+"""Face crop recipes from ``pt2d`` landmarks, each exactly as its source computes it (docs/methods.md#crops).
 
 A recipe turns the landmarks and the picture size into an integer box ``(x0, y0, x1, y1)`` (end
 exclusive, PIL's convention) and says what happens outside the picture. The manifest stores the
@@ -6,7 +6,7 @@ recipe's :meth:`as_dict`; benchmarks check the recipe name against their protoco
 
 * :class:`MarginRecipe`, the HopeNet family (HopeNet, 6DRepNet, Hybrid): the landmark box grows by
   asymmetric margins proportional to ``k``, the four updates applied **sequentially**, so the right
-  and bottom margins use the width and height already enlarged by the left and top ones (pitfall
+  and bottom margins use the width and height already enlarged by the left and top ones (docs/methods.md#pitfalls,
   15). Their AFLW2000 loader keeps **every** ``pt2d`` point, including the x = -1, y = 452 of a
   missing landmark (1,718 of the 2,000 files have one), truncates the box with ``int()`` and crops
   with ``PIL.Image.crop``, which fills the part outside the picture with black.

@@ -1,6 +1,6 @@
 """Row selections over a prepared dataset: subject-disjoint validation split and angle filters.
 
-Model selection must use data held out from training (spec pitfall 13), and held out **by subject**:
+Model selection must use data held out from training (docs/methods.md#pitfalls, 13), and held out **by subject**:
 300W-LP has up to ~18 synthesised views (and a mirror) of each face, so a row split would validate
 on near-copies of training images.
 """

@@ -2,7 +2,7 @@
 
 Their head is one softmax over angle bins per named part; the angle is decoded as the expectation
 over bin centres (``decode="center"``, recommended) or left edges (``"edge"``, the papers'
-``3 * E[i] - 99``; spec 1.1). Every scheme used here is symmetric about 0, so reversing the bins
+``3 * E[i] - 99``; docs/methods.md#bins). Every scheme used here is symmetric about 0, so reversing the bins
 negates a distribution's angle: the flip reverses the yaw and roll parts and keeps pitch (exact for
 centre decoding; edge decoding is half a bin low, so its mirror decodes a whole bin off).
 """
@@ -40,7 +40,8 @@ def squared_bin_distance(scheme: BinScheme, angles_deg: torch.Tensor, center: st
 
 
 def gaussian(scheme: BinScheme, angles_deg: torch.Tensor, sigma_bins: float, center: str) -> torch.Tensor:
-    """Gaussian label distribution over the bins, normalised by its sum over the bins (spec 1.2)."""
+    """Gaussian label distribution over the bins, normalised by its sum over the bins
+    (docs/methods.md#gaussian-labels)."""
     return torch.softmax(-squared_bin_distance(scheme, angles_deg, center) / (2 * sigma_bins**2), dim=-1)
 
 

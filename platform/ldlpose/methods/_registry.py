@@ -61,7 +61,7 @@ def create(name: str, **hparams: Any) -> Method:
 
 
 def expectation_bias(name: str, angles_deg: Any, **hparams: Any) -> torch.Tensor:
-    """E[target] - angle in degrees, (N, 3), for a method with label distributions (spec 1.2).
+    """E[target] - angle in degrees, (N, 3), for a method with label distributions (docs/methods.md#gaussian-labels).
 
     The expectation is decoded exactly as the method decodes its outputs, so this is the error a
     network that fits its targets perfectly would make.

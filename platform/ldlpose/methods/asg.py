@@ -1,6 +1,6 @@
 """ASG-LDL: Cao, Liu, Wang and Chen, "Towards Unbiased Label Distribution Learning for Facial Pose
-Estimation Using Anisotropic Spherical Gaussian" (ECCV 2022, arXiv 2208.09122; seed S0; code
-anArkitek/ASG-LDL). The paper text was not available; this follows the released code (spec 2.4).
+Estimation Using Anisotropic Spherical Gaussian" (ECCV 2022, arXiv 2208.09122; code
+anArkitek/ASG-LDL). The paper text was not available; this follows the released code (docs/methods.md#asg-ldl).
 
 Each column of the image-frame rotation R_img = Rx(pitch) Ry(-yaw) Rz(roll) (left, down, front;
 :func:`ldlpose.geometry.image_matrix`) gets a distribution over ``num_points`` Fibonacci sphere
@@ -22,7 +22,7 @@ nearest rotation by SVD with the reflection corrected (the reference's U V^T is 
 to Euler angles.
 
 Faithful: ``target="softmax"`` (T = softmax(a): since a is in [0, 1] the target is almost uniform,
-spec 2.4) and ``positive_bandwidth=False`` (raw, possibly negative bandwidths); released run
+docs/methods.md#asg-ldl) and ``positive_bandwidth=False`` (raw, possibly negative bandwidths); released run
 soft_weight 5, shape_weight 0, ortho_weight 0, 600 points. Recommended (defaults): ``target=
 "normalized"`` (T = a / sum a) or ``"tempered"`` (softmax(temperature * a)), bandwidths
 softplus(raw) + 1e-3, log-softmax for P. The flip is exact to numerical precision for spread
@@ -49,7 +49,8 @@ from ldlpose.methods._registry import register
 from ldlpose.methods._sphere import fibonacci_sphere, mirror_logits
 
 LOBES = ("left", "down", "front")
-_FLIP_SIGNS = {"left": (1.0, -1.0, -1.0), "down": (-1.0, 1.0, 1.0), "front": (-1.0, 1.0, 1.0)}  # G R G, spec 4.7
+# The mirror G R G (docs/methods.md#flip) on each column.
+_FLIP_SIGNS = {"left": (1.0, -1.0, -1.0), "down": (-1.0, 1.0, 1.0), "front": (-1.0, 1.0, 1.0)}
 _MIN_BANDWIDTH = 1e-3
 _BACK = -1e4  # log a(p) behind the lobe, where max(0, v . p) is 0 (finite, so no 0 * inf in the KL)
 REFERENCE_BANDWIDTH = 10.0

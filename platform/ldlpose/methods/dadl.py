@@ -1,16 +1,16 @@
 """DADL: Zhao et al., "Double Asymmetric Distribution Learning for head pose estimation in wisdom
-museum" (JKSUCIS 2023, doi 10.1016/j.jksuci.2023.101869; seed S2).
+museum" (JKSUCIS 2023, doi 10.1016/j.jksuci.2023.101869).
 
-Spec section 2.3. HopeNet's 66-bin heads with, per angle (S2 eq. 13, summed over the angles),
+docs/methods.md#dadl. HopeNet's 66-bin heads with, per angle (the paper's eq. 13, summed over the angles),
 
     L = CE(one-hot, p) + alpha * MSE(E[angle], angle) + beta * KL(D_soft || p)
 
-where D_soft is a Gaussian over the bins normalised by its sum (S2 eqs. 2-8) whose width differs
+where D_soft is a Gaussian over the bins normalised by its sum (the paper's eqs. 2-8) whose width differs
 per angle (the "between-angle asymmetry"). The MSE is in degrees^2 on the decoded angle. Eq. 16,
 which rewrites eq. 13 incorrectly, is not implemented.
 
 Widths are in bins of 3 degrees: x in eqs. 2-8 is undefined and reading it in degrees would turn
-every setting into a one-hot label (spec 2.3). The paper tunes one setting per test set; both are
+every setting into a one-hot label (docs/methods.md#dadl). The paper tunes one setting per test set; both are
 presets (``create("dadl", preset="biwi")``; explicit keywords override a preset's values):
 
 * ``"aflw2000"`` (the defaults): sigma 1 / 2 / 0.5 bins (yaw / pitch / roll), alpha 3, beta 3;
@@ -18,7 +18,7 @@ presets (``create("dadl", preset="biwi")``; explicit keywords override a preset'
   bin-centred label), alpha 1, beta 2.
 
 Faithful: ``center="bin", decode="edge"`` (eq. 9 decodes the argmax bin's left edge; the
-expectation used here is what S2 section 3.5 feeds the MSE). Recommended (defaults):
+expectation used here is what the paper's section 3.5 feeds the MSE). Recommended (defaults):
 ``center="continuous", decode="center"``. Note that a continuous Gaussian narrower than about 0.4
 bins is not resolved by the bins: its expectation can be off by up to about 0.6 degrees.
 """

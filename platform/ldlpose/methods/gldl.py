@@ -1,15 +1,15 @@
 """GLDL: Liu, Chen, Bai, Li and Lian, "Facial Pose Estimation by Deep Learning from Label
-Distributions" (arXiv 1904.13102; seed S1).
+Distributions" (arXiv 1904.13102).
 
-Spec section 2.2. HopeNet's 66-bin heads trained towards Gaussian label distributions D with
+docs/methods.md#gldl. HopeNet's 66-bin heads trained towards Gaussian label distributions D with
 
-    L = L_Eu + L_KL + alpha * MSE(E[angle], angle)          (S1 eq. 5 and section 3.2)
+    L = L_Eu + L_KL + alpha * MSE(E[angle], angle)          (the paper's eq. 5 and section 3.2)
 
 per angle, summed over yaw, pitch and roll: L_Eu = ||D - F||_2 is the plain, *non-squared* L2
 norm between the target and the softmax F, L_KL = KL(D || F) in nats, the MSE in degrees^2 on the
 decoded angle. HopeNet's cross-entropy is dropped. sigma is in bins (3 degrees each; paper: 4).
 
-Targets (S1 eqs. 1-3): ``target="literal"`` is eq. 1 as printed, a softmax over the Gaussian
+Targets (the paper's eqs. 1-3): ``target="literal"`` is eq. 1 as printed, a softmax over the Gaussian
 values divided by sigma, g_l = exp(-(l - a)^2 / (2 sigma^2)) / sigma. Its inputs differ by at most
 1/sigma, so the target is nearly uniform (sigma 4: peak 0.0187 against 0.0152; a -30 degree label
 decodes to about -2.6). ``"normalized"`` (default, recommended, what the paper's Fig. 3 shows) is
@@ -74,7 +74,7 @@ class GLDL(BinMethod):
         if self.hparams.target == "normalized":
             return gaussian(HOPENET_BINS, angle_deg, sigma, center)
         g = torch.exp(-squared_bin_distance(HOPENET_BINS, angle_deg, center) / (2 * sigma**2)) / sigma
-        return torch.softmax(g, dim=-1)  # S1 eq. 1: the Gaussian values are softmax *inputs*
+        return torch.softmax(g, dim=-1)  # the paper's eq. 1: the Gaussian values are softmax *inputs*
 
     def loss(self, outputs, batch):
         angles = batch_angles(batch)

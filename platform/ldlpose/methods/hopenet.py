@@ -1,6 +1,6 @@
 """HopeNet: Ruiz, Chong and Rehg, "Fine-Grained Head Pose Estimation Without Keypoints" (CVPRW 2018).
 
-Spec section 2.1. Three 66-way heads (3-degree bins over [-99, 99), spec 1.1), one per angle; per
+docs/methods.md#hopenet. Three 66-way heads (3-degree bins over [-99, 99), docs/methods.md#bins), one per angle; per
 angle the loss is
 
     L = CE(logits, bin) + alpha * MSE(E[angle], angle)
@@ -9,8 +9,8 @@ summed over yaw, pitch and roll, with E[angle] the softmax expectation in degree
 degrees^2 (as in the reference code, whose alpha values 1 and 2 are the released models).
 
 Faithful: ``decode="edge"`` (``3 * E[i] - 99``, 1.5 degrees low on average). Recommended (default):
-``decode="center"`` (``3 * E[i] - 97.5``), used for both the MSE term and evaluation (pitfall 3).
-Out-of-range labels are clamped to the end bins instead of producing class 66 (spec 1.1).
+``decode="center"`` (``3 * E[i] - 97.5``), used for both the MSE term and evaluation (docs/methods.md#pitfalls, 3).
+Out-of-range labels are clamped to the end bins instead of producing class 66 (docs/methods.md#bins).
 """
 
 from __future__ import annotations

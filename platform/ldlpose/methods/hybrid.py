@@ -1,7 +1,7 @@
 """Hybrid: Wang, Chen and Zhou, "Hybrid Coarse-Fine Classification for Head Pose Estimation"
-(arXiv 1901.06778; seed S4; reference code haofanwang/accurate-head-pose).
+(arXiv 1901.06778; reference code haofanwang/accurate-head-pose).
 
-Spec section 2.6. Per angle, five heads over [-99, 99): 198 fine bins of 1 degree and auxiliary
+docs/methods.md#hybrid. Per angle, five heads over [-99, 99): 198 fine bins of 1 degree and auxiliary
 heads of 66, 18, 6 and 2 bins (3, 11, 33 and 99 degrees). Per angle, summed over the angles,
 
     L = alpha * MSE(E_198[angle], angle) + w198 CE_198 + w66 CE_66 + w18 CE_18 + w6 CE_6 + w2 CE_2
@@ -13,7 +13,7 @@ Faithful: ``decode="edge"`` (``E[i] - 99``, 0.5 degrees low) and ``roll_bug=True
 ``train_hopenet.py`` adds pitch's 2-bin CE to roll's loss where roll's own belongs (a copy-paste
 bug), so pitch's 2-bin head is trained twice and roll's not at all. Recommended (default):
 ``decode="center"`` (``E[i] - 98.5``) and ``roll_bug=False`` (roll's own 2-bin CE). Both clamp +99
-into the last bin instead of producing label 198 (spec 2.6).
+into the last bin instead of producing label 198 (docs/methods.md#hybrid).
 """
 
 from __future__ import annotations

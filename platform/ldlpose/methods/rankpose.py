@@ -1,7 +1,7 @@
 """RankPose: Dai, Wong and Chen, "RankPose: Learning Generalised Feature with Rank Supervision for
-Head Pose Estimation" (BMVC 2020, arXiv 2005.10984; seed S3; code seathiefwang/RankPose).
+Head Pose Estimation" (BMVC 2020, arXiv 2005.10984; code seathiefwang/RankPose).
 
-Spec section 2.5. A bounded head y_k = 180 * cos(f, w_k) (the cosine between the pooled feature f
+docs/methods.md#rankpose. A bounded head y_k = 180 * cos(f, w_k) (the cosine between the pooled feature f
 and a weight vector per angle, :class:`CosineHead`) outputs the angles in degrees directly. The loss
 
     L = MSE(y_hat, y) + rank_weight * sum_k MarginRanking(s(y_hat_i,k), s(y_hat_j,k), sign(y_i,k - y_j,k))

@@ -1,7 +1,7 @@
 """6DRepNet: Hempel, Abdelrahman and Al-Hamadi, "6D Rotation Representation for Unconstrained Head
 Pose Estimation" (ICIP 2022; reference code thohemp/6DRepNet). A non-LDL reference method.
 
-Spec section 2.8. The head outputs two 3-vectors a1, a2; Gram-Schmidt turns them into the columns
+docs/methods.md#6drepnet. The head outputs two 3-vectors a1, a2; Gram-Schmidt turns them into the columns
 x = normalize(a1), z = normalize(x cross a2), y = z cross x of the head-frame rotation
 R = Rz(roll) Ry(yaw) Rx(pitch) (:func:`ldlpose.geometry.sixd_to_matrix`). The loss is the mean
 geodesic distance to the ground-truth rotation,
@@ -25,7 +25,7 @@ from ldlpose.methods._base import Method, batch_angles, detached
 from ldlpose.methods._hparams import Hparams
 from ldlpose.methods._registry import register
 
-# Mirroring maps R to G R G (G = diag(-1, 1, 1), spec 4.7). Gram-Schmidt commutes with it when a1
+# Mirroring maps R to G R G (G = diag(-1, 1, 1), docs/methods.md#flip). Gram-Schmidt commutes with it when a1
 # turns into -G a1 and a2 into G a2 (a cross product of reflected vectors flips sign).
 _FLIP_SIGNS = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
 

@@ -1,13 +1,13 @@
 """WHENet: Zhou and Gregson, "WHENet: Real-time Fine-Grained Estimation for Wide Range Head Pose"
-(BMVC 2020; seed S4; demo code Ascend-Research/HeadPoseEstimation-WHENet).
+(BMVC 2020; demo code Ascend-Research/HeadPoseEstimation-WHENet).
 
-Spec section 2.7. A full-range yaw head of 120 bins (3 degrees over [-180, 180)) and HopeNet's 66
+docs/methods.md#whenet. A full-range yaw head of 120 bins (3 degrees over [-180, 180)) and HopeNet's 66
 bins for pitch and roll. Per angle, summed over the angles,
 
     L = CE(logits, bin) + alpha * E^2,   E_yaw = min(|yaw_hat - yaw|, 360 - |yaw_hat - yaw|)
 
 i.e. HopeNet's loss with the yaw error *wrapped* to the smallest rotation (the "wrapped loss"),
-in degrees^2. The exact equation and weights of the paper are unverified (spec 2.7); alpha = 1
+in degrees^2. The exact equation and weights of the paper are unverified (docs/methods.md#whenet); alpha = 1
 follows HopeNet's released model.
 
 Faithful: ``yaw_decode="linear", decode="edge"`` (the demo's ``3 * E[i] - 180``, which averages

@@ -1,4 +1,4 @@
-"""BIWI Kinect Head Pose, from FSA-Net's npz files or from the raw folders (spec 4.3).
+"""BIWI Kinect Head Pose, from FSA-Net's npz files or from the raw folders (docs/methods.md#biwi).
 
 **npz** (``--source`` holding FSA-Net's files): protocol 1 reads ``BIWI_noTrack.npz`` (MTCNN crops,
 frames without a detection dropped); protocol 2 reads ``BIWI_train.npz`` and ``BIWI_test.npz``
@@ -96,7 +96,7 @@ def read_pose(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def biwi_angles(rotations: np.ndarray) -> np.ndarray:
-    """(N, 3) yaw/pitch/roll degrees of BIWI rotations M (N, 3, 3): R = F M^T F (spec 4.3)."""
+    """(N, 3) yaw/pitch/roll degrees of BIWI rotations M (N, 3, 3): R = F M^T F (docs/methods.md#biwi)."""
     import torch
 
     from ldlpose import geometry

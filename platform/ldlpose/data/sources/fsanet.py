@@ -1,5 +1,5 @@
 """FSA-Net's ``.npz`` files: ``image`` (N x S x S x 3 uint8, **BGR** from cv2) and ``pose``
-(N x 3, **[yaw, pitch, roll] in degrees**), spec 4.4 and pitfall 8.
+(N x 3, **[yaw, pitch, roll] in degrees**), docs/methods.md#fsa-net-npz and #pitfalls, 8.
 
 The images are already FSA-Net's crops (300W-LP subsets and AFLW2000: landmark box enlarged by 0.6
 of its size on each side; BIWI: MTCNN box enlarged by 0.4), so each stored row is the whole npz

@@ -2,7 +2,8 @@
 
 Each ``.mat`` holds ``Pose_Para`` (1 x 7: pitch, yaw, roll in **radians**, then translation and
 scale) and ``pt2d`` (2 x N landmarks, row 0 x, row 1 y; a missing AFLW2000 point is x = -1,
-y = 452). Angles are stored as yaw, pitch, roll in degrees (spec 4.1, 4.2, pitfall 1). The crop is
+y = 452). Angles are stored as yaw, pitch, roll in degrees (docs/methods.md#300w-lp, #aflw2000,
+#pitfalls 1). The crop is
 one of :mod:`ldlpose.data.crops`: 300W-LP gets the HopeNet training crop; AFLW2000 the HopeNet /
 6DRepNet test crop (``crop="hopenet"``, every point kept as their loaders do), FSA-Net's
 (``crop="fsanet"``) or RankPose's (``crop="rankpose"``, from ``pt3d_68``). Every row is stored, 3DDFA fits whose angles wrap past 180 degrees included

@@ -1,6 +1,6 @@
 """synthhead: a procedural 3-D head rendered with exact pose labels (the built-in benchmark).
 
-**Labels** follow :mod:`ldlpose.geometry` (spec ``methods.md`` 4.6): yaw, pitch, roll in degrees;
+**Labels** follow :mod:`ldlpose.geometry` (docs/methods.md#euler-conventions): yaw, pitch, roll in degrees;
 positive yaw turns the face toward the image's left, positive pitch tilts it up, positive roll
 tilts it clockwise in the image.
 
