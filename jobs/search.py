@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("space")
     parser.add_argument("--storage", default="ldlpose-results",
-                        help="shared storage every node sees (NFS path or s3://...)")
+                        help="shared storage every node sees: an NFS path, or a URI (s3://bucket/prefix, gs://..., file://...)")
     parser.add_argument("--tracking-uri")
     parser.add_argument("--smoke-test", action="store_true")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -26,13 +26,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from ldlpose.cli import main as cli
 
+    from ldlpose.storage import is_uri
+
     # The job starts in an unpacked copy of the uploaded working directory, which Ray may remove
     # while the job runs. Work from the storage's parent instead: relative paths (data.root, an
-    # SQLite MLflow store) then land beside the shared results, e.g. /shared/ldlpose-data.
+    # SQLite MLflow store) then land beside the shared results, e.g. /shared/ldlpose-data. Object
+    # storage (s3://..., gs://...) has no working directory to offer: it is passed on as it is,
+    # and data.root and the tracking URI must then be absolute or URIs themselves.
     space = os.path.abspath(args.space)
-    storage = os.path.abspath(args.storage)
-    os.makedirs(storage, exist_ok=True)
-    os.chdir(os.path.dirname(storage))
+    storage = args.storage
+    if not is_uri(storage):
+        storage = os.path.abspath(storage)
+        os.makedirs(storage, exist_ok=True)
+        os.chdir(os.path.dirname(storage))
     command = ["search", space, "--resume", "--storage", storage, *sum((["--set", o] for o in args.overrides), [])]
     if args.tracking_uri:
         command += ["--tracking-uri", args.tracking_uri]

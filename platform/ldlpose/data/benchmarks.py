@@ -31,8 +31,12 @@ __all__ = ["Benchmark", "PROTOCOLS", "Protocol", "available", "data_root", "get"
 
 
 def data_root(root=None) -> Path:
-    """``root`` if given, else ``$LDLPOSE_DATA``, else ``./ldlpose-data``."""
-    return Path(resolve_data_root(root))
+    """``root`` if given, else ``$LDLPOSE_DATA``, else ``./ldlpose-data``; a URI (``s3://...``) is
+    read through this node's local copy of it (ldlpose.storage.local_copy)."""
+    from ldlpose import storage
+
+    root = resolve_data_root(root)
+    return storage.local_copy(root) if storage.is_uri(root) else Path(root)
 
 
 @dataclass(frozen=True)

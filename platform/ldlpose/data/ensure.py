@@ -29,7 +29,12 @@ def _needed_folders(run) -> list[Path]:
 
 
 def ensure_training_data(run) -> None:
-    """Generate synthhead under ``run.data.root`` if the run uses it and it is missing."""
+    """Generate synthhead under ``run.data.root`` if the run uses it and it is missing (never
+    under a URI: data in object storage is prepared and uploaded by its owner)."""
+    from ldlpose import storage
+
+    if storage.is_uri(run.data.root):
+        return
     root = Path(run.data.root).expanduser().resolve()
     synth = root / "synthhead"
     missing = [p for p in _needed_folders(run) if not manifest_path(p.resolve()).is_file()]

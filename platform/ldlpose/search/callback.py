@@ -16,11 +16,10 @@ state (search.trials).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from ray import tune
 
-from ldlpose import trace
+from ldlpose import storage, trace
 
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, finalise, trial_error
@@ -95,7 +94,7 @@ class TrackingCallback(tune.Callback):
         else:
             assignment = {k: v for k, v in config.items() if not k.startswith("_")}
         return TrialSummary(trial.trial_id, "TERMINATED", assignment, dict(trial.last_result or {}), None,
-                            str(Path(self.storage) / f"{self.prefix}-{trial.trial_id}"), confirms)
+                            storage.join(self.storage, f"{self.prefix}-{trial.trial_id}"), confirms)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         trace.mark("tune.trial_start", trial.trial_id, time.time())

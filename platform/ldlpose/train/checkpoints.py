@@ -13,16 +13,26 @@ applies that rule (:func:`retention`) to its runs, :func:`prune` to in-process r
 
 No RNG state is stored: the loop reseeds every epoch from ``(train.seed, epoch, rank)``, which is
 what makes a resumed run repeat an uninterrupted one.
+
+A run folder may be a URI (``s3://bucket/prefix/run``, see :mod:`ldlpose.storage`). Object storage
+has no atomic rename, so there a checkpoint's files are uploaded model first and ``metrics.json``
+last, which keeps the rule that a folder with ``metrics.json`` holds a complete checkpoint; the
+selected checkpoint is copied to a local folder for the callers that read it as files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ldlpose import storage
 
 from ldlpose.errors import DataError
 
@@ -40,12 +50,17 @@ STOP_FILE = "stop_requested"
 
 
 def request_stop(run_dir) -> None:
+    if storage.is_uri(run_dir):
+        storage.write_bytes(storage.join(run_dir, STOP_FILE), b"")
+        return
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     (path / STOP_FILE).touch()
 
 
 def stop_requested(run_dir: str | None) -> bool:
+    if storage.is_uri(run_dir):
+        return storage.exists(storage.join(run_dir, STOP_FILE))
     return bool(run_dir) and (Path(run_dir) / STOP_FILE).is_file()
 
 
@@ -82,6 +97,11 @@ def _finite(metrics: dict) -> dict:
 
 def read_metrics(folder) -> dict:
     """The metrics of the epoch a checkpoint folder holds (older checkpoints: read from the model file)."""
+    if storage.is_uri(folder):  # no metrics.json yet: still being uploaded
+        try:
+            return json.loads(storage.read_bytes(storage.join(folder, METRICS_FILE)))
+        except ValueError as err:
+            raise OSError(f"unreadable {storage.join(folder, METRICS_FILE)}: {err}") from err
     folder = Path(folder)
     try:
         return json.loads((folder / METRICS_FILE).read_text())
@@ -102,6 +122,12 @@ def load_checkpoint(path) -> dict:
     unpickling code (plain tensors and containers only); DataError naming the file otherwise."""
     import torch
 
+    if storage.is_uri(path):
+        file = path if str(path).endswith("/" + CHECKPOINT_FILE) else storage.join(path, CHECKPOINT_FILE)
+        try:
+            return torch.load(io.BytesIO(storage.read_bytes(file)), map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise DataError(f"cannot read checkpoint {file}: {type(err).__name__}: {err}") from err
     file = checkpoint_file(path)
     if not file.is_file():
         raise DataError(f"no checkpoint at {file}: expected a checkpoint folder holding {CHECKPOINT_FILE}")
@@ -136,10 +162,10 @@ def select_checkpoint(run_dir, metric: str, last_epoch: int | None = None) -> Se
     if not candidates:
         return None
     _, epoch, folder, metrics = min(candidates, key=lambda c: (c[0], c[1]))
-    return Selected(str(folder), dict(metrics), epoch)
+    return Selected(str(_local(folder, metrics)), dict(metrics), epoch)
 
 
-def latest_checkpoint(run_dir) -> Path | None:
+def latest_checkpoint(run_dir) -> Path | str | None:
     """The readable checkpoint of the latest epoch: what a resumed run continues from."""
     kept = _kept(run_dir)
     return max(kept, key=lambda k: k[0])[1] if kept else None
@@ -147,6 +173,8 @@ def latest_checkpoint(run_dir) -> Path | None:
 
 def _kept(run_dir) -> list[tuple[int, Path, dict]]:
     """``(epoch, folder, metrics)`` of every readable checkpoint of a run."""
+    if storage.is_uri(run_dir):
+        return _kept_at_uri(run_dir)
     if not run_dir or not Path(run_dir).is_dir():
         return []
     kept = []
@@ -161,9 +189,44 @@ def _kept(run_dir) -> list[tuple[int, Path, dict]]:
     return kept
 
 
-def store(run_dir, name: str, write) -> Path:
+def _kept_at_uri(run_dir: str) -> list[tuple[int, str, dict]]:
+    import pyarrow.fs
+
+    kept = []
+    for info in sorted(storage.listing(run_dir), key=lambda i: i.base_name):
+        if info.type != pyarrow.fs.FileType.Directory or not info.base_name.startswith(CHECKPOINT_PREFIX):
+            continue
+        folder = storage.join(run_dir, info.base_name)
+        try:
+            metrics = read_metrics(folder)
+        except OSError:
+            continue
+        kept.append((int(metrics.get("epoch", 0)), folder, metrics))
+    return kept
+
+
+_FETCHED: list[tempfile.TemporaryDirectory] = []  # local copies of selected checkpoints, removed at exit
+
+
+def _local(folder, metrics: dict) -> Path | str:
+    """A folder on object storage copied to a local one (once per content); a local folder as it is."""
+    if not storage.is_uri(folder):
+        return folder
+    if not _FETCHED:
+        _FETCHED.append(tempfile.TemporaryDirectory(prefix="ldlpose-checkpoints-"))
+    key = hashlib.sha256(json.dumps([folder, metrics], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    local = Path(_FETCHED[0].name) / key / storage.name(folder)
+    if not (local / METRICS_FILE).is_file():
+        shutil.rmtree(local, ignore_errors=True)
+        storage.download(folder, local)
+    return local
+
+
+def store(run_dir, name: str, write) -> Path | str:
     """``write(folder)`` into a fresh folder, then move it to ``run_dir/name`` in one step, so a
     reader never sees a half-written checkpoint under its final name."""
+    if storage.is_uri(run_dir):
+        return _store_at_uri(run_dir, name, write)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     target, partial = run_dir / name, run_dir / f".partial-{name}"
@@ -176,7 +239,19 @@ def store(run_dir, name: str, write) -> Path:
     return target
 
 
-def prune(run_dir, select_metric: str) -> list[Path]:
+def _store_at_uri(run_dir: str, name: str, write) -> str:
+    target = storage.join(run_dir, name)
+    with tempfile.TemporaryDirectory(prefix="ldlpose-checkpoint-") as tmp:
+        write(Path(tmp))
+        storage.delete(target)  # the same epoch, trained again after a failure
+        files = sorted(Path(tmp).rglob("*"), key=lambda f: f.name == METRICS_FILE)  # metrics.json last
+        for file in files:
+            if file.is_file():
+                storage.upload(file, storage.join(target, str(file.relative_to(tmp))))
+    return target
+
+
+def prune(run_dir, select_metric: str) -> list[Path | str]:
     """Delete every checkpoint but the latest and the best by ``select_metric`` (Ray Train's
     :func:`retention` rule, for runs that write their own checkpoints); the folders deleted."""
     kept = _kept(run_dir)
@@ -188,5 +263,8 @@ def prune(run_dir, select_metric: str) -> list[Path]:
         keep.add(min(scored, key=lambda c: (c[0], c[1]))[2])
     removed = [folder for _, folder, _ in kept if folder not in keep]
     for folder in removed:
-        shutil.rmtree(folder, ignore_errors=True)
+        if storage.is_uri(folder):
+            storage.delete(folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
     return removed

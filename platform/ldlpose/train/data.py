@@ -42,7 +42,9 @@ def _augment(run: RunConfig) -> Augment:
 
 def _path(root: str, folder: str) -> Path:
     path = Path(folder).expanduser()
-    return path if path.is_absolute() else Path(root) / path
+    from ldlpose.data.benchmarks import data_root  # a URI root: this node's copy of it
+
+    return path if path.is_absolute() else data_root(root) / path
 
 
 def _limit(dataset, count: int | None, seed: int, *, spread: bool):

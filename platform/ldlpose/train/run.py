@@ -16,9 +16,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from ldlpose import trace
+from ldlpose import storage, trace
 from ldlpose.config import RunConfig
 from ldlpose.errors import LdlposeError
 from ldlpose.train.checkpoints import Selected, latest_checkpoint, load_checkpoint, retention, select_checkpoint
@@ -38,12 +37,13 @@ class TrainOutcome:
         """Every epoch's metrics, including those of earlier attempts this run resumed from."""
         if self.checkpoint_path is None:
             return []
-        return load_checkpoint(Path(self.checkpoint_path))["history"]
+        return load_checkpoint(self.checkpoint_path)["history"]
 
 
 def resolve_paths(run: RunConfig) -> RunConfig:
-    """Absolute data paths: Ray workers do not share the launching process's working directory."""
-    root = str(Path(run.data.root).expanduser().resolve())
+    """Absolute data paths: Ray workers do not share the launching process's working directory.
+    A URI (``s3://...``) stays as it is."""
+    root = storage.resolve(run.data.root)
     return dataclasses.replace(run, data=dataclasses.replace(run.data, root=root))
 
 
@@ -76,7 +76,7 @@ def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(),
     )
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config(run, fail_after_epoch, str(Path(storage_path) / name)),
+        train_loop_config=loop_config(run, fail_after_epoch, storage.join(storage_path, name)),
         scaling_config=scaling,
         run_config=ray.train.RunConfig(
             name=name,
@@ -100,28 +100,31 @@ def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None
     with the same name).
     """
     run = resolve_paths(run)
-    storage = str(Path(storage_path).expanduser().resolve())
+    location = storage.resolve(storage_path)
     name = name or run.name
     if engine(run) == "in_process":
-        return fit_in_process(run, storage_path=storage, name=name, publish=publish,
+        return fit_in_process(run, storage_path=location, name=name, publish=publish,
                               fail_after_epoch=fail_after_epoch, retry=retry)
-    return _fit_ray_train(run, storage, name, callbacks, fail_after_epoch)
+    return _fit_ray_train(run, location, name, callbacks, fail_after_epoch)
 
 
-def _fit_ray_train(run: RunConfig, storage: str, name: str, callbacks, fail_after_epoch) -> TrainOutcome:
+def _fit_ray_train(run: RunConfig, location: str, name: str, callbacks, fail_after_epoch) -> TrainOutcome:
     import ray.train
 
-    trainer = build_trainer(run, storage_path=storage, name=name, callbacks=callbacks,
+    trainer = build_trainer(run, storage_path=location, name=name, callbacks=callbacks,
                             fail_after_epoch=fail_after_epoch)
-    trace.mark("trainer.fit_start", trace.trial_of(str(Path(storage) / name)), time.time())
+    run_path = storage.join(location, name)
+    trace.mark("trainer.fit_start", trace.trial_of(run_path), time.time())
     try:
         result = trainer.fit()
     except ray.train.TrainingFailedError as err:
         raise LdlposeError(f"training run {name!r} failed: {_root_cause(err)}") from err
-    run_path = str(Path(storage) / name)
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    if checkpoint and storage.is_uri(location):  # Ray gives the path inside the bucket, without the scheme
+        checkpoint = str(latest_checkpoint(run_path))
     return TrainOutcome(
         metrics=dict(result.metrics or {}),
-        checkpoint_path=result.checkpoint.path if result.checkpoint else None,
+        checkpoint_path=checkpoint,
         run_path=run_path,
         selected=select_checkpoint(run_path, run.train.select_metric),
     )
@@ -134,7 +137,7 @@ def fit_in_process(run: RunConfig, *, storage_path: str, name: str, publish=None
     from ldlpose.train.loop import NonFiniteLossError, train_loop
     from ldlpose.train.session import LocalSession
 
-    run_dir = str(Path(storage_path) / name)
+    run_dir = storage.join(storage_path, name)
     config = loop_config(run, fail_after_epoch, run_dir)
     failures = 0
     while True:
