@@ -19,21 +19,18 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
+from ldlpose.locations import is_uri  # the one rule for what is a URI
+
 CACHE_ENV = "LDLPOSE_CACHE"
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: never a Windows drive
 _COPY_MARKER = ".ldlpose-copy.json"
 
 
-def is_uri(location) -> bool:
-    return isinstance(location, str) and bool(_URI.match(location))
-
-
 def resolve(location) -> str:
-    """An absolute local path (``~`` expanded), or the URI unchanged."""
+    """An absolute local path (``~`` expanded), or the URI unchanged: what travels to other processes
+    and nodes, which do not share this one's working directory (ldlpose.locations chose it)."""
     if is_uri(location):
         return location
     return str(Path(location).expanduser().resolve())
