@@ -165,3 +165,17 @@ def test_the_written_rule_picks_from_recorded_values():
     assert champion_target(VERSIONS, "2", "1", "min val_mae where latency_ms < 1") == "2"
     with pytest.raises(TrackingError, match="champion rule 'min val_mae where': expected a condition"):
         champion_target(VERSIONS, None, "1", "min val_mae where")
+
+
+def test_the_shipped_space_mixes_small_and_large_backbones_on_three_objectives():
+    from pathlib import Path
+
+    from ldlpose.search.space import load_search_space
+
+    space = load_search_space(Path(__file__).parents[2] / "search_spaces" / "pareto-backbones.yaml")
+    assert [o.name for o in space.objectives] == ["val_mae", "latency_ms", "params_m"]
+    (backbones,) = [p for p in space.params if p.key == "model.backbone"]
+    assert {"mobilenet_v3_small", "resnet50"} <= set(backbones.choices) and len(backbones.choices) == 5
+    assert space.search.sampler.name == "nsga2" and space.search.scheduler.name == "none"
+    rule = parse_rule(space.search.champion.rule)
+    assert rule.minimise == "val_mae" and rule.conditions == (Condition("latency_ms", "<=", 5.0),)

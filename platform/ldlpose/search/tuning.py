@@ -15,8 +15,10 @@ trial continues from its own latest checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from ldlpose.search.trials import TrialSummary, error_text, objective_key
 DRIVER_RESOURCE = "TRAIN_DRIVER_RESOURCE"
 DRIVER_SHARE = 0.01
 CONFIRM_SUFFIX = "-confirm"
+_STRICT_METRICS = "TUNE_DISABLE_STRICT_METRIC_CHECKING"  # read by Tune's controller at every result
 STATE_SYNC_S = 10  # at most this long between copies of Tune's experiment state to storage
 
 
@@ -269,9 +272,32 @@ def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callba
     """
     storage = str(Path(storage).expanduser().resolve())
     path = Path(storage) / space.name
-    grid = _fit(path, lambda: _search_tuner(space, storage, callbacks, verbose),
-                lambda: _trainable(space, storage, space.name, None), resume, list(callbacks))
+    with _costs_arrive_last(space):
+        grid = _fit(path, lambda: _search_tuner(space, storage, callbacks, verbose),
+                    lambda: _trainable(space, storage, space.name, None), resume, list(callbacks))
     return _summarise(space, grid, str(path), storage, space.name, None)
+
+
+@contextlib.contextmanager
+def _costs_arrive_last(space: SearchSpace):
+    """Let epoch results lack the cost objectives, which only a trial's last result carries.
+
+    Costs are measured once, on the selected checkpoint after the last epoch (report_costs); Tune
+    otherwise requires every result to hold every metric the searcher reads, although Optuna reads
+    a multi-objective trial's values only when it completes (its studies take no intermediate values).
+    """
+    if not space.search.objectives:
+        yield
+        return
+    old = os.environ.get(_STRICT_METRICS)
+    os.environ[_STRICT_METRICS] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(_STRICT_METRICS, None)
+        else:
+            os.environ[_STRICT_METRICS] = old
 
 
 def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, callbacks=(),
