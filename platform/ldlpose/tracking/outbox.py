@@ -21,6 +21,7 @@ the user set them (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``..._BACKOFF_FACTOR``, 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -33,6 +34,7 @@ from ldlpose.tracking._common import TrackingError, _short
 
 CAPACITY = 10_000
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 15.0
+_THREAD = "ldlpose-mlflow-writer"
 GRACE_S = 180.0  # how long the end of a search waits for a server that is still down
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
@@ -42,6 +44,20 @@ def quick_failing_http() -> None:
     """A refused connection fails in about 3 s instead of 4 minutes; the outbox does the retrying."""
     for key, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+class _QuietRetries(logging.Filter):
+    """urllib3 logs a warning per failed attempt; on the writing thread the outbox's own warning
+    says it once per outage instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.threadName == _THREAD and record.getMessage().startswith("Retrying"))
+
+
+def _quiet_retries() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _QuietRetries) for f in logger.filters):
+        logger.addFilter(_QuietRetries())
 
 
 def unreachable(err: BaseException) -> bool:
@@ -106,6 +122,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self.outages = 0
         quick_failing_http()
+        _quiet_retries()
 
     # -- the caller's side ------------------------------------------------------------------------
 
@@ -147,7 +164,7 @@ class Outbox:
 
     def _start(self) -> None:
         if self._thread is None:  # one thread for the outbox's life (a daemon: it never blocks an exit)
-            self._thread = threading.Thread(target=self._run, name="ldlpose-mlflow-writer", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=_THREAD, daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
