@@ -11,9 +11,10 @@ What head-pose search adds is the method as a categorical whose options carry th
           gldl: {sigma: {distribution: log_uniform, min: 1, max: 8}, alpha: {values: [0, 0.01]}}
           hopenet: {alpha: {values: [1, 2]}}
 
-A sampled trial is a flat dict of parameter names -> values: dotted run-config keys, ``method``
-and ``method.<name>.<hparam>`` for the chosen method's own parameters (they exist only in its trials;
-the method's name is part of theirs because Optuna gives one name one distribution).
+A sampled trial is a flat dict of parameter names -> values: dotted run-config keys (the chosen
+method's own parameters too, ``method.hparams.sigma``; they exist only in its trials) and ``method``.
+A method's :attr:`Param.name` is ``method.<name>.<hparam>``; it names the value only where two
+methods declare incompatible distributions for one key (ldlpose.search.optuna_space.names).
 :meth:`SearchSpace.run_config` turns it into the trial's run config; MLflow records that config by
 its run-config keys (``method.name``, ``method.hparams.sigma``), so runs of different searches line up.
 The Optuna side (define-by-run, samplers) is :mod:`ldlpose.search.optuna_space`.
