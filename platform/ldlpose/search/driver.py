@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from ldlpose.report import metric_key, table
+from ldlpose.storage import resolve as resolve_location
 from ldlpose.search import confirm, trials
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace, load_search_space
@@ -83,7 +84,7 @@ def tracking_callback(space: SearchSpace, yaml_text: str, uri: str, storage: str
     search = space.search
     start = {"space_yaml_text": yaml_text, "resolved_space": {"base": space.base, "search": to_dict(search)},
              "sampler": search.sampler.name, "seed": search.sampler.seed, "manifests": _manifests(space)}
-    return TrackingCallback(uri, space, start, str(Path(storage).expanduser().resolve()), space.name,
+    return TrackingCallback(uri, space, start, resolve_location(storage), space.name,
                             eval_samples=_eval_samples(space))
 
 
@@ -195,7 +196,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
 
     space = load_search_space(path, list(overrides))
     # Trials run in their own working directories: relative data paths must not depend on that.
-    root = str(Path(space.base_run.data.root).expanduser().resolve())
+    root = resolve_location(space.base_run.data.root)  # a URI (s3://...) stays one
     space = dataclasses.replace(space, base={**space.base, "data": {**space.base.get("data", {}), "root": root}})
     if smoke_test:
         space = smoke_test_space(space)

@@ -27,6 +27,7 @@ from ray import tune
 
 from ldlpose import trace
 from ldlpose.errors import LdlposeError
+from ldlpose.storage import join as storage_join, name as storage_name, resolve as resolve_storage
 from ldlpose.search import ray_compat
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace
@@ -248,15 +249,15 @@ def _confirm_tuner(space: SearchSpace, storage: str, callbacks, points: list[dic
     )
 
 
-def _fit(path: Path, build, restore, resume: bool, callbacks):
+def _fit(path: str, build, restore, resume: bool, callbacks):
     from ldlpose.search.console import ConsoleView
 
-    if tune.Tuner.can_restore(str(path)):
+    if tune.Tuner.can_restore(path):
         if not resume:
             raise LdlposeError(
-                f"search {path.name!r} already has results at {path}; pass --resume to continue it, "
+                f"search {storage_name(path)!r} already has results at {path}; pass --resume to continue it, "
                 "or give it another search.name to start a new one (nothing was changed)")
-        tuner = tune.Tuner.restore(str(path), restore(), resume_unfinished=True, resume_errored=False,
+        tuner = tune.Tuner.restore(path, restore(), resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
         ray_compat.replace_callbacks(tuner, (TrackingCallback, ConsoleView), callbacks)
     else:
@@ -270,12 +271,12 @@ def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callba
 
     Completed trials are never run again on resume; unfinished ones continue from their checkpoints.
     """
-    storage = str(Path(storage).expanduser().resolve())
-    path = Path(storage) / space.name
+    storage = resolve_storage(storage)  # a URI (s3://...) stays one
+    path = storage_join(storage, space.name)
     with _costs_arrive_last(space):
         grid = _fit(path, lambda: _search_tuner(space, storage, callbacks, verbose),
                     lambda: _trainable(space, storage, space.name, None), resume, list(callbacks))
-    return _summarise(space, grid, str(path), storage, space.name, None)
+    return _summarise(space, grid, path, storage, space.name, None)
 
 
 @contextlib.contextmanager
@@ -306,12 +307,12 @@ def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, ca
 
     Always resumable: a stopped confirmation continues without retraining its finished runs.
     """
-    storage = str(Path(storage).expanduser().resolve())
+    storage = resolve_storage(storage)
     name = space.name + CONFIRM_SUFFIX
-    path = Path(storage) / name
+    path = storage_join(storage, name)
     grid = _fit(path, lambda: _confirm_tuner(space, storage, callbacks, points, verbose),
                 lambda: _trainable(space, storage, name, points), True, list(callbacks))
-    return _summarise(space, grid, str(path), storage, name, points)
+    return _summarise(space, grid, path, storage, name, points)
 
 
 def _summarise(space: SearchSpace, grid, path: str, storage: str, prefix: str,
@@ -330,5 +331,5 @@ def _summarise(space: SearchSpace, grid, path: str, storage: str, prefix: str,
         trials.append(TrialSummary(
             trial_id=trial_id, status="ERROR" if result.error else "TERMINATED", assignment=assignment,
             metrics=metrics, error=error_text(result.error) if result.error else None,
-            run_dir=str(Path(storage) / f"{prefix}-{trial_id}"), confirms=confirms))
+            run_dir=storage_join(storage, f"{prefix}-{trial_id}"), confirms=confirms))
     return SearchOutcome(space.name, path, trials, objective_key(space))
