@@ -81,7 +81,7 @@ def test_what_cannot_rank_several_objectives_is_refused_by_its_key():
 
 
 @pytest.mark.parametrize(("rule", "match"), [
-    ("max val_mae", r"must be one of 'validation', 'benchmark' or a rule 'min <metric>"),
+    ("max val_mae", r"must be one of validation, benchmark or a rule 'min <metric>"),
     ("min", r"expected a metric after 'min', but the rule ends there"),
     ("min val_mae latency_ms <= 5", r"expected 'where' after 'min val_mae', got 'latency_ms'"),
     ("min val_mae where latency_ms <= 5ms", r"expected a number after 'latency_ms <=', got '5ms' \(no units\)"),

@@ -122,7 +122,7 @@ def parse_rule(text: str, accepted: Collection[str] | None = None) -> str | Rule
     # Operators may be written without spaces around them ("latency_ms<=5").
     words = re.sub(r"(<=|>=|<|>)", r" \1 ", text).split()
     if not words or words[0] != "min":
-        raise RuleError(f"must be one of {', '.join(map(repr, FIXED_RULES))} or a rule 'min <metric> "
+        raise RuleError(f"must be one of {', '.join(FIXED_RULES)} or a rule 'min <metric> "
                         f"[where <metric> <op> <number> [and ...]]', got {text!r}")
     minimise = _metric(words[1] if len(words) > 1 else None, accepted, "after 'min'")
     rest = words[2:]

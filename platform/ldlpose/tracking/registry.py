@@ -78,7 +78,8 @@ def _parsed(rule: str) -> str | Rule:
     try:
         return parse_rule(rule)
     except RuleError as err:
-        raise TrackingError(f"champion rule {rule!r}: {err}") from None
+        where = "" if str(err).startswith("must be one of") else f"{rule!r}: "
+        raise TrackingError(f"champion rule {where}{err}") from None
 
 
 def _champion_version(client, name: str) -> str | None:
