@@ -226,7 +226,12 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
             if rows:
                 print(f"\nconfirmation over {space.search.confirm.seeds} new seeds (champion: best mean):\n")
                 print(confirmation_table(rows, space))
-        champions = register(callback, space, best, statistics)
+        if space.search.objectives:  # several objectives: the whole Pareto front is registered
+            from ldlpose.search import pareto
+
+            pareto.report_front(callback, space, ranked, outcome)
+        else:
+            champions = register(callback, space, best, statistics)
     callback.safely("search end", callback.tracker.finish, "FINISHED" if ranked else "FAILED")
     _print_champions(champions, uri)
     for problem in problems + callback.problems[len(problems):]:
