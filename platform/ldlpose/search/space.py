@@ -85,7 +85,7 @@ class SamplerSection:
     # With several objectives tpe is Optuna's multi-objective TPE; nsga2 needs several objectives.
     name: Literal["tpe", "random", "cmaes", "grid", "nsga2"] = "tpe"
     seed: int | None = 0
-    # TPE: model the parameters jointly and split conditional spaces into groups (spec 2.2).
+    # TPE: model the parameters jointly and split conditional spaces into groups (docs/methods.md#tpe-groups).
     multivariate: bool = True
     group: bool = True
     n_startup_trials: int = field(default=4, metadata={"ge": 0})
