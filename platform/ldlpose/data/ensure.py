@@ -12,8 +12,10 @@ from pathlib import Path
 from ldlpose.data import benchmarks
 from ldlpose.data.shards import manifest_path
 
-# First-use sizes: enough for the CPU examples to learn a useful model, about 20 s to render.
-SYNTHHEAD_COUNTS = {"train": 4000, "val": 500, "test": 500}
+# First-use sizes: enough for the CPU examples to learn a useful model (about 1,000 distinct heads of 8
+# views each; with 4,000 images a short run overfits the heads it has seen, see the quickstart space),
+# about 50 s to render on 2 cores.
+SYNTHHEAD_COUNTS = {"train": 8000, "val": 500, "test": 500}
 
 
 def _folder(root: Path, folder: str) -> Path:

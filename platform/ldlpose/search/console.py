@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 
 from ray import tune
@@ -23,21 +25,38 @@ from ldlpose.search.trials import sampled_values
 _NOISY = ("ray", "ray.tune", "ray.train", "ray.data", "optuna", "mlflow")
 
 
+# Set for the search when it is quiet: MLflow's artifact progress bars and its INFO lines (read when
+# mlflow is imported, which resets the level of its logger), and Tune's experiment table, which Ray
+# 2.60's new output engine prints even at verbose=0; its legacy engine at verbose=0 prints nothing.
+_QUIET_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_LOGGING_LEVEL": "WARNING",
+              "RAY_AIR_NEW_OUTPUT": "0"}
+
+
 @contextlib.contextmanager
 def quiet_logs(verbose: bool) -> Iterator[None]:
     """Raise the noisy loggers to WARNING for the search (unless ``verbose``), then restore them."""
     if verbose:
         yield
         return
+    import optuna  # it configures its logger on import, which would undo the level set here
+
+    saved_env = {name: os.environ.get(name) for name in _QUIET_ENV}
+    os.environ.update({name: value for name, value in _QUIET_ENV.items() if saved_env[name] is None})
     loggers = [logging.getLogger(name) for name in _NOISY]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            # ldlpose passes Optuna's experimental TPE ``group`` on purpose (conditional spaces).
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            yield
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
 
 
 def _clock(seconds: float) -> str:
