@@ -15,9 +15,11 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ldlpose.locations import resolve_storage
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("space")
-    parser.add_argument("--storage", default="ldlpose-results",
+    parser.add_argument("--storage", default=resolve_storage(),  # $LDLPOSE_STORAGE, else ldlpose-results
                         help="shared storage every node sees: an NFS path, or a URI (s3://bucket/prefix, gs://..., file://...)")
     parser.add_argument("--tracking-uri")
     parser.add_argument("--smoke-test", action="store_true")

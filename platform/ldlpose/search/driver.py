@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from ldlpose.locations import DEFAULT_STORAGE
 from ldlpose.report import metric_key, table
 from ldlpose.storage import resolve as resolve_location
 from ldlpose.search import confirm, trials
@@ -180,7 +181,7 @@ def console_view(space: SearchSpace, name: str, total: int):
                        trial_concurrency(space, ray.cluster_resources(), total))
 
 
-def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False, storage="ldlpose-results",
+def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False, storage=DEFAULT_STORAGE,
                       address=None, tracking_uri=None, verbose=True) -> int:
     """``verbose``: Ray's and Tune's own output; otherwise one compact view (ldlpose.search.console)."""
     from ldlpose.search.console import quiet_logs

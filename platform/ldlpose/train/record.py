@@ -32,7 +32,7 @@ def record_training(uri: str, run: RunConfig, outcome: TrainOutcome, name: str, 
     params = run.to_dict()
     params.pop("resources", None)
     run_id = tracker.trial_started(name, params, role="train")
-    for metrics in load_checkpoint(Path(outcome.checkpoint_path))["history"]:
+    for metrics in load_checkpoint(outcome.checkpoint_path)["history"]:  # a path or a storage URI
         tracker.trial_result(name, metrics, int(metrics["epoch"]))
     selected = outcome.selected
     model_uri = tracker.log_trial_model(name, selected.path)

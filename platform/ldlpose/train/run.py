@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from ldlpose import storage, trace
 from ldlpose.config import RunConfig
 from ldlpose.errors import LdlposeError
+from ldlpose.locations import DEFAULT_STORAGE
 from ldlpose.train.checkpoints import Selected, latest_checkpoint, load_checkpoint, retention, select_checkpoint
 
-DEFAULT_STORAGE = "ldlpose-results"
 
 
 @dataclass(frozen=True)
