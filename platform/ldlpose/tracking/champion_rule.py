@@ -63,7 +63,7 @@ class Rule:
         """The rule's metrics read from a version's tags; None if one is missing or not finite."""
         found = {}
         for metric in self.metrics:
-            value = _number(tags.get(tag_of(metric)))
+            value = tag_number(tags.get(tag_of(metric)))
             if value is None:
                 return None
             found[metric] = value
@@ -79,7 +79,8 @@ def tag_of(metric: str) -> str:
     return metric.replace("val_", "val.", 1) if metric.startswith("val_") else f"profile.{metric}"
 
 
-def _number(value) -> float | None:
+def tag_number(value) -> float | None:
+    """A tag's value as a finite number, else None (tags are strings; a missing or NaN score is None)."""
     try:
         number = float(value)
     except (TypeError, ValueError):

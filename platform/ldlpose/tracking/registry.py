@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 
 from ldlpose.tracking._common import (
     CHAMPION, TrackingError, _client, _git, _global_uri, _require_existing_store, registered_model_name,
 )
 from ldlpose.tracking.champion_rule import FIXED_RULES, Rule, RuleError, parse_rule
+from ldlpose.tracking.champion_rule import tag_number as _number
 
 # Tests set this to interleave two registrations at the worst moment: called with
 # (model name, version about to become champion, attempt) just before each alias write.
@@ -21,14 +21,6 @@ TAG_PARETO = "ldlpose.pareto"  # "true" on a version that was on its search's Pa
 # Version tags the champion rules read (see docs/tracking.md for every tag a version carries).
 TAG_SPLIT_HASH, TAG_SELECTION_METRIC, TAG_SELECTION_VALUE = (
     "selection.content_hash", "selection.metric", "selection.value")
-
-
-def _number(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _versions(client, name: str) -> dict[str, dict]:
