@@ -79,3 +79,19 @@ def test_disk_sizes_split_mlflow_models_trial_runs_and_the_parent(tmp_path):
     (root / "parent" / "artifacts" / "search.yaml").write_bytes(b"x" * 3)
     found = disk.mlflow_sizes(root)
     assert found == {"models": [100], "trial_runs": [10], "parent_run": 3, "total": 113}
+
+
+def test_epoch_parts_times_the_runs_own_loader_and_step_on_the_same_batches(synth_root):
+    from conftest import tiny_run
+
+    parts = _load("epoch_parts")
+    run = tiny_run(synth_root, model__backbone="mobilenet_v3_small", train__batch_size=16)
+    result = parts.measure(run, batches=2)
+    rates = result["images_per_s"]
+    assert result["images"] == 2 * 16 and result["batch_size"] == 16  # the first batch is left out
+    assert set(rates) == {"loader", "step", "bare step, random input", "loader + step, as the loop runs them"}
+    assert all(rate > 0 and math.isfinite(rate) for rate in rates.values())
+    # The loop runs the two one after the other: together slower than either alone.
+    combined = rates["loader + step, as the loop runs them"]
+    assert combined < min(rates["loader"], rates["step"])
+    assert math.isclose(1 / combined, 1 / rates["loader"] + 1 / rates["step"])
