@@ -20,6 +20,7 @@ import time
 from ray import tune
 
 from ldlpose import storage, trace
+from ldlpose.errors import LdlposeError
 
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, finalise, trial_error
@@ -100,7 +101,10 @@ class TrackingCallback(tune.Callback):
         trace.mark("tune.trial_start", trial.trial_id, time.time())
         summary = self.summary(trial)
         tags = {"ldlpose.confirms": summary.confirms} if summary.confirms else {}
-        params = run_params(self.space, summary.assignment)
+        try:
+            params = run_params(self.space, summary.assignment)
+        except LdlposeError:  # an invalid combination: the trial fails when it starts and says why
+            params = {key: str(value) for key, value in summary.assignment.items()}
         tags = {**tags, "ldlpose.assignment": _json(summary.assignment)}
         role = "confirmation" if summary.confirms else "trial"
 
