@@ -158,7 +158,8 @@ def print_tables(figures: dict) -> None:
 
 
 def machine() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=False, capture_output=True,
+                            text=True)
     return {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "commit": commit.stdout.strip()}
 
@@ -183,7 +184,8 @@ def main(argv=None) -> int:
           f"images at {args.image_size} px; search {search_s:.0f} s, {wall:.0f} s in all")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "wall_s": wall, "search_s": search_s,
-                                         "args": {k: str(v) for k, v in vars(args).items()}, **figures}, indent=2) + "\n")
+                                         "args": {k: str(v) for k, v in vars(args).items()}, **figures},
+                                        indent=2) + "\n")
     return 0
 
 

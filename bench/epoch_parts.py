@@ -1,10 +1,11 @@
 """Where a training epoch's time goes on one core: the loader against the network's step.
 
 A run config's own loaders (``train/data.build_loaders``, the loop's training loader) deliver
-``--batches`` batches, timed alone after the first (which also opens the shards); then the same batches go through the loop's step (forward, the
-method's loss, backward, optimizer step), timed alone, and through a step on random tensors of the
-same shape with a trivial loss, which is what a bare model benchmark measures. One process, one
-thread (``--threads``), side by side, so that the ratios hold on a shared machine.
+``--batches`` batches, timed alone after the first (which also opens the shards); then the same
+batches go through the loop's step (forward, the method's loss, backward, optimizer step), timed
+alone, and through a step on random tensors of the same shape with a trivial loss, which is what a
+bare model benchmark measures. One process, one thread (``--threads``), side by side, so that the
+ratios hold on a shared machine.
 
     python bench/epoch_parts.py configs/synth-mobilenet.yaml [--set KEY=VALUE ...] [--json out.json]
     python bench/epoch_parts.py configs/synth-mobilenet.yaml --smoke-test    # seconds, 3 batches
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     run = load_run_config(args.config, args.overrides)
     ensure_training_data(run)
     result = measure(run, 3 if args.smoke_test else args.batches)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     result.update(config=args.config, overrides=args.overrides, threads=args.threads, commit=commit,
                   date=datetime.date.today().isoformat(), cpus=os.cpu_count())

@@ -55,7 +55,8 @@ def run_tests(out: Path, timeout_s: int) -> dict:
     started = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, "-m", "pytest", "tests/test_cuda.py", "-q", "-p", "no:cacheprovider",
-                               f"--junitxml={report}"], cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+                               f"--junitxml={report}"], cwd=REPO, check=False, capture_output=True, text=True,
+                              timeout=timeout_s)
         code, tail = proc.returncode, proc.stdout[-3000:] + proc.stderr[-2000:]
     except subprocess.TimeoutExpired as e:
         code, tail = "timeout", str(e.stdout or "")[-3000:]
@@ -183,8 +184,8 @@ def machine(device) -> dict:
 
     info = {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
             "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                         text=True).stdout.strip(), "device": str(device)}
+            "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=False,
+                                         capture_output=True, text=True).stdout.strip(), "device": str(device)}
     if device.type == "cuda":
         info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
                     nccl=".".join(map(str, torch.cuda.nccl.version())))

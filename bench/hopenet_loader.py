@@ -24,8 +24,17 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset
 
-from ldlpose.data.augment import (BLUR, BRIGHTNESS, CONTRAST, DRAWS, IMAGENET_MEAN, IMAGENET_STD, SATURATION,
-                                  SIGMA, Augment)
+from ldlpose.data.augment import (
+    BLUR,
+    BRIGHTNESS,
+    CONTRAST,
+    DRAWS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SATURATION,
+    SIGMA,
+    Augment,
+)
 
 LIST_FILE = "filename_list.txt"
 BINS = np.arange(-99, 102, 3)  # HopeNet's 66 bins of 3 degrees

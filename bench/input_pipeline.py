@@ -70,9 +70,9 @@ def prepare_synth(root: Path, stored: int, count: int) -> Path:
 
 def build(loader: str, folder: Path, files: Path, size: int, workers: int, batch_size: int):
     """A fresh loader of kind ``loader`` (see the module docstring)."""
+    from hopenet_loader import perfile_loader
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from hopenet_loader import perfile_loader
     from ldlpose.data.batches import Collate, EpochTagged, TrainItems
     from ldlpose.data.pipeline import Augment, HeadPoseDataset, Preprocess, train_loader
 
@@ -195,7 +195,7 @@ def machine_info() -> dict:
 
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     return {"cpus": os.cpu_count(), "cpu_model": model, "torch": torch.__version__, "git_commit": commit,
             "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_before": os.getloadavg()[0]}

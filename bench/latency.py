@@ -48,8 +48,8 @@ def measure(backbones: list[str], sizes: list[int], device: str, batch: int, war
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| backbone | px | params (M) | MACs (M) | batch 1 median ms | batch 1 p90 ms | batch B median ms | "
-             "batch B p90 ms | ms per image at B |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| backbone | px | params (M) | MACs (M) | batch 1 median ms | batch 1 p90 ms | batch B median ms | "
+              "batch B p90 ms | ms per image at B |"), "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b = r["latency_batch_size"]
         lines.append(f"| {r['backbone']} | {r['image_size']} | {r['params_m']:.2f} | {r['macs_m']:,.0f} | "
@@ -60,7 +60,7 @@ def table(rows: list[dict]) -> str:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
                               cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         return ""

@@ -81,15 +81,15 @@ def plain_trainable(config: dict, space_file: str) -> None:
     """The same epochs in a plain Tune function: no checkpoints, no tests, no tracking."""
     import time as clock
 
+    import torch
     from ray import tune
 
     from ldlpose import methods, trace
+    from ldlpose.models import build_model
     from ldlpose.search.space import load_search_space
     from ldlpose.train import data as train_data
     from ldlpose.train.loop import evaluate_sets, seed_everything, train_one_epoch
     from ldlpose.train.optim import make_optimizer
-    from ldlpose.models import build_model
-    import torch
 
     trial = tune.get_context().get_trial_id()
     trace.mark("trial.function_start", trial, clock.time())

@@ -27,7 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ldlpose.cli import main as cli
-
     from ldlpose.storage import is_uri
 
     # The job starts in an unpacked copy of the uploaded working directory, which Ray may remove
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         storage = os.path.abspath(storage)
         os.makedirs(storage, exist_ok=True)
         os.chdir(os.path.dirname(storage))
-    command = ["search", space, "--resume", "--storage", storage, *sum((["--set", o] for o in args.overrides), [])]
+    command = ["search", space, "--resume", "--storage", storage, *(x for o in args.overrides for x in ("--set", o))]
     if args.tracking_uri:
         command += ["--tracking-uri", args.tracking_uri]
     if args.smoke_test:

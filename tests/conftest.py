@@ -86,23 +86,22 @@ def _launched_mlflow(root: Path, backend_uri: str, workers: int = 1):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # its worker pool is not needed and slow to start
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    log = open(root / "server.log", "w")
-    server = subprocess.Popen(
-        [str(mlflow_bin), "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        yield server, f"http://127.0.0.1:{port}", root / "server.log"
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # it may have exited on its own (a failed start)
-            os.killpg(server.pid, signal.SIGTERM)  # the server's own process group: it and its workers
+    with open(root / "server.log", "w") as log:
+        server = subprocess.Popen(
+            [str(mlflow_bin), "server", "--backend-store-uri", backend_uri,
+             "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+            yield server, f"http://127.0.0.1:{port}", root / "server.log"
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # it may have exited on its own (a failed start)
+                os.killpg(server.pid, signal.SIGTERM)  # the server's own process group: it and its workers
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +163,7 @@ def _postgres_user() -> list[str]:
 
 
 def _run_pg(prefix: list[str], command: list[str]) -> None:
-    done = subprocess.run([*prefix, *command], capture_output=True, text=True)
+    done = subprocess.run([*prefix, *command], check=False, capture_output=True, text=True)
     if done.returncode != 0:
         pytest.fail(f"PostgreSQL: {' '.join(command)} exited with {done.returncode}:\n"
                     f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -196,7 +195,7 @@ def postgres_database():
             yield f"postgresql://ldlpose@127.0.0.1:{port}/mlflow"
         finally:
             subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True)
+                           check=False, capture_output=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -250,7 +249,7 @@ def _started_cluster(env: dict[str, str], worker_cpus: list[int], head: tuple[st
                            check=True, capture_output=True)
         yield RayCluster(address, f"http://127.0.0.1:{dashboard}")
     finally:
-        subprocess.run([_ray_cli(), "stop", "--force"], env=env, capture_output=True)
+        subprocess.run([_ray_cli(), "stop", "--force"], env=env, check=False, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -276,8 +275,8 @@ def ray_cluster():
             ray.shutdown()
 
 
-_COUNT_NODES = "import ray; ray.init(address='{address}', log_to_driver=False); " \
-               "print(sum(n['Alive'] for n in ray.nodes()))"
+_COUNT_NODES = ("import ray; ray.init(address='{address}', log_to_driver=False); "
+                "print(sum(n['Alive'] for n in ray.nodes()))")
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +296,7 @@ def ray_cluster_token(tmp_path_factory):
         deadline = time.monotonic() + 90
         while True:  # a real driver with the token counts the nodes that joined
             done = subprocess.run([sys.executable, "-c", _COUNT_NODES.format(address=cluster)], env=env,
-                                  capture_output=True, text=True, timeout=120)
+                                  check=False, capture_output=True, text=True, timeout=120)
             if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == ["2"]:
                 break
             assert time.monotonic() < deadline, f"the token cluster did not come up:\n{done.stderr[-3000:]}"

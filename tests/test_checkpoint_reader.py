@@ -40,7 +40,7 @@ def test_bad_checkpoints_are_data_errors_naming_the_file(tmp_path):
     with pytest.raises(DataError, match=f"no checkpoint at {tmp_path / 'none'}"):
         load_checkpoint(tmp_path / "none")
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="cannot read checkpoint .*broken.pt"):
+    with pytest.raises(DataError, match=r"cannot read checkpoint .*broken\.pt"):
         load_checkpoint(tmp_path / "broken.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(DataError, match=r"foreign.pt lacks \['model', 'run'\]"):

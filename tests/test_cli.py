@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_help_lists_the_subcommands_without_heavy_imports():
     code = ("import sys; from ldlpose.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('HEAVY', sorted(m for m in ('torch', 'ray', 'mlflow', 'optuna', 'pyarrow', 'numpy') if m in sys.modules))")
+            "print('HEAVY', sorted(m for m in ('torch', 'ray', 'mlflow', 'optuna', 'pyarrow', 'numpy')"
+            " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     for name in ("prepare", "train", "search", "registry", "predict", "submit"):
         assert name in out

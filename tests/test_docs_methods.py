@@ -20,7 +20,8 @@ def references() -> dict[str, set[str]]:
     for folder in ("platform", "tests", "jobs", "bench"):
         for path in (REPO / folder).rglob("*.py"):
             for match in REFERENCE.finditer(path.read_text()):
-                found.setdefault(str(path.relative_to(REPO)), set()).update(re.findall(r"#([a-z0-9-]+)", match.group(1)))
+                anchors = re.findall(r"#([a-z0-9-]+)", match.group(1))
+                found.setdefault(str(path.relative_to(REPO)), set()).update(anchors)
     return found
 
 

@@ -161,7 +161,8 @@ def test_projection_corrects_reflections():
     assert torch.allclose(torch.linalg.det(proj), torch.ones(100, dtype=r.dtype), atol=1e-10)
     assert float(g.geodesic_deg(proj, r).max()) < 10.0
     reflected = r * torch.tensor([1.0, 1.0, -1.0], dtype=r.dtype)  # det = -1: plain U V^T would keep it
-    assert torch.allclose(torch.linalg.det(g.project_to_rotation(reflected)), torch.ones(100, dtype=r.dtype), atol=1e-10)
+    assert torch.allclose(torch.linalg.det(g.project_to_rotation(reflected)), torch.ones(100, dtype=r.dtype),
+                          atol=1e-10)
 
 
 def test_geodesic_known_values_and_invariance():

@@ -62,7 +62,7 @@ def test_the_token_is_read_from_ray_auth_token_path_too(ray_cluster_token, clien
 @pytest.mark.parametrize("case", ["token mode, no token", "no mode, no token", "wrong token"])
 def test_a_missing_or_wrong_token_fails_saying_what_to_set(
         ray_cluster_token, client_env, tmp_path, synth_root, capsys, case):
-    cluster, token = ray_cluster_token
+    cluster, _token = ray_cluster_token
     if case != "no mode, no token":
         client_env.setenv("RAY_AUTH_MODE", "token")
     if case == "wrong token":
@@ -84,11 +84,12 @@ def test_a_wrong_token_fails_the_same_from_a_fresh_client_process(ray_cluster_to
     import subprocess
     import sys
 
-    cluster, token = ray_cluster_token
+    cluster, _token = ray_cluster_token
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH_")}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="f" * 64, HOME=str(tmp_path))
     done = subprocess.run([sys.executable, "-m", "ldlpose", "submit", "search_spaces/quickstart.yaml", "--smoke-test",
                            "--address", cluster.jobs, "--working-dir", str(REPO), "--storage", str(tmp_path / "r"),
-                           "--set", f"data.root={synth_root}"], env=env, capture_output=True, text=True, timeout=300)
+                           "--set", f"data.root={synth_root}"], env=env, check=False, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "rejected the token from RAY_AUTH_TOKEN" in done.stderr and "Traceback" not in done.stderr

@@ -202,7 +202,7 @@ def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH, *, fli
         scores["maev_asg"] = metrics.maev_from_vectors(np.concatenate(vecs), true)
     if tta:
         scores.update({f"flip_tta_{k}": v for k, v in metrics.evaluate(np.concatenate(tta), true).items()})
-    result = {"benchmark": benchmark, **identity, "rows": int(len(rows)), "rows_stored": int(len(true_all)),
+    result = {"benchmark": benchmark, **identity, "rows": len(rows), "rows_stored": len(true_all),
               "filter": bench.protocol.keeps(), "metrics": scores, "pred_deg": pred, "true_deg": true}
     if bias:
         result["expectation_bias"] = expectation_bias_summary(model.info, true)

@@ -22,6 +22,7 @@ from torch import nn
 # The training pipeline's input normalisation, so that the exported model sees what training saw.
 from ldlpose.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ldlpose.errors import DataError, LdlposeError
+
 # The checkpoint format has one home, shared with training (it imports no Ray).
 from ldlpose.train.checkpoints import load_checkpoint
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
-    "BinScheme",
     "HOPENET_BINS",
+    "BinScheme",
     "axis_endpoints_2d",
     "euler_to_matrix",
     "flip_angles",

@@ -62,7 +62,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[tuple[Sequence[float], Sequenc
 
 def pose_caption(angles_deg: Sequence[float]) -> str:
     """A short caption such as ``y=30 p=0 r=-5`` (yaw, pitch, roll in whole degrees)."""
-    yaw, pitch, roll = (int(round(float(a))) for a in angles_deg)
+    yaw, pitch, roll = (round(float(a)) for a in angles_deg)
     return f"y={yaw} p={pitch} r={roll}"
 
 
@@ -90,5 +90,5 @@ def image_grid(images: Sequence[np.ndarray], ncols: int, captions: Sequence[str]
 
 
 def _text_height(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
-    left, top, right, bottom = font.getbbox("Ayp=0")
+    _left, top, _right, bottom = font.getbbox("Ayp=0")
     return int(bottom - min(top, 0))

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from PIL import Image
-from datafixtures import make_dataset  # noqa: F401 (fixture)
 
 from ldlpose.data import benchmarks
 from ldlpose.data.pipeline import benchmark_dataset

@@ -5,14 +5,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from datafixtures import marker_image, marker_on_left, two_colour_image, make_dataset  # noqa: F401 (fixture)
+from datafixtures import marker_image, marker_on_left, two_colour_image
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ldlpose.data.augment import Augment, Preprocess
 from ldlpose.data.pipeline import HeadPoseDataset, eval_loader, set_epoch, train_loader
 from ldlpose.errors import ConfigError
 
-NO_PHOTOMETRIC = dict(brightness=0.0, contrast=0.0, saturation=0.0, blur_p=0.0)
+NO_PHOTOMETRIC = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "blur_p": 0.0}
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_training_loader_with_workers_and_a_seed(marker_dir):
     for _ in range(2):
         loader = train_loader(ds, batch_size=4, num_workers=2, seed=3)
         set_epoch(loader, 0)
-        runs.append([b for b in loader])
+        runs.append(list(loader))
     assert [len(b["index"]) for b in runs[0]] == [4, 4]
     assert runs[0][0]["image"].shape == (4, 3, 32, 32) and runs[0][0]["image"].dtype == torch.float32
     assert torch.equal(runs[0][0]["image"], runs[1][0]["image"])  # seeded: augmentation repeats
@@ -107,7 +107,7 @@ def test_subset_indices_and_pickling_for_spawned_workers(marker_dir):
 
 
 def test_augmentation_settings_are_checked():
-    with pytest.raises(ConfigError, match="Augment.scale"):
+    with pytest.raises(ConfigError, match=r"Augment\.scale"):
         Augment(scale=(0.9, 1.2))
     with pytest.raises(ConfigError, match="image size"):
         Preprocess(4)

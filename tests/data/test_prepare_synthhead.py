@@ -22,7 +22,8 @@ def test_synthhead_splits_match_the_generator_and_do_not_depend_on_workers(tmp_p
     assert main(["prepare", "synthhead", "--out", str(tmp_path / "b"), "--workers", "1", *args]) == 0
     assert not (tmp_path / "a" / "test").exists()  # --test 0 writes nothing
     for split in ("train", "val"):
-        assert read_manifest(tmp_path / "a" / split)["content_hash"] == read_manifest(tmp_path / "b" / split)["content_hash"]
+        first, second = (read_manifest(tmp_path / run / split)["content_hash"] for run in ("a", "b"))
+        assert first == second
     table = read_table(tmp_path / "a" / "train")
     assert table.num_rows == 24
     expected = list(synthhead.generate("train", 3, size=32, start=20))
@@ -55,7 +56,7 @@ def test_default_synthhead_benchmark_prepares_within_a_minute(tmp_path):
     start = time.perf_counter()
     out = subprocess.run([str(Path(sys.executable).parent / "ldlpose"), "prepare", "synthhead", "--out",
                           str(tmp_path), "--train", "2000", "--val", "500", "--test", "500"],
-                         capture_output=True, text=True)
+                         check=False, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert out.returncode == 0, out.stderr

@@ -192,7 +192,8 @@ def test_a_trial_survives_the_loss_of_its_worker_node(engine, tmp_path, synth_ro
     storage, log = tmp_path / "results", tmp_path / "search.log"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": str(ray_cluster_three)}
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "ldlpose", "search", str(write_space(tmp_path, synth_root, engine)),
+        space_file = write_space(tmp_path, synth_root, engine)
+        process = subprocess.Popen([sys.executable, "-m", "ldlpose", "search", str(space_file),
                                     "--storage", str(storage), "--tracking-uri", mlflow_server],
                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -68,7 +68,8 @@ def test_the_quickstart_study_names_its_values_by_run_config_key_except_the_inco
 def test_one_name_for_compatible_distributions_of_several_methods_and_each_keeps_its_own_range():
     # Float bounds may differ under one name in Optuna; every value stays inside its method's range.
     ranges = {"gldl": (0.0, 0.1), "hopenet": (0.5, 2.0), "whenet": (1.0, 3.0)}
-    space = space_with({m: {"alpha": {"distribution": "uniform", "min": lo, "max": hi}} for m, (lo, hi) in ranges.items()})
+    space = space_with({m: {"alpha": {"distribution": "uniform", "min": lo, "max": hi}}
+                        for m, (lo, hi) in ranges.items()})
     assert set(optuna_space.names(space).values()) == {"method.hparams.alpha"}
     study = sample(space, trials=40)
     assert {name for trial in study.trials for name in trial.params} == {"method", "train.optimizer.lr",
@@ -100,7 +101,7 @@ def test_incompatible_distributions_keep_their_method_in_the_name_and_optuna_wou
     first = refusing.ask()
     optuna_space.suggest(alphas["gldl"], first, "method.hparams.alpha")
     refusing.tell(first, 1.0)
-    with pytest.raises(ValueError, match="distribution kind|dynamic value space|log configuration"):
+    with pytest.raises(ValueError, match=r"distribution kind|dynamic value space|log configuration"):
         optuna_space.suggest(alphas["hopenet"], refusing.ask(), "method.hparams.alpha")
 
 

@@ -8,7 +8,13 @@ import torch
 from torch import nn
 
 from ldlpose.models.profile import (
-    COST_METRICS, ProfileSettings, _percentile, count_macs, count_params_m, measure_latency, profile_checkpoint,
+    COST_METRICS,
+    ProfileSettings,
+    _percentile,
+    count_macs,
+    count_params_m,
+    measure_latency,
+    profile_checkpoint,
     profile_module,
 )
 

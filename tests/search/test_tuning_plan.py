@@ -4,7 +4,11 @@ from pathlib import Path
 
 from ldlpose.search.space import load_search_space
 from ldlpose.search.tuning import (
-    DRIVER_RESOURCE, driver_resources, smoke_test_space, trial_concurrency, trial_resources,
+    DRIVER_RESOURCE,
+    driver_resources,
+    smoke_test_space,
+    trial_concurrency,
+    trial_resources,
 )
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "search_spaces" / "quickstart.yaml"

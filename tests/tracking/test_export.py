@@ -48,13 +48,13 @@ def test_preprocess_matches_the_evaluation_pipeline():
 
 
 def test_unreadable_inputs_name_the_file(tmp_path):
-    with pytest.raises(DataError, match="no checkpoint at .*missing"):
+    with pytest.raises(DataError, match=r"no checkpoint at .*missing"):
         predictor_from_checkpoint(tmp_path / "missing")
     bad = tmp_path / "face.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")
-    with pytest.raises(DataError, match="cannot read image .*face.jpg"):
+    with pytest.raises(DataError, match=r"cannot read image .*face\.jpg"):
         load_image(bad)
-    with pytest.raises(DataError, match="cannot read image .*absent.png"):
+    with pytest.raises(DataError, match=r"cannot read image .*absent\.png"):
         load_image(tmp_path / "absent.png")
 
 

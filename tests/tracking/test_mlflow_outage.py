@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import _free_port, _wait_for_health
 
 pytestmark = pytest.mark.slow
@@ -42,11 +41,12 @@ class RestartableServer:
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         self.starts += 1
         log = self.root / f"server-{self.starts}.log"
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
-             f"sqlite:///{self.root / 'db.sqlite'}", "--artifacts-destination", str(self.root / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        with open(log, "w") as out:  # the server writes to its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
+                 f"sqlite:///{self.root / 'db.sqlite'}", "--artifacts-destination", str(self.root / "artifacts"),
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         _wait_for_health(self.uri, self.process, log)
 
     def stop(self) -> None:

@@ -77,7 +77,7 @@ def race(uri: str, searches: dict, benchmark: str, schedule: str) -> tuple[dict[
             elif name == "pg-better":
                 assert worse_decided.wait(60), "the worse search never decided"
             outcomes[name] = tracking.register_champions(uri, name, searches[name]["best"], [benchmark])[benchmark]
-        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+        except BaseException as err:  # reported by the main thread
             errors.append(f"{name}: {type(err).__name__}: {err}")
             start.abort()
             decided.abort()

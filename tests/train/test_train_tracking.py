@@ -57,6 +57,7 @@ def test_train_is_tracked_and_registers_by_validation(tmp_path, synth_root, ray_
                  "--register"]) == 0
     ours = [v for v in client.search_model_versions("name = 'headpose-synth'")
             if v.tags.get("search_id") in ("tracked-run", "other-run")]
-    assert len(ours) == 2 and {v.tags["selection.content_hash"] for v in ours} == {versions[0].tags["selection.content_hash"]}
+    assert len(ours) == 2
+    assert {v.tags["selection.content_hash"] for v in ours} == {versions[0].tags["selection.content_hash"]}
     champion = client.get_model_version_by_alias("headpose-synth", "champion")
     assert float(champion.tags["selection.value"]) == min(float(v.tags["selection.value"]) for v in ours)

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-
 from conftest import tiny_run
+
 from ldlpose import methods
 from ldlpose.errors import LdlposeError
 from ldlpose.train.checkpoints import load_checkpoint
@@ -35,8 +35,9 @@ def test_every_method_trains_one_epoch(method, synth_root, ray_local, tmp_path):
 
 
 def test_two_ddp_workers_make_the_training_loss_fall(synth_root, ray_local, tmp_path):
-    run = tiny_run(synth_root, train__epochs=4, data__benchmarks_every_epoch=True, train__optimizer={"name": "adam", "lr": 0.002},
-                   train__schedule={"name": "none"}, resources={"workers": 2, "cpus_per_worker": 1},
+    run = tiny_run(synth_root, train__epochs=4, data__benchmarks_every_epoch=True,
+                   train__optimizer={"name": "adam", "lr": 0.002}, train__schedule={"name": "none"},
+                   resources={"workers": 2, "cpus_per_worker": 1},
                    data__augment={"flip": 0.0, "color": 0.0, "blur": 0.0, "shift": 0.0, "scale_min": 1.0})
     outcome = fit(run, storage_path=str(tmp_path), name="ddp")
     history = outcome.history

@@ -92,8 +92,8 @@ def _text(model, results: list[dict]) -> str:
     from ldlpose.report import table
 
     about = ", ".join(f"{k} {model.info[k]}" for k in ("method", "backbone") if model.info.get(k))
-    lines = [f"model {model.spec} ({model.kind}, {model.id}){': ' + about if about else ''}, "
-             f"input {model.input_size} px"]
+    lines = [(f"model {model.spec} ({model.kind}, {model.id}){': ' + about if about else ''}, "
+              f"input {model.input_size} px")]
     asg = any("maev_asg" in r["metrics"] for r in results)
     headers = ["benchmark", "protocol", "rows", "yaw", "pitch", "roll", "MAE", "MAEV", "geodesic"]
     headers += ["MAEV(ASG)"] if asg else []

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(measured_on(config))
     print(f"\nMLflow run {tracked['run_id']} at {uri}; model {tracked['model_uri']}")
-    for benchmark, info in sorted(tracked["champions"].items()):
+    for _benchmark, info in sorted(tracked["champions"].items()):
         verdict = "now the champion" if info["moved"] else f"champion stays version {info['champion']}"
         print(f"registered {info['model']} version {info['version']}: {verdict}")
     return 0

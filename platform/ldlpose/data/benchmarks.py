@@ -1,12 +1,13 @@
 """Named evaluation benchmarks: which prepared folder, under which protocol, how to create the data.
 
 A benchmark resolves to a folder under the data root (the ``root`` argument, else ``$LDLPOSE_DATA``,
-else ``./ldlpose-data``: :func:`ldlpose.locations.resolve_data_root`) and names its :class:`~ldlpose.data.protocols.Protocol`: the crop recipe the
-folder must have been prepared with (checked against the manifest), how a stored crop becomes the
-network input, the angle filter, the split and the row count. The filter lives here, not in the
-data: AFLW2000 keeps all 2,000 rows on disk and the ``aflw2000`` benchmarks evaluate the 1,969
-with every |angle| <= 99 degrees (docs/methods.md#aflw2000, #pitfalls 7). Each benchmark also names the training data
-of its protocol, so a run can find both from the benchmark's name.
+else ``./ldlpose-data``: :func:`ldlpose.locations.resolve_data_root`) and names its
+:class:`~ldlpose.data.protocols.Protocol`: the crop recipe the folder must have been prepared with
+(checked against the manifest), how a stored crop becomes the network input, the angle filter, the
+split and the row count. The filter lives here, not in the data: AFLW2000 keeps all 2,000 rows on
+disk and the ``aflw2000`` benchmarks evaluate the 1,969 with every |angle| <= 99 degrees
+(docs/methods.md#aflw2000, #pitfalls 7). Each benchmark also names the training data of its
+protocol, so a run can find both from the benchmark's name.
 
     >>> bench = get("aflw2000")
     >>> bench.protocol.name                   # 'hopenet-aflw2000'
@@ -27,7 +28,7 @@ from ldlpose.data.protocols import VIEWS, Protocol
 from ldlpose.errors import ConfigError, DataError, unknown
 from ldlpose.locations import resolve_data_root
 
-__all__ = ["Benchmark", "PROTOCOLS", "Protocol", "available", "data_root", "get", "register"]
+__all__ = ["PROTOCOLS", "Benchmark", "Protocol", "available", "data_root", "get", "register"]
 
 
 def data_root(root=None) -> Path:

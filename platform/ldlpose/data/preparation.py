@@ -109,8 +109,8 @@ def summary(manifest: dict, out_dir: Path) -> str:
     """A few lines for the terminal: where the data went, its size, hash and problems."""
     errors = manifest["errors"]
     lines = [
-        f"{out_dir}: {manifest['rows']} rows, {manifest['subjects']} subjects, "
-        f"{len(manifest['shards'])} shards, {manifest['content_hash'][:23]}",
+        (f"{out_dir}: {manifest['rows']} rows, {manifest['subjects']} subjects, "
+         f"{len(manifest['shards'])} shards, {manifest['content_hash'][:23]}"),
     ]
     beyond = manifest["angles_deg"].get("rows_beyond_180", 0)
     if beyond:

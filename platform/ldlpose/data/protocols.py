@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["InputView", "Protocol", "VIEWS"]
+__all__ = ["VIEWS", "InputView", "Protocol"]
 
 
 @dataclass(frozen=True)

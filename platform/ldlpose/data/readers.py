@@ -71,7 +71,7 @@ class Reader:
 
     def default_folder(self, options: Mapping) -> str | None:
         """The folder under the data root this reader writes with ``options``; None if it has none."""
-        if self.folder is None or isinstance(self.folder, str) and ":" not in self.folder:
+        if self.folder is None or (isinstance(self.folder, str) and ":" not in self.folder):
             return self.folder
         return _resolve(self.folder)(options)
 

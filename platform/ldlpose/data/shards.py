@@ -34,10 +34,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ldlpose.files import sha256_file
 from ldlpose import __version__
 from ldlpose.data.records import IMAGE_FORMATS, Problem, beyond_wrap
 from ldlpose.errors import ConfigError, DataError
+from ldlpose.files import sha256_file
 
 __all__ = [
     "FORMAT",
@@ -45,9 +45,9 @@ __all__ = [
     "MANIFEST",
     "SCHEMA",
     "ShardWriter",
+    "manifest_path",
     "read_labels",
     "read_manifest",
-    "manifest_path",
     "read_table",
     "shard_paths",
     "verify",
@@ -99,7 +99,7 @@ class ShardWriter:
         self._writer: pq.ParquetWriter | None = None
         self._shards: list[dict] = []
         self._rows_in_shard = 0
-        self._problems_file = open(self.out_dir / PROBLEMS, "w")
+        self._problems_file = open(self.out_dir / PROBLEMS, "w")  # noqa: SIM115 (open across writes; close() closes it)
         self.problems: list[Problem] = []  # the first MAX_PROBLEMS_IN_MANIFEST
         self.problem_counts: Counter[str] = Counter()
         self.rows = 0

@@ -21,7 +21,6 @@ from ray import tune
 
 from ldlpose import storage, trace
 from ldlpose.errors import LdlposeError
-
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, finalise, trial_error
 from ldlpose.train.checkpoints import request_stop

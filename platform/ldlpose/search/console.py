@@ -134,7 +134,7 @@ class ConsoleView(tune.Callback):
         """At most this long still: the epochs not yet run, at the mean epoch time, over the concurrency."""
         if not self.epoch_seconds:
             return None
-        done, running, left = self.counts()
+        *_, left = self.counts()
         epochs = left * self.epochs + sum(self.epochs - r.get("epoch", 0) for r in self.rows.values()
                                           if r.get("state") == "running")
         return epochs * (sum(self.epoch_seconds) / len(self.epoch_seconds)) / self.concurrency

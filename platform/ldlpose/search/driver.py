@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ldlpose.locations import DEFAULT_STORAGE
 from ldlpose.report import metric_key, table
-from ldlpose.storage import resolve as resolve_location
 from ldlpose.search import confirm, trials
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace, load_search_space
 from ldlpose.search.tuning import CONFIRM_SUFFIX, SearchOutcome, run_confirmation, run_search, smoke_test_space
+from ldlpose.storage import resolve as resolve_location
 
 
 def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> str:
@@ -28,7 +28,8 @@ def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> st
     rows = []
     for c in ranked[:limit]:
         tests = [c["scores"].get(metric_key(b, "mae")) for b in benchmarks]
-        rows.append([c["trial_id"], c["method"], c["backbone"], trials.sampled_values(c["assignment"]), f"{c['objective']:.2f}",
+        rows.append([c["trial_id"], c["method"], c["backbone"], trials.sampled_values(c["assignment"]),
+                     f"{c['objective']:.2f}",
                      *("-" if v is None else f"{v:.2f}" for v in tests), str(c["selected_epoch"])])
     return table(headers, rows)
 
@@ -133,7 +134,6 @@ def _selection(space: SearchSpace, best: dict) -> dict:
 def register(callback: TrackingCallback, space: SearchSpace, best: dict, confirmation: dict | None = None) -> dict:
     """Register the chosen trial (chosen on validation data, never a test benchmark) per benchmark."""
     from ldlpose.tracking import register_champions
-
     from ldlpose.train.data import benchmark_identities
 
     entry = {**best, "selection": _selection(space, best), "benchmark_data": benchmark_identities(space.base_run)}

@@ -65,8 +65,8 @@ def check_costs(section: SearchSection, file: str | None) -> None:
             raise _err(file, f"{where}.goal", f"costs are minimised: use minimize, got {objective.goal!r}")
         seen.add(objective.name)
     checks = [("search.scheduler.name", section.scheduler.name, section.scheduler.name == "asha",
-               "asha stops trials by one metric and cannot rank several objectives; a multi-objective "
-               "search runs every trial to its last epoch: use {name: none} (or leave search.scheduler out)"),
+               ("asha stops trials by one metric and cannot rank several objectives; a multi-objective "
+                "search runs every trial to its last epoch: use {name: none} (or leave search.scheduler out)")),
               ("search.sampler.name", section.sampler.name, section.sampler.name == "cmaes",
                "cmaes optimises a single objective; use nsga2, tpe (multi-objective TPE) or random"),
               ("search.confirm.top_k", section.confirm.top_k, section.confirm.top_k > 0,

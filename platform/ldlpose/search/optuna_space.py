@@ -40,7 +40,8 @@ def distribution(param: Param) -> od.BaseDistribution:
     if d in ("constant", "categorical"):
         return od.CategoricalDistribution(list(param.choices))
     if d.startswith("int"):
-        return od.IntDistribution(int(param.low), int(param.high), step=int(param.step or 1), log=d == "int_log_uniform")
+        return od.IntDistribution(int(param.low), int(param.high), step=int(param.step or 1),
+                                  log=d == "int_log_uniform")
     return od.FloatDistribution(param.low, param.high, step=param.step, log=d == "log_uniform")
 
 

@@ -111,7 +111,7 @@ def _plot(callback, space: SearchSpace, rows: list[dict]) -> list[str]:
 
 def _champion_lines(registered: dict, rule: str) -> list[str]:
     lines = []
-    for benchmark, info in sorted(registered.items()):
+    for _benchmark, info in sorted(registered.items()):
         trial_of = {v: t for t, v in info["versions"].items()}
         versions = ", ".join(sorted(info["versions"].values(), key=int))
         if info["champion"] is None:

@@ -27,11 +27,13 @@ from ray import tune
 
 from ldlpose import trace
 from ldlpose.errors import LdlposeError
-from ldlpose.storage import join as storage_join, name as storage_name, resolve as resolve_storage
 from ldlpose.search import ray_compat
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, error_text, objective_key
+from ldlpose.storage import join as storage_join
+from ldlpose.storage import name as storage_name
+from ldlpose.storage import resolve as resolve_storage
 
 # A trial's driver only waits on its trainer; the workers hold the real resources. Where the cluster
 # offers DRIVER_RESOURCE (cluster.yaml puts it on the head; a local Ray started by ldlpose has it),

@@ -42,15 +42,30 @@ The package's parts: ``runs`` (:class:`SearchTracker`), ``models`` (logging and
 """
 
 from ldlpose.tracking._common import (
-    CHAMPION, MODEL_INFO_FILE, TAG_CONFIRMS, TAG_MODEL_SHA, TAG_MODEL_URI, TAG_PARENT, TAG_ROLE, TAG_SEARCH,
-    TAG_SELECTED_EPOCH, TAG_SELECTED_SHA, TAG_TRIAL, ModelLoadError, TrackingError, registered_model_name, resolve_tracking_uri,
+    CHAMPION,
+    MODEL_INFO_FILE,
+    TAG_CONFIRMS,
+    TAG_MODEL_SHA,
+    TAG_MODEL_URI,
+    TAG_PARENT,
+    TAG_ROLE,
+    TAG_SEARCH,
+    TAG_SELECTED_EPOCH,
+    TAG_SELECTED_SHA,
+    TAG_TRIAL,
+    ModelLoadError,
+    TrackingError,
+    _global_uri,  # noqa: F401  (tests set the URI with it)
+    registered_model_name,
+    resolve_tracking_uri,
 )
-from ldlpose.tracking._common import _global_uri  # noqa: F401  (tests set the URI with it)
 from ldlpose.tracking.models import load_predictor
 from ldlpose.tracking.registry import list_champions, register_champions
 from ldlpose.tracking.runs import SearchTracker
 
 __all__ = [
-    "CHAMPION", "TAG_CONFIRMS", "TAG_MODEL_URI", "TAG_SELECTED_EPOCH", "TAG_SELECTED_SHA", "ModelLoadError", "SearchTracker", "TrackingError", "list_champions",
-    "load_predictor", "register_champions", "registered_model_name", "resolve_tracking_uri",
+    "CHAMPION", "MODEL_INFO_FILE", "TAG_CONFIRMS", "TAG_MODEL_SHA", "TAG_MODEL_URI", "TAG_PARENT", "TAG_ROLE",
+    "TAG_SEARCH", "TAG_SELECTED_EPOCH", "TAG_SELECTED_SHA", "TAG_TRIAL", "ModelLoadError", "SearchTracker",
+    "TrackingError", "list_champions", "load_predictor", "register_champions", "registered_model_name",
+    "resolve_tracking_uri",
 ]

@@ -23,7 +23,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ldlpose.tracking._common import (
-    TAG_ROLE, TrackingError, _client, _log_batch, _require_existing_store, _sqlite_path, resolve_tracking_uri,
+    TAG_ROLE,
+    TrackingError,
+    _client,
+    _log_batch,
+    _require_existing_store,
+    _sqlite_path,
+    resolve_tracking_uri,
 )
 
 __all__ = ["EXPERIMENT", "leaderboard", "log_evaluation", "registry_model_identity"]
@@ -125,7 +131,8 @@ def leaderboard(tracking_uri: str | None, benchmark: str) -> list[dict]:
     runs, token = [], None
     while True:
         page = client.search_runs([experiment.experiment_id], max_results=1000, page_token=token,
-                                  filter_string=f"tags.`{TAG_ROLE}` = '{ROLE}' and tags.`{TAG_BENCHMARK}` = '{benchmark}'")
+                                  filter_string=f"tags.`{TAG_ROLE}` = '{ROLE}' "
+                                                f"and tags.`{TAG_BENCHMARK}` = '{benchmark}'")
         runs += page
         token = page.token
         if not token:

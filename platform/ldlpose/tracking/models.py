@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ldlpose.tracking._common import (
-    MODEL_INFO_FILE, TAG_SEARCH, TAG_TRIAL, ModelLoadError, _global_uri, _require_existing_store, _short,
+    MODEL_INFO_FILE,
+    TAG_SEARCH,
+    TAG_TRIAL,
+    ModelLoadError,
+    _global_uri,
+    _require_existing_store,
+    _short,
     resolve_tracking_uri,
 )
 
@@ -97,7 +103,8 @@ def load_predictor(model_uri: str, tracking_uri: str | None = None) -> tuple[exp
     return LoadedPredictor(module, info), info
 
 
-def log_run_files(uri: str, run_id: str, folder: str, figures: dict | None = None, texts: dict | None = None) -> list[str]:
+def log_run_files(uri: str, run_id: str, folder: str, figures: dict | None = None,
+                  texts: dict | None = None) -> list[str]:
     """Figures (``{name: matplotlib figure}``, closed afterwards) and text files (``{name: str}``) as
     artifacts of a run under ``folder``; the artifact paths written."""
     from ldlpose import plots

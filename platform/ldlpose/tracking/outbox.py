@@ -207,7 +207,8 @@ class Outbox:
             self._down_since = time.monotonic()
             self.outages += 1
             self._say(f"MLflow at {self.uri} is unreachable ({_short(err)}); the search goes on and its writes "
-                      f"are buffered (up to {self.capacity}) and retried every {self.retry_first_s:g}-{self.retry_max_s:g} s")
+                      f"are buffered (up to {self.capacity}) and retried every "
+                      f"{self.retry_first_s:g}-{self.retry_max_s:g} s")
 
     def _wait_or_give_up(self, delay: float) -> bool:
         """Sleep ``delay`` (a drain may cut it short); True when the drain's grace is over."""

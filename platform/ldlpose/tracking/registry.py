@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ldlpose.tracking._common import (
-    CHAMPION, TrackingError, _client, _git, _global_uri, _require_existing_store, registered_model_name,
+    CHAMPION,
+    TrackingError,
+    _client,
+    _git,
+    _global_uri,
+    _require_existing_store,
+    registered_model_name,
 )
 from ldlpose.tracking.champion_rule import FIXED_RULES, Rule, RuleError, parse_rule
 from ldlpose.tracking.champion_rule import tag_number as _number
@@ -142,7 +148,8 @@ def _version_tags(best: Mapping, benchmark: str, search_name: str, rule: str) ->
             "champion_rule": rule}
     for key in ("metric", "value", "split", "rows", "content_hash"):
         if key in selection:
-            tags[f"selection.{key}"] = repr(selection[key]) if isinstance(selection[key], float) else str(selection[key])
+            value = selection[key]
+            tags[f"selection.{key}"] = repr(value) if isinstance(value, float) else str(value)
     prefix = metric_key(benchmark, "")
     for key, value in scores.items():
         if key.startswith("val_") and _number(value) is not None:
@@ -229,7 +236,8 @@ def register_front(uri: str, search_name: str, members: list[Mapping], benchmark
     for benchmark in benchmarks:
         name = registered_model_name(benchmark)
         _ensure_registered_model(client, name, benchmark)
-        versions = {str(m["trial_id"]): _version_for(client, uri, name, m, _version_tags(m, benchmark, search_name, rule))
+        versions = {str(m["trial_id"]): _version_for(client, uri, name, m,
+                                                     _version_tags(m, benchmark, search_name, rule))
                     for m in members}
         before = _champion_version(client, name)
         champion = _settle_champion(client, name, next(iter(versions.values())), rule)

@@ -11,11 +11,27 @@ from pathlib import Path
 
 import numpy as np
 
-from ldlpose.files import sha256_file
 from ldlpose.errors import ConfigError
+from ldlpose.files import sha256_file
 from ldlpose.tracking._common import (
-    _STATUSES, TAG_MODEL_SHA, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA, TAG_MODEL_URI, TAG_PARENT, TAG_ROLE, TAG_SEARCH, TAG_TRIAL, TrackingError,
-    _check_name, _client, _git, _log_batch, _mlflow_key, _param_value, _short, _sqlite_path,
+    _STATUSES,
+    TAG_MODEL_SHA,
+    TAG_MODEL_URI,
+    TAG_PARENT,
+    TAG_ROLE,
+    TAG_SEARCH,
+    TAG_SELECTED_EPOCH,
+    TAG_SELECTED_SHA,
+    TAG_TRIAL,
+    TrackingError,
+    _check_name,
+    _client,
+    _git,
+    _log_batch,
+    _mlflow_key,
+    _param_value,
+    _short,
+    _sqlite_path,
 )
 from ldlpose.tracking.models import _log_predictor
 
@@ -43,7 +59,7 @@ def _numbers(metrics: Mapping, nested: bool = False) -> dict[str, float]:
         if isinstance(value, bool) or value is None:
             continue
         if isinstance(value, (int, float, np.integer, np.floating)) or (
-                hasattr(value, "ndim") and getattr(value, "ndim") == 0):
+                hasattr(value, "ndim") and value.ndim == 0):
             out[_mlflow_key(key)] = float(value)
     return out
 

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ldlpose import storage
-
 from ldlpose.errors import DataError
 
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -131,7 +131,7 @@ def validation_split(run: RunConfig) -> dict:
     if d.max_eval_samples is not None and d.max_eval_samples < len(rows):
         rows = rows[np.linspace(0, len(rows) - 1, d.max_eval_samples).round().astype(int)]
     identity = json.dumps([read_manifest(folder).get("content_hash"), np.asarray(rows).tolist()])
-    return {"name": name, "rows": int(len(rows)), "content_hash": hashlib.sha256(identity.encode()).hexdigest()}
+    return {"name": name, "rows": len(rows), "content_hash": hashlib.sha256(identity.encode()).hexdigest()}
 
 
 def build_loaders(run: RunConfig, method, *, rank: int = 0, world: int = 1) -> Loaders:

@@ -38,7 +38,6 @@ from ldlpose.train.checkpoints import checkpoint_dir_name, save_checkpoint
 from ldlpose.train.optim import make_optimizer, make_scheduler
 
 
-
 class NonFiniteLossError(LdlposeError):
     """The training loss became NaN or infinite."""
 
@@ -90,12 +89,12 @@ def train_one_epoch(model, method, loader, optimizer, device, *, epoch: int, gra
         set_frozen_bn(model)
     totals: dict[str, float] = {}
     steps = 0
-    for step, batch in enumerate(loader):
+    for step, loaded in enumerate(loader):
         if stop is not None and stop():
             raise _StopRequested
         if step == 0:
             trace.mark("epoch.first_batch", trial, started, time.time())
-        batch = _to_device(batch, device)
+        batch = _to_device(loaded, device)
         with _autocast(device):
             outputs = model(batch["image"])
         loss, parts = method.loss(outputs.float(), batch)
@@ -120,8 +119,8 @@ def predict(model, method, loader, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoded predictions and ground truth (both (N, 3) degrees) of this worker's share of a set."""
     model.eval()
     preds, trues = [], []
-    for batch in loader:
-        batch = _to_device(batch, device)
+    for loaded in loader:
+        batch = _to_device(loaded, device)
         with _autocast(device):
             outputs = model(batch["image"])
         preds.append(method.decode(outputs.float()).cpu())

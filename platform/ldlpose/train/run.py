@@ -24,7 +24,6 @@ from ldlpose.locations import DEFAULT_STORAGE
 from ldlpose.train.checkpoints import Selected, latest_checkpoint, load_checkpoint, retention, select_checkpoint
 
 
-
 @dataclass(frozen=True)
 class TrainOutcome:
     metrics: dict  # the last epoch's metrics (rank 0)
@@ -72,7 +71,8 @@ def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(),
     scaling = ray.train.ScalingConfig(
         num_workers=res.workers,
         use_gpu=res.gpus_per_worker > 0,
-        resources_per_worker={"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if res.gpus_per_worker else {})},
+        resources_per_worker={"CPU": res.cpus_per_worker,
+                              **({"GPU": res.gpus_per_worker} if res.gpus_per_worker else {})},
     )
     return TorchTrainer(
         train_loop_per_worker,

@@ -224,7 +224,7 @@ def _prepare_raw(source: Path, targets: dict[str, Path], settings: Settings, pro
         assignment, note = {v.name: "" for v in videos}, {"protocol": 1, "videos": [v.name for v in videos]}
     else:
         train, test = split_videos([v.name for v in videos], split_seed)
-        assignment = {**{n: "train" for n in train}, **{n: "test" for n in test}}
+        assignment = {**dict.fromkeys(train, "train"), **dict.fromkeys(test, "test")}
         note = {"protocol": 2, "split_by": "person", "seed": split_seed, "train_fraction": TRAIN_FRACTION,
                 "permutation": "numpy.random.default_rng(seed).permutation of the sorted persons",
                 "person_source": PERSON_SOURCE, "train_videos": train, "test_videos": test,

@@ -6,7 +6,8 @@ y = 452). Angles are stored as yaw, pitch, roll in degrees (docs/methods.md#300w
 #pitfalls 1). The crop is
 one of :mod:`ldlpose.data.crops`: 300W-LP gets the HopeNet training crop; AFLW2000 the HopeNet /
 6DRepNet test crop (``crop="hopenet"``, every point kept as their loaders do), FSA-Net's
-(``crop="fsanet"``) or RankPose's (``crop="rankpose"``, from ``pt3d_68``). Every row is stored, 3DDFA fits whose angles wrap past 180 degrees included
+(``crop="fsanet"``) or RankPose's (``crop="rankpose"``, from ``pt3d_68``). Every row is stored, 3DDFA
+fits whose angles wrap past 180 degrees included
 (9 in AFLW2000; the manifest lists them, the benchmarks' filters leave them out).
 
 Subjects. 300W-LP names its files ``<source>_<id>_<k>.jpg`` (k = synthesised view), so the subject
@@ -145,7 +146,8 @@ def prepare_landmark_dataset(dataset: str, source_dir, out_dir, settings: Settin
     )
 
 
-def prepare_300wlp(out_dir: Path, settings: Settings, *, source: Path, margin_k: float | None = None) -> dict[str, dict]:
+def prepare_300wlp(out_dir: Path, settings: Settings, *, source: Path,
+                   margin_k: float | None = None) -> dict[str, dict]:
     """The ``300w-lp`` reader (:mod:`ldlpose.data.readers`)."""
     return {"": prepare_landmark_dataset("300w-lp", source, out_dir, settings, k=margin_k)}
 

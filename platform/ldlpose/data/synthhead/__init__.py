@@ -33,8 +33,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ldlpose.data.synthhead.head import (SAMPLE_STREAM, SPLITS, Ellipsoid, Identity, Part, make_identity,
-                                         rng_for, sample_extras)
+from ldlpose.data.synthhead.head import (
+    SAMPLE_STREAM,
+    SPLITS,
+    Ellipsoid,
+    Identity,
+    Part,
+    make_identity,
+    rng_for,
+    sample_extras,
+)
 from ldlpose.data.synthhead.raster import Scene, head_matrix, render_scene
 from ldlpose.errors import ConfigError, unknown
 

@@ -115,7 +115,7 @@ _STRAND_DIRS = np.array([[1.0, 0.1, 0.2], [0.3, 0.05, 1.0], [0.8, 0.0, -0.6], [0
 def _shade(shapes: _Shapes, slot: np.ndarray, depth: np.ndarray, coords: np.ndarray, scene: Scene,
            rotation: np.ndarray, origin: np.ndarray, scale: float) -> np.ndarray:
     """Colour (n, n, 3) of every hit pixel: albedo x texture x (ambient + Lambert) + specular."""
-    rgb = np.zeros(slot.shape + (3,), np.float32)
+    rgb = np.zeros((*slot.shape, 3), np.float32)
     idx = np.flatnonzero(slot >= 0)
     k = slot.ravel()[idx]
     order = np.argsort(k, kind="stable")  # contiguous runs per part, processed part by part
@@ -134,7 +134,8 @@ def _shade(shapes: _Shapes, slot: np.ndarray, depth: np.ndarray, coords: np.ndar
         texture[run] = 1 + part.texture / len(dirs) * waves.sum(axis=1)
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
     light = np.asarray(scene.light)
-    half = (light + (0.0, 0.0, -1.0)) / np.linalg.norm(light + (0.0, 0.0, -1.0))
+    towards_viewer = np.array([0.0, 0.0, -1.0])
+    half = (light + towards_viewer) / np.linalg.norm(light + towards_viewer)
     albedo = np.array([s.colour for s in shapes.parts])[k]
     shine = np.array([s.shine for s in shapes.parts])[k]
     lambert = np.clip(normal @ light, 0, None)
