@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from datafixtures import marker_image, marker_on_left, two_colour_image
+from datafixtures import make_dataset, marker_image, marker_on_left, two_colour_image  # noqa: F401 (fixture)
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ldlpose.data.augment import Augment, Preprocess

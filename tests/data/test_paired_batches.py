@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from datafixtures import make_dataset  # noqa: F401 (fixture)
 from PIL import Image
 
 from ldlpose.data.augment import Preprocess

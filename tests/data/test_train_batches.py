@@ -3,7 +3,7 @@ path run on CPU tensors (the same tensor transforms a CUDA device runs)."""
 
 import pytest
 import torch
-from datafixtures import marker_image, marker_on_left
+from datafixtures import make_dataset, marker_image, marker_on_left  # noqa: F401 (fixture)
 from PIL import Image
 
 from ldlpose import methods
