@@ -23,7 +23,8 @@ def test_every_backbone_gives_its_pooled_feature(name):
 def test_registry_lists_the_supported_family():
     assert set(backbones.available()) == {
         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2",
-        "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
+        "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x0_5",
+        "shufflenet_v2_x1_0",
     }
     with pytest.raises(ConfigError, match="did you mean 'resnet18'"):
         backbones.build_backbone("resnet81")
@@ -70,7 +71,7 @@ def test_imagenet_offline_names_the_file_to_place(tmp_path, monkeypatch):
     assert str(expected) in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0", "resnet18"])
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0", "resnet18", "shufflenet_v2_x0_5"])
 def test_random_init_batchnorm_tracks_a_short_schedule(name, tmp_path):
     """From scratch, every BatchNorm uses PyTorch's momentum (0.1), not torchvision's ImageNet 0.01:
     after 20 training steps the running mean has moved most of the way to the data's mean."""
