@@ -16,6 +16,7 @@ from ldlpose.train.checkpoints import (
     METRICS_FILE,
     checkpoint_dir_name,
     load_checkpoint,
+    resume_state,
     retention,
     save_checkpoint,
     select_checkpoint,
@@ -144,3 +145,45 @@ def test_after_a_resume_past_the_best_epoch_nothing_is_claimed_from_memory():
     assert score_selected(model, None, best, {"synth": []}, torch.device("cpu"), 1) == {}
     best.adopt(1, model)
     assert best.state is not None
+
+
+def _write_epoch(run_dir: Path, epoch: int) -> Path:
+    """A real checkpoint of 1-based ``epoch`` in ``run_dir``, its weights set to the epoch."""
+    net = torch.nn.Linear(2, 1)
+    torch.nn.init.constant_(net.weight, float(epoch))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    folder = run_dir / checkpoint_dir_name(epoch)
+    folder.mkdir(parents=True)
+    save_checkpoint(folder, model_state=net.state_dict(), optimizer=opt,
+                    scheduler=torch.optim.lr_scheduler.StepLR(opt, 1), epoch=epoch - 1,
+                    history=[{"epoch": e, "val_mae": 10.0 - e} for e in range(1, epoch + 1)], run={})
+    return folder
+
+
+def test_a_restart_continues_from_the_newest_complete_checkpoint_on_storage(tmp_path):
+    """Ray Train hands back epoch 1 (the last report its controller received), but epoch 2 reached
+    storage before the node died: the run continues after epoch 2, not after epoch 1."""
+    first = _write_epoch(tmp_path, 1)
+    _write_epoch(tmp_path, 2)
+    registered = load_checkpoint(first)
+    state = resume_state(registered, tmp_path)
+    assert state["epoch"] == 1 and state["model"]["weight"].flatten().tolist() == [2.0, 2.0]
+    assert len(state["history"]) == 2
+    # Ray already has the newest epoch, or there is no folder to look in: Ray's checkpoint as it is.
+    assert resume_state(load_checkpoint(tmp_path / checkpoint_dir_name(2)), tmp_path)["epoch"] == 1
+    assert resume_state(registered, None) is registered
+    # Nothing registered (a first attempt that died before its first report reached Ray): storage.
+    assert resume_state(None, tmp_path)["epoch"] == 1
+
+
+def test_a_newer_checkpoint_cut_off_mid_upload_is_passed_over(tmp_path):
+    """Epoch 3's upload was cut off when the node died (metrics there, model file truncated):
+    the run continues from epoch 2, the newest one that loads, not from Ray's epoch 1."""
+    first = _write_epoch(tmp_path, 1)
+    _write_epoch(tmp_path, 2)
+    third = _write_epoch(tmp_path, 3)
+    model_file = third / CHECKPOINT_FILE
+    model_file.write_bytes(model_file.read_bytes()[:100])
+    assert (third / METRICS_FILE).is_file()
+    state = resume_state(load_checkpoint(first), tmp_path)
+    assert state["epoch"] == 1 and state["model"]["weight"].flatten().tolist() == [2.0, 2.0]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ldlpose.train.checkpoints import latest_checkpoint, load_checkpoint, prune, stop_requested, store
+from ldlpose.train.checkpoints import latest_checkpoint, load_checkpoint, prune, resume_state, stop_requested, store
 
 Writer = Callable[[Path], None]  # writes one checkpoint into the folder it is given
 
@@ -41,10 +41,12 @@ class RayTrainSession:
         import ray.train
 
         checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            return None
-        with checkpoint.as_directory() as directory:
-            return load_checkpoint(Path(directory))
+        registered = None
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                registered = load_checkpoint(Path(directory))
+        # Every rank reads the same storage, so all of them continue from the same epoch.
+        return resume_state(registered, self.run_dir)
 
     def report(self, metrics: dict, write: Writer | None, name: str) -> None:
         """Every rank calls this once per epoch (it is a barrier); rank 0 alone writes the checkpoint."""
