@@ -56,7 +56,7 @@ def test_a_flat_picture_and_noise_have_no_face(detector):
 def test_a_small_face_in_a_large_photo_is_found_where_it_is(detector):
     """The picture shrunk to 90 px (a face of about 45 px) pasted into a 640 x 480 grey photo."""
     jpg = AFLW / "image00050.jpg"
-    small = Image.open(jpg).convert("RGB").resize((90, 90), Image.BILINEAR)
+    small = Image.open(jpg).convert("RGB").resize((90, 90), Image.Resampling.BILINEAR)
     photo = Image.new("RGB", (640, 480), (120, 120, 120))
     photo.paste(small, (400, 300))
     (face,) = detector.detect(np.asarray(photo))

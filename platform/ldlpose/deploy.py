@@ -67,10 +67,10 @@ def export_model(module, info: dict, out, fmt: str) -> tuple[Path, Path]:
     out = Path(out)
     if out.suffix != f".{fmt}":
         raise ConfigError(f"--out must end in .{fmt} for --format {fmt}, got {out}")
-    size, about = int(info["image_size"]), {"method": info.get("method"), "backbone": info.get("backbone")}
+    size, method, backbone = int(info["image_size"]), info.get("method"), info.get("backbone")
     if fmt == "onnx":
-        export_onnx(module, size, out, **about, crop=info.get("crop"))
+        export_onnx(module, size, out, method=method, backbone=backbone, crop=info.get("crop"))
     else:
         export_pt2(module, size, out)
-        write_description(out, size, **about, crop=info.get("crop"))
+        write_description(out, size, method=method, backbone=backbone, crop=info.get("crop"))
     return out, description_path(out)

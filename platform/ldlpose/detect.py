@@ -92,7 +92,10 @@ class _Net(nn.Module):
                  hidden: int | None = None):
         super().__init__()
         self.body = nn.Sequential(*body)
-        self.fc = None if flat is None else nn.Sequential(nn.Linear(flat, hidden), nn.PReLU(hidden))
+        self.fc: nn.Sequential | None = None
+        if flat is not None:
+            assert hidden is not None, "a stage with a dense layer gives its width"
+            self.fc = nn.Sequential(nn.Linear(flat, hidden), nn.PReLU(hidden))
         width = hidden or [m for m in body if isinstance(m, nn.PReLU)][-1].num_parameters
         self.heads = nn.ModuleList(nn.Conv2d(width, n, 1) if flat is None else nn.Linear(width, n) for n in heads)
 
@@ -101,6 +104,11 @@ class _Net(nn.Module):
         if self.fc is not None:  # Keras flattens (N, W, H, C): its Permute((2, 1, 3)) of NHWC
             x = self.fc(x.permute(0, 3, 2, 1).flatten(1))
         return [head(x) for head in self.heads]
+
+
+def _corners(box: np.ndarray) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return x0, y0, x1, y1
 
 
 def _load(net: _Net, file: Path) -> _Net:
@@ -204,7 +212,7 @@ class FaceDetector:
         found = []
         for scale in self._scales(*picture.size):
             size = (math.ceil(picture.width * scale), math.ceil(picture.height * scale))
-            level = np.asarray(picture.resize(size, Image.BOX))[None]  # area averaging, as cv2.INTER_AREA
+            level = np.asarray(picture.resize(size, Image.Resampling.BOX))[None]  # area averaging, as cv2.INTER_AREA
             offsets, logits = self.pnet(_normalise(level))
             prob = logits.softmax(1)[0, 1].numpy()
             ys, xs = np.nonzero(prob > self.thresholds[0])
@@ -227,7 +235,7 @@ class FaceDetector:
         for i, box in enumerate(np.rint(boxes).astype(int)):
             x0, y0, x1, y1 = box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1)
             # Image.crop fills the part outside the picture with black, as the reference pads with zeros.
-            patches[i] = np.asarray(picture.crop((x0, y0, x1, y1)).resize((size, size), Image.BILINEAR))
+            patches[i] = np.asarray(picture.crop((x0, y0, x1, y1)).resize((size, size), Image.Resampling.BILINEAR))
         return _normalise(patches)
 
     def _refine(self, picture, boxes: np.ndarray) -> np.ndarray:
@@ -251,5 +259,4 @@ class FaceDetector:
         boxes = _calibrate(boxes, offsets)
         keep = _nms(boxes, scores, 0.7, mode="min")
         limit = np.array([picture.width, picture.height] * 2, dtype=np.float64)
-        return [Face(tuple(float(v) for v in np.clip(boxes[i], 0, limit)), float(scores[i]), landmarks[i])
-                for i in keep]
+        return [Face(_corners(np.clip(boxes[i], 0, limit)), float(scores[i]), landmarks[i]) for i in keep]

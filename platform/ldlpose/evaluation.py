@@ -161,7 +161,7 @@ def benchmark_batches(folder: Path, rows: np.ndarray, view, size: int, batch: in
         for i, data in enumerate(column.take(pa.array(chunk, type=pa.int64()))):
             with Image.open(io.BytesIO(data.as_py())) as img:
                 rgb = img.convert("RGB")
-            images[i] = np.asarray(rgb.resize((size, size), Image.BILINEAR, box=view.box(*rgb.size)))
+            images[i] = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR, box=view.box(*rgb.size)))
         yield images, chunk
 
 
@@ -190,12 +190,13 @@ def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH, *, fli
         raise DataError(f"benchmark {benchmark!r}: none of the {len(true_all)} rows of {folder} passes its filter "
                         f"({bench.protocol.keeps()})")
     preds, vecs, tta = [], [], []
+    predict_flip = model.predict_flip_tta if flip_tta else None  # checked above: present when asked for
     for images, _ in benchmark_batches(folder, rows, bench.protocol.input, model.input_size, batch):
         preds.append(np.asarray(model.predict(images), dtype=np.float64))
         if model.vectors is not None:
             vecs.append(model.vectors(images))
-        if flip_tta:
-            tta.append(np.asarray(model.predict_flip_tta(images), dtype=np.float64))
+        if predict_flip is not None:
+            tta.append(np.asarray(predict_flip(images), dtype=np.float64))
     pred, true = np.concatenate(preds), true_all[rows]
     scores = metrics.evaluate(pred, true)
     if vecs:

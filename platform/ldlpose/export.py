@@ -40,6 +40,9 @@ ANGLE_CONVENTION = ("yaw, pitch, roll in degrees (ldlpose.geometry): positive ya
 class PosePredictor(nn.Module):
     """Images float32 (N, 3, S, S) RGB in [0, 1] -> float32 (N, 3) yaw/pitch/roll in degrees."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, method, image_size: int):
         super().__init__()
         self.net = net
@@ -145,7 +148,7 @@ def preprocess(images: list[np.ndarray], image_size: int) -> torch.Tensor:
         height, width = image.shape[:2]
         side = min(height, width)
         x0, y0 = (width - side) / 2, (height - side) / 2
-        pil = Image.fromarray(image).resize((image_size, image_size), Image.BILINEAR,
+        pil = Image.fromarray(image).resize((image_size, image_size), Image.Resampling.BILINEAR,
                                             box=(x0, y0, x0 + side, y0 + side))
         batch[i] = np.asarray(pil)
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0).contiguous()

@@ -74,7 +74,8 @@ class Preprocessing:
     def inputs(self, images: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB -> the float32 array the model takes."""
         x = images[..., ::-1] if self.colour == "BGR" else images
-        x = (x.astype(np.float32) / np.float32(self.scale) - np.float32(self.mean)) / np.float32(self.std)
+        mean, std = np.asarray(self.mean, dtype=np.float32), np.asarray(self.std, dtype=np.float32)
+        x = (x.astype(np.float32) / np.float32(self.scale) - mean) / std
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self.layout == "NCHW" else x, dtype=np.float32)
 
     def angles(self, outputs: np.ndarray) -> np.ndarray:
@@ -150,9 +151,15 @@ def _parse(path: Path, inp: dict, out: dict) -> Preprocessing:
     if scale <= 0:
         raise ConfigError(f"{path}: input.scale: must be > 0 (255 maps pixels to [0, 1]), got {scale}")
     return Preprocessing(size=inp["size"], layout=inp.get("layout", "NCHW"), colour=inp.get("colour", "RGB"),
-                         scale=scale, mean=triples["mean"], std=triples["std"], input_name=inp.get("name"),
-                         output_name=out.get("name"), order=order, units=out.get("units", "degrees"),
-                         signs=triples["signs"])
+                         scale=scale, mean=_three(triples["mean"]), std=_three(triples["std"]),
+                         input_name=inp.get("name"), output_name=out.get("name"), order=order,
+                         units=out.get("units", "degrees"), signs=_three(triples["signs"]))
+
+
+def _three(values: tuple[float, ...]) -> tuple[float, float, float]:
+    """A tuple already checked to hold three numbers, typed as such."""
+    first, second, third = values
+    return first, second, third
 
 
 class OnnxPredictor:

@@ -24,6 +24,7 @@ from ldlpose.errors import DataError
 
 __all__ = ["PhotoResult", "crop_recipe", "face_crop", "face_input", "predict_photos", "whole_image_input"]
 
+Recipe = crops.MarginRecipe | crops.FsanetRecipe | crops.RankposeRecipe
 FALLBACK = crops.hopenet_300wlp()
 
 
@@ -38,7 +39,7 @@ class PhotoResult:
     image: np.ndarray | None = None  # kept for drawing
 
 
-def crop_recipe(info: dict) -> tuple[object, str]:
+def crop_recipe(info: dict) -> tuple[Recipe, str]:
     """``(recipe, why)``: the face-box crop recipe of a model's info (see the module docstring)."""
     crop = info.get("crop") or (info.get("preprocessing") or {}).get("crop")
     if not crop:
@@ -64,7 +65,8 @@ def _centre_square(image, size: int) -> np.ndarray:
     from ldlpose.data.protocols import VIEWS
 
     box = VIEWS["centre-square"].box(*image.size)
-    return np.array(image.resize((size, size), Image.BILINEAR, box=box))  # writable: torch.from_numpy warns otherwise
+    # np.array, not np.asarray: writable, or torch.from_numpy warns
+    return np.array(image.resize((size, size), Image.Resampling.BILINEAR, box=box))
 
 
 def face_crop(picture, box: Sequence[float], recipe):

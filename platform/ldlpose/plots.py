@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def search_figures(study) -> dict:
 
     _pyplot()
     finished = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    figures = {}
+    figures: dict[str, Any] = {}
     if len(finished) < 2:
         return figures
     for name, plot in (("param_importances.png", optuna_mpl.plot_param_importances),

@@ -168,7 +168,8 @@ class Preprocess:
     def _factors(self, draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         a = self.augment or Augment(brightness=0.0, contrast=0.0, saturation=0.0)
         columns = ((a.brightness, BRIGHTNESS), (a.contrast, CONTRAST), (a.saturation, SATURATION))
-        return tuple((1 + f * (2 * draws[:, j] - 1)).view(-1, 1, 1, 1) for f, j in columns)
+        brightness, contrast, saturation = ((1 + f * (2 * draws[:, j] - 1)).view(-1, 1, 1, 1) for f, j in columns)
+        return brightness, contrast, saturation
 
     def _blur(self, x: torch.Tensor, draws: torch.Tensor) -> None:
         if self.augment is None:
@@ -185,7 +186,7 @@ class Preprocess:
     def _evaluate(self, data: bytes, angles_deg) -> tuple[torch.Tensor, torch.Tensor]:
         angles = torch.as_tensor(np.asarray(angles_deg, dtype=np.float32)).view(3)
         img = _open_draft(data, lambda w, h: self.size / (self.view.fraction * min(w, h)))
-        img = img.resize((self.size, self.size), Image.BILINEAR, box=self.view.box(*img.size))
+        img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=self.view.box(*img.size))
         x = np.asarray(img, dtype=np.float32) * np.float32(1 / 255)  # (H, W, 3) RGB
         x -= self._mean
         x /= self._std

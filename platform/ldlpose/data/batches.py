@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 from ldlpose.data.augment import DRAWS
 from ldlpose.data.samplers import PairedBatchSampler
 from ldlpose.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ldlpose.data.pipeline import HeadPoseDataset  # which imports this module
 
 __all__ = ["TrainItems", "TrainLoader", "draws_for", "train_loader"]
 
@@ -56,6 +60,7 @@ def train_loader(dataset, *, batch_size: int = 64, num_workers: int = 0, pairs: 
     decode_on_device = _decodes_on_device(dataset, device, gpu_decode)
     items = TrainItems(dataset, seed=seed, decode=not decode_on_device)
     drop_last = len(items) // world_size >= batch_size  # a set smaller than one batch still trains
+    sampler: PairedBatchSampler | DistributedSampler
     if pairs:
         sampler = PairedBatchSampler(items.subject_ids, batch_size, rank=rank, world_size=world_size,
                                      seed=seed, drop_last=drop_last)
@@ -104,7 +109,7 @@ class TrainItems(Dataset):
         return self.base.staged(position, draws, decode=self.decode)
 
 
-def _unwrap(dataset) -> tuple[Dataset, np.ndarray]:
+def _unwrap(dataset) -> tuple[HeadPoseDataset, np.ndarray]:
     """``(HeadPoseDataset, positions in it)`` of a dataset or of (nested) Subsets of one."""
     if isinstance(dataset, Subset):
         base, positions = _unwrap(dataset.dataset)
@@ -158,6 +163,7 @@ class TrainLoader(DataLoader):
 
     def finish_on_device(self, batch: dict) -> dict:
         """Copy a collated batch to ``self.device`` and do the rest of its augmentation there."""
+        assert self.device is not None, "only mapped over the batches when there is a device"
         return finish_on(batch, self.preprocess, self.device)
 
 

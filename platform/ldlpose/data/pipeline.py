@@ -64,7 +64,7 @@ class _ImageColumn:
                 starts.append(starts[-1] + len(chunk))
         self._starts = np.asarray(starts)
 
-    def __getitem__(self, row: int) -> bytes:
+    def __getitem__(self, row: int) -> memoryview:
         c = int(np.searchsorted(self._starts, row, side="right")) - 1
         offsets, data, _ = self._chunks[c]
         j = row - self._starts[c]
@@ -78,7 +78,7 @@ class HeadPoseDataset(Dataset):
     the whole folder (``subject_names``), so train and validation subsets of one folder agree.
     """
 
-    def __init__(self, dataset_dir, *, indices: Sequence[int] | None = None,
+    def __init__(self, dataset_dir, *, indices: Sequence[int] | np.ndarray | None = None,
                  transform: Preprocess | None = None, preload: bool = True):
         self.dataset_dir = Path(dataset_dir)
         self.manifest = read_manifest(self.dataset_dir)

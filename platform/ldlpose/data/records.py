@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +93,7 @@ def encode(img: Image.Image, options: ImageOptions) -> bytes:
     """RGB bytes in the chosen format, downscaled first if ``options.max_side`` asks for it."""
     size = _encoded_size(img, options)
     if size != img.size:
-        img = img.resize(size, Image.BILINEAR, reducing_gap=2.0)
+        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     buf = io.BytesIO()
     if options.format == "jpeg":
         img.save(buf, format="JPEG", quality=JPEG_QUALITY)
@@ -101,7 +102,7 @@ def encode(img: Image.Image, options: ImageOptions) -> bytes:
     return buf.getvalue()
 
 
-def crop(img: Image.Image, box: tuple[float, float, float, float]) -> tuple[Image.Image, tuple[int, ...]]:
+def crop(img: Image.Image, box: tuple[float, float, float, float]) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """The part of ``img`` inside ``box`` (clipped to the picture, rounded to pixels) and that box."""
     x0, y0 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
     x1, y1 = min(img.width, math.ceil(box[2])), min(img.height, math.ceil(box[3]))
@@ -111,7 +112,7 @@ def crop(img: Image.Image, box: tuple[float, float, float, float]) -> tuple[Imag
     return img.crop((x0, y0, x1, y1)), (x0, y0, x1, y1)
 
 
-def crop_exact(img: Image.Image, box: tuple[int, int, int, int]) -> tuple[Image.Image, tuple[int, ...]]:
+def crop_exact(img: Image.Image, box: Sequence[float]) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """``img.crop(box)`` as PIL computes it: integer box, parts outside the picture black (HopeNet)."""
     x0, y0, x1, y1 = (int(v) for v in box)
     if x1 - x0 < 2 or y1 - y0 < 2:

@@ -26,7 +26,7 @@ class PairedBatchSampler(Sampler[list[int]]):
     Call :meth:`set_epoch` every epoch (as with DistributedSampler) for a new pairing and order.
     """
 
-    def __init__(self, subject_ids: Sequence[int], batch_size: int, *, rank: int = 0, world_size: int = 1,
+    def __init__(self, subject_ids: Sequence[int] | np.ndarray, batch_size: int, *, rank: int = 0, world_size: int = 1,
                  seed: int = 0, drop_last: bool = True):
         if batch_size < 2 or batch_size % 2:
             raise ConfigError(f"paired batches need an even batch size >= 2, got {batch_size}")
@@ -48,14 +48,14 @@ class PairedBatchSampler(Sampler[list[int]]):
 
     def _batches(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        pairs = []
+        per_group = []
         for group in self._groups:
             items = rng.permutation(group)
             if len(items) % 2:
                 partner = rng.choice(items[:-1])
                 items = np.append(items, partner)
-            pairs.append(items.reshape(-1, 2))
-        pairs = np.concatenate(pairs)[rng.permutation(self._pairs)]
+            per_group.append(items.reshape(-1, 2))
+        pairs = np.concatenate(per_group)[rng.permutation(self._pairs)]
         per_batch = self.batch_size // 2
         batches = [pairs[i:i + per_batch].reshape(-1) for i in range(0, len(pairs), per_batch)]
         if self.drop_last and len(batches[-1]) < self.batch_size:

@@ -15,7 +15,8 @@ from ldlpose.data.shards import read_labels
 from ldlpose.errors import ConfigError, DataError
 
 
-def split_subjects(subjects: Sequence[str], val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def split_subjects(subjects: Sequence[str] | np.ndarray, val_fraction: float,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Positions (train, val) into ``subjects``, with no subject on both sides.
 
     Subjects are shuffled with ``seed`` and taken for validation until their rows come closest to
@@ -36,7 +37,7 @@ def split_subjects(subjects: Sequence[str], val_fraction: float, seed: int = 0) 
 
 
 def split_by_subject(dataset_dir, val_fraction: float = 0.1, seed: int = 0,
-                     indices: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     indices: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, val) of a prepared dataset, disjoint by subject.
 
     ``indices`` restricts the split to those rows (e.g. after an angle filter); the result still

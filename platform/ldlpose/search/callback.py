@@ -16,6 +16,7 @@ state (search.trials).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from ray import tune
 
@@ -24,6 +25,9 @@ from ldlpose.errors import LdlposeError
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, finalise, trial_error
 from ldlpose.train.checkpoints import request_stop
+
+if TYPE_CHECKING:
+    from ldlpose.tracking.outbox import Outbox
 
 
 def run_params(space: SearchSpace, assignment: dict) -> dict:
@@ -47,7 +51,7 @@ class TrackingCallback(tune.Callback):
         self.storage, self.prefix, self.points, self.eval_samples = storage, prefix, points, eval_samples
         self._tracker = tracker  # a started SearchTracker to share (the confirmation's), else made on first use
         self.problems: list[str] = []
-        self._outbox = None
+        self._outbox: Outbox | None = None
 
     def __getstate__(self):  # Tune stores its callbacks with the experiment state
         return {**self.__dict__, "_tracker": None, "_outbox": None}

@@ -147,7 +147,7 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
     rows = front_rows(space, ranked, costs_of)
     members = [r for r in rows if r["pareto"]]
     rule = space.search.champion.rule
-    registered = {}
+    registered: dict = {}
     if members:
         registered = callback.safely("Pareto registration", register_front, callback.uri, space.name,
                                      [_entry(space, m) for m in members], space.base_run.data.benchmarks,

@@ -20,6 +20,7 @@ def wait_for_reports_to_drain(timeout_s: float = 60.0) -> None:
     from ray.train._internal.session import get_session
 
     session = get_session()
+    assert session is not None, "called from a Ray Train worker, which has a session"
     inter_actor = getattr(session, "_inter_actor_queue", None)
 
     def drained() -> bool:

@@ -90,7 +90,7 @@ def _global_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(old)
+        mlflow.set_tracking_uri(old)  # type: ignore[arg-type]  # None unsets it; the annotation omits None
 
 
 def _mlflow_key(name: str) -> str:

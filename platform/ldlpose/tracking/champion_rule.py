@@ -131,7 +131,8 @@ def parse_rule(text: str, accepted: Collection[str] | None = None) -> str | Rule
         return Rule(text.strip(), minimise)
     if rest[0] != "where":
         raise RuleError(f"expected 'where' after 'min {minimise}', got {rest[0]!r}")
-    clauses, current = [], []
+    clauses: list[list[str]] = []
+    current: list[str] = []
     for word in rest[1:]:
         if word == "and":
             clauses.append(current)

@@ -19,7 +19,7 @@ import contextlib
 import hashlib
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ldlpose.tracking._common import (
@@ -90,7 +90,7 @@ def registry_model_identity(model_uri: str, tracking_uri: str | None = None) -> 
 
 
 def log_evaluation(tracking_uri: str | None, result: Mapping, model: Mapping,
-                   artifacts: list[Path] = ()) -> str:
+                   artifacts: Sequence[Path] = ()) -> str:
     """Log one benchmark result of ``ldlpose.evaluation.evaluate`` for ``model`` (its ``describe()``);
     returns the run id."""
     uri = resolve_tracking_uri(tracking_uri)

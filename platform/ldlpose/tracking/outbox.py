@@ -68,18 +68,19 @@ def unreachable(err: BaseException) -> bool:
     transient = (ConnectionError, TimeoutError, requests.exceptions.ConnectionError,
                  requests.exceptions.Timeout, requests.exceptions.RetryError)
     seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, transient):
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, transient):
             return True
-        text = str(err)
+        text = str(current)
         # MLflow wraps the requests error into a message (raised without `from`).
         if text.startswith("API request to") and ("failed with exception" in text
                                                   or "failed with timeout exception" in text):
             return True
-        if getattr(err, "error_code", None) == "TEMPORARILY_UNAVAILABLE":
+        if getattr(current, "error_code", None) == "TEMPORARILY_UNAVAILABLE":
             return True
-        err = err.__cause__ or err.__context__
+        current = current.__cause__ or current.__context__
     return False
 
 
@@ -217,6 +218,7 @@ class Outbox:
             while True:
                 now = time.monotonic()
                 if self._give_up_at is not None and now >= self._give_up_at:
+                    assert self._down_since is not None  # _outage set it before this wait
                     lost = list(self._queue)
                     self._queue.clear()
                     self.problems.append(str(TrackingError(

@@ -48,7 +48,9 @@ def champion_target(versions: Mapping[str, Mapping], current: str | None, own: s
     """
     parsed = _parsed(rule)
     def key(v: str, tag: str) -> tuple[float, int]:
-        return (_number(versions[v].get(tag)), int(v))
+        value = _number(versions[v].get(tag))
+        assert value is not None, (v, tag)  # only versions whose tag holds a number are ranked
+        return value, int(v)
 
     if rule == "benchmark":
         scored = [v for v in versions if _number(versions[v].get("mae")) is not None]
@@ -68,7 +70,14 @@ def champion_target(versions: Mapping[str, Mapping], current: str | None, own: s
         qualified = [v for v in members if parsed.qualifies(versions[v])]
         if not qualified:
             return current
-        return min(qualified, key=lambda v: (parsed.values(versions[v])[parsed.minimise], int(v)))
+        rule_ = parsed
+
+        def rule_key(v: str) -> tuple[float, int]:
+            values = rule_.values(versions[v])
+            assert values is not None, v  # a qualified version records every metric of the rule
+            return values[rule_.minimise], int(v)
+
+        return min(qualified, key=rule_key)
     return min(members, key=lambda v: key(v, TAG_SELECTION_VALUE))
 
 
@@ -110,6 +119,7 @@ def _settle_champion(client, name: str, own: str, rule: str) -> str | None:
         best = champion_target(_versions(client, name), current, own, rule)
         if current == best:
             return best
+        assert best is not None  # champion_target gives None only when there is no champion (current None)
         if _before_alias_write is not None:
             _before_alias_write(name, best, attempt)
         try:
@@ -249,9 +259,10 @@ def register_front(uri: str, search_name: str, members: list[Mapping], benchmark
     return outcome
 
 
-def _same_split(versions: Mapping[str, Mapping], a: str, b: str) -> bool:
+def _same_split(versions: Mapping[str, Mapping], a: str | None, b: str) -> bool:
     pick = (TAG_SPLIT_HASH, TAG_SELECTION_METRIC)
-    return [versions.get(a, {}).get(k) for k in pick] == [versions.get(b, {}).get(k) for k in pick]
+    tags_a = {} if a is None else versions.get(a, {})
+    return [tags_a.get(k) for k in pick] == [versions.get(b, {}).get(k) for k in pick]
 
 
 def list_champions(uri: str) -> list[dict]:

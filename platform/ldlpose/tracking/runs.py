@@ -204,14 +204,16 @@ class SearchTracker:
         return [f"plots/{name}" for name in written]
 
     def finish(self, status: str = "FINISHED") -> None:
-        self._require_started()
+        _, parent_run_id = self._require_started()
         status = _run_status(status)
-        _log_batch(self.client, self.parent_run_id, tags={"ldlpose.status": status})
-        self.client.set_terminated(self.parent_run_id, status=status)
+        _log_batch(self.client, parent_run_id, tags={"ldlpose.status": status})
+        self.client.set_terminated(parent_run_id, status=status)
 
-    def _require_started(self) -> None:
-        if self.parent_run_id is None:
+    def _require_started(self) -> tuple[str, str]:
+        """``(experiment id, parent run id)`` of a started tracker."""
+        if self.parent_run_id is None or self.experiment_id is None:  # start() sets both
             raise TrackingError(f"SearchTracker({self.search_name!r}).start(...) must be called first")
+        return self.experiment_id, self.parent_run_id
 
     # -- trials ---------------------------------------------------------------------------------
 
@@ -319,6 +321,7 @@ class SearchTracker:
         from ldlpose.train.checkpoints import checkpoint_file as model_file
 
         run_id = self._trial_run(trial_id)
+        experiment_id, _ = self._require_started()
         checkpoint = Path(checkpoint_dir)
         checkpoint_file = model_file(checkpoint)
         digest = sha256_file(checkpoint_file) if checkpoint_file.is_file() else None
@@ -330,7 +333,7 @@ class SearchTracker:
             predictor, info = export.predictor_from_checkpoint(checkpoint)
             info.update({"search_id": self.search_name, "trial_id": trial_id, "run_id": run_id})
             try:
-                model_uri = _log_predictor(predictor, info, run_id=run_id, experiment_id=self.experiment_id,
+                model_uri = _log_predictor(predictor, info, run_id=run_id, experiment_id=experiment_id,
                                            uri=self.uri, tags={TAG_MODEL_SHA: digest or ""})
             except Exception as err:  # torch.export (a method's decode) or the server; the search goes on
                 raise TrackingError(f"could not log the model of trial {trial_id} ({info['method']}, "

@@ -60,7 +60,7 @@ def request_stop(run_dir) -> None:
 def stop_requested(run_dir: str | None) -> bool:
     if storage.is_uri(run_dir):
         return storage.exists(storage.join(run_dir, STOP_FILE))
-    return bool(run_dir) and (Path(run_dir) / STOP_FILE).is_file()
+    return run_dir is not None and run_dir != "" and (Path(run_dir) / STOP_FILE).is_file()
 
 
 def checkpoint_dir_name(epoch: int) -> str:
@@ -170,33 +170,13 @@ def latest_checkpoint(run_dir) -> Path | str | None:
     return max(kept, key=lambda k: k[0])[1] if kept else None
 
 
-def resume_state(registered: dict | None, run_dir) -> dict | None:
-    """What a restarted run continues from: ``registered`` (the checkpoint state Ray Train handed
-    back) or, when ``run_dir`` holds a later checkpoint that loads in full, that one.
-
-    A worker lost after its checkpoint reached storage but before its report reached the Train
-    controller leaves the controller one epoch behind what storage holds; without this the run
-    would train that epoch again. A later folder that does not load (its upload cut off when the
-    node died) is passed over.
-    """
-    done = -1 if registered is None else int(registered["epoch"])  # 0-based, as saved
-    for epoch, folder, _ in sorted(_kept(run_dir) if run_dir else [], key=lambda k: -k[0]):
-        if epoch - 1 <= done:  # metrics count epochs from 1
-            break
-        try:
-            return load_checkpoint(folder)
-        except DataError:
-            continue
-    return registered
-
-
-def _kept(run_dir) -> list[tuple[int, Path, dict]]:
+def _kept(run_dir) -> list[tuple[int, Path | str, dict]]:
     """``(epoch, folder, metrics)`` of every readable checkpoint of a run."""
     if storage.is_uri(run_dir):
         return _kept_at_uri(run_dir)
     if not run_dir or not Path(run_dir).is_dir():
         return []
-    kept = []
+    kept: list[tuple[int, Path | str, dict]] = []
     for folder in sorted(Path(run_dir).glob(f"{CHECKPOINT_PREFIX}*")):
         if not folder.is_dir():  # checkpoint_manager_snapshot.json lives beside them
             continue
@@ -208,10 +188,10 @@ def _kept(run_dir) -> list[tuple[int, Path, dict]]:
     return kept
 
 
-def _kept_at_uri(run_dir: str) -> list[tuple[int, str, dict]]:
+def _kept_at_uri(run_dir: str) -> list[tuple[int, Path | str, dict]]:
     import pyarrow.fs
 
-    kept = []
+    kept: list[tuple[int, Path | str, dict]] = []
     for info in sorted(storage.listing(run_dir), key=lambda i: i.base_name):
         if info.type != pyarrow.fs.FileType.Directory or not info.base_name.startswith(CHECKPOINT_PREFIX):
             continue
@@ -280,7 +260,7 @@ def prune(run_dir, select_metric: str) -> list[Path | str]:
     scored = [(float(m[select_metric]), epoch, folder) for epoch, folder, m in kept if select_metric in m]
     if scored:  # the best, as select_checkpoint chooses it (ties to the earlier epoch), from what was just read
         keep.add(min(scored, key=lambda c: (c[0], c[1]))[2])
-    removed = [folder for _, folder, _ in kept if folder not in keep]
+    removed: list[Path | str] = [folder for _, folder, _ in kept if folder not in keep]
     for folder in removed:
         if storage.is_uri(folder):
             storage.delete(folder)

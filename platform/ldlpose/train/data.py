@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader, Subset
 from ldlpose.config import RunConfig
 from ldlpose.data import pipeline
 from ldlpose.data.augment import Augment
+from ldlpose.data.batches import TrainLoader
 
 EVAL_BATCH = 128
 
 
 @dataclass
 class Loaders:
-    train: DataLoader
+    train: TrainLoader  # set_epoch every epoch
     evaluation: dict[str, DataLoader]  # "val" and every benchmark, this worker's share
     seed: int
 
@@ -63,7 +64,7 @@ def limit_eval(dataset, count: int | None):
     return _limit(dataset, count, 0, spread=True)
 
 
-def _train_loader(dataset, run: RunConfig, method, rank: int, world: int) -> DataLoader:
+def _train_loader(dataset, run: RunConfig, method, rank: int, world: int) -> TrainLoader:
     return pipeline.train_loader(dataset, batch_size=run.train.batch_size, num_workers=run.data.loader_workers,
                                  pairs=method.needs_pairs, rank=rank, world_size=world, seed=run.train.seed,
                                  device=_device(run))

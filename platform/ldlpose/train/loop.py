@@ -159,7 +159,7 @@ class BestEpoch:
 
     def __init__(self, metric: str, history: list[dict]):
         self.metric = metric
-        scored = [(h[metric], h["epoch"]) for h in history if metric in h]
+        scored: list[tuple[float, int]] = [(h[metric], h["epoch"]) for h in history if metric in h]
         self.value, self.epoch = min(scored) if scored else (math.inf, 0)
         self.state: dict | None = None
 
@@ -225,7 +225,7 @@ def _setup(run, session):
         torch.set_num_threads(max(1, int(session.cpus)))
     seed_everything(run.train.seed)  # identical initial weights on every rank
     method = methods.create(run.method.name, **run.method.hparams)
-    model = build_model(method, run.model.backbone, run.model.weights).to(device)
+    model: nn.Module = build_model(method, run.model.backbone, run.model.weights).to(device)
     optimizer = make_optimizer(model, run.train.optimizer)
     scheduler = make_scheduler(optimizer, run.train.schedule, run.train.epochs)
     start_epoch, history = _restore(session.restore(), model, optimizer, scheduler)

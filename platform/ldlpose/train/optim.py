@@ -13,7 +13,7 @@ from ldlpose.config import OptimizerConfig, ScheduleConfig
 def _param_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:
     """Backbone at ``lr``, the method's head at ``lr * head_lr_mult`` (HopeNet uses 5x)."""
     net = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    head = list(net.head.parameters())
+    head = list(net.get_submodule("head").parameters())
     head_ids = {id(p) for p in head}
     body = [p for p in net.parameters() if id(p) not in head_ids]
     return [

@@ -155,7 +155,7 @@ def video_tasks(video: Path, source: Path, target: str, box_mm: float, options) 
 def read_chunk(payload: tuple) -> list:
     """Worker entry point: crop raw BIWI frames."""
     source, items, subject, options = payload
-    out = []
+    out: list[dict | Problem] = []
     for key, angles, box in items:
         try:
             img, clipped = records.crop(records.open_rgb(Path(source) / key), box)

@@ -91,7 +91,7 @@ def read_chunk(payload: tuple) -> list:
     """Worker entry point: BGR npz images to RGB rows."""
     images, poses, start, key, dataset, options = payload
     stem = key.rsplit(".", 1)[0]
-    out = []
+    out: list[dict | Problem] = []
     for i, (bgr, pose) in enumerate(zip(images, poses)):
         row_key = f"{key}#{start + i}"
         try:

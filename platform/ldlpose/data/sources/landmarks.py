@@ -95,7 +95,7 @@ def read_one(source_dir: Path, rel_path: str, dataset: str, recipe, options: rec
 def read_chunk(payload: tuple) -> list:
     """Worker entry point: rows or problems for one chunk of files, in order."""
     source_dir, rel_paths, dataset, recipe, options = payload
-    out = []
+    out: list[dict | Problem] = []
     for rel_path in rel_paths:
         try:
             out.append(read_one(Path(source_dir), rel_path, dataset, recipe, options))

@@ -26,7 +26,7 @@ def read_chunk(payload: tuple) -> list:
     from ldlpose.data import synthhead
 
     split, start, count, size, seed, occluders, options = payload
-    out = []
+    out: list[dict | Problem] = []
     for sample in synthhead.generate(split, count, size=size, seed=seed, occluders=occluders, start=start):
         try:
             img = Image.fromarray(sample.image, mode="RGB")

@@ -180,8 +180,13 @@ def _head_box(shapes: _Shapes) -> tuple[float, float, float, float]:
 
 def _box_mean(values: np.ndarray, ss: int) -> np.ndarray:
     """Average ``ss`` x ``ss`` blocks of (n, n, c) values (the supersampled pixels of one pixel)."""
-    rows = sum(values[i::ss] for i in range(ss))
-    return sum(rows[:, j::ss] for j in range(ss)) / (ss * ss)
+    rows = values[0::ss]
+    for i in range(1, ss):
+        rows = rows + values[i::ss]
+    total = rows[:, 0::ss]
+    for j in range(1, ss):
+        total = total + rows[:, j::ss]
+    return total / (ss * ss)
 
 
 def render_scene(scene: Scene, size: int, supersample: int | None = None
