@@ -29,20 +29,26 @@ def suggest(param: Param, trial: optuna.Trial, name: str | None = None) -> Any:
         return param.choices[0]
     if d == "categorical":
         return trial.suggest_categorical(name, list(param.choices))
+    low, high = _bounds(param)
     if d in ("int_uniform", "int_log_uniform"):
-        return trial.suggest_int(name, int(param.low), int(param.high), step=int(param.step or 1),
-                                 log=d == "int_log_uniform")
-    return trial.suggest_float(name, param.low, param.high, step=param.step, log=d == "log_uniform")
+        return trial.suggest_int(name, int(low), int(high), step=int(param.step or 1), log=d == "int_log_uniform")
+    return trial.suggest_float(name, low, high, step=param.step, log=d == "log_uniform")
 
 
 def distribution(param: Param) -> od.BaseDistribution:
     d = param.distribution
     if d in ("constant", "categorical"):
         return od.CategoricalDistribution(list(param.choices))
+    low, high = _bounds(param)
     if d.startswith("int"):
-        return od.IntDistribution(int(param.low), int(param.high), step=int(param.step or 1),
-                                  log=d == "int_log_uniform")
-    return od.FloatDistribution(param.low, param.high, step=param.step, log=d == "log_uniform")
+        return od.IntDistribution(int(low), int(high), step=int(param.step or 1), log=d == "int_log_uniform")
+    return od.FloatDistribution(low, high, step=param.step, log=d == "log_uniform")
+
+
+def _bounds(param: Param) -> tuple[float, float]:
+    """``(low, high)`` of a numeric parameter, which the space's loader always gives both."""
+    assert param.low is not None and param.high is not None, param
+    return param.low, param.high
 
 
 def _recorded(param: Param, grid: bool) -> od.BaseDistribution:
@@ -117,9 +123,9 @@ def distributions(space: SearchSpace, params: dict) -> dict:
     every = {p.name: p for p in space.params}
     named = names(space)
     # A shared name is looked up in the trial's own method: float bounds may differ between methods.
-    every.update({named[p.name]: p for p in space.method_params.get(params.get("method"), ())})
+    every.update({named[p.name]: p for p in space.method_params.get(params.get("method", ""), ())})
     grid = space.search.sampler.name == "grid"
-    result = {}
+    result: dict[str, od.BaseDistribution] = {}
     for name in params:
         if name == "method":
             result[name] = od.CategoricalDistribution(sorted(space.method_params))
