@@ -22,7 +22,7 @@ from ldlpose.storage import resolve as resolve_location
 def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> str:
     """The best trials by the validation objective, with the test scores of their selected checkpoints."""
     benchmarks = space.base_run.data.benchmarks
-    objective = space.search.metric.name
+    objective = trials.objective_name(space)
     headers = ["trial", "method", "backbone", "parameters", f"selected {objective}",
                *(f"{b} MAE (test)" for b in benchmarks), "epoch"]
     rows = []
@@ -35,7 +35,7 @@ def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> st
 
 
 def confirmation_table(rows: list[dict], space: SearchSpace) -> str:
-    objective = space.search.metric.name
+    objective = trials.objective_name(space)
     lines = [table(["configuration", "method", "parameters", "search", f"mean {objective}", "std", "95% CI", "n"],
                    [[r["trial_id"], r["method"], trials.sampled_values(r["assignment"]), f"{r['original']:.2f}",
                      f"{r['stats'].mean:.2f}", f"{r['stats'].std:.2f}",
@@ -127,7 +127,7 @@ def _selection(space: SearchSpace, best: dict) -> dict:
     from ldlpose.train.data import validation_split
 
     split = validation_split(space.run_config(best["assignment"]))
-    return {"metric": space.search.metric.name, "value": best["objective"], "split": split["name"],
+    return {"metric": trials.objective_name(space), "value": best["objective"], "split": split["name"],
             "rows": split["rows"], "content_hash": split["content_hash"]}
 
 
@@ -211,7 +211,8 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     ranked = finalise_all(callback, outcome, space)
     close_orphans(callback, outcome)
     print(f"\nsearch {space.name}: {len(ranked)} of {len(outcome.trials)} trials finished with a selected "
-          f"checkpoint; best {space.search.metric.name} first (test benchmarks are measured, never used to choose):\n")
+          f"checkpoint; best {trials.objective_name(space)} first (test benchmarks are measured, never used to "
+          "choose):\n")
     print(results_table(ranked, space))
     print(measured_on(space.base_run))
     failed = failures(outcome)

@@ -83,7 +83,7 @@ def _entry(space: SearchSpace, row: dict) -> dict:
     from ldlpose.train.data import benchmark_identities, validation_split
 
     split = validation_split(space.run_config(row["assignment"]))
-    selection = {"metric": space.search.metric.name, "value": row["objective"], "split": split["name"],
+    selection = {"metric": space.objectives[0].name, "value": row["objective"], "split": split["name"],
                  "rows": split["rows"], "content_hash": split["content_hash"]}
     profile = {k: v for k, v in row["costs"].items() if k != "profile_epoch"}
     return {**{k: row[k] for k in ("trial_id", "run_id", "model_uri", "method", "backbone", "selected_epoch",

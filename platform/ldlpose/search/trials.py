@@ -32,9 +32,14 @@ class TrialSummary:
     confirms: str | None = None  # a confirmation run: the trial whose configuration it repeats
 
 
+def objective_name(space: SearchSpace) -> str:
+    """The metric that chooses models: the first objective, a validation metric."""
+    return space.objectives[0].name
+
+
 def objective_key(space: SearchSpace) -> str:
     """The Tune metric of a search: its validation objective at the selected epoch so far."""
-    return f"selected_{space.search.metric.name}"
+    return f"selected_{objective_name(space)}"
 
 
 def sampled_values(assignment: dict, *, backbone: bool = False) -> str:
@@ -61,7 +66,7 @@ def select(trial: TrialSummary, space: SearchSpace) -> Selected | None:
     candidate is validation-scored and complete when read, and the one chosen is recorded with its
     epoch and sha256, so the trial is judged by a checkpoint that exists.
     """
-    return select_checkpoint(trial.run_dir, space.search.metric.name)
+    return select_checkpoint(trial.run_dir, objective_name(space))
 
 
 def finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples=None, attempts: int = 3) -> bool:
@@ -106,7 +111,7 @@ def candidate(tracker, trial: TrialSummary, space: SearchSpace) -> dict | None:
     if record is None or not record["tags"].get(TAG_MODEL_URI):
         return None
     tags, metrics = record["tags"], record["metrics"]
-    objective = space.search.metric.name
+    objective = objective_name(space)
     value = metrics.get(f"selected_{objective}")
     if value is None:
         return None
