@@ -170,6 +170,26 @@ def latest_checkpoint(run_dir) -> Path | str | None:
     return max(kept, key=lambda k: k[0])[1] if kept else None
 
 
+def resume_state(registered: dict | None, run_dir) -> dict | None:
+    """What a restarted run continues from: ``registered`` (the checkpoint state Ray Train handed
+    back) or, when ``run_dir`` holds a later checkpoint that loads in full, that one.
+
+    A worker lost after its checkpoint reached storage but before its report reached the Train
+    controller leaves the controller one epoch behind what storage holds; without this the run
+    would train that epoch again. A later folder that does not load (its upload cut off when the
+    node died) is passed over.
+    """
+    done = -1 if registered is None else int(registered["epoch"])  # 0-based, as saved
+    for epoch, folder, _ in sorted(_kept(run_dir) if run_dir else [], key=lambda k: -k[0]):
+        if epoch - 1 <= done:  # metrics count epochs from 1
+            break
+        try:
+            return load_checkpoint(folder)
+        except DataError:
+            continue
+    return registered
+
+
 def _kept(run_dir) -> list[tuple[int, Path | str, dict]]:
     """``(epoch, folder, metrics)`` of every readable checkpoint of a run."""
     if storage.is_uri(run_dir):
