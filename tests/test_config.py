@@ -24,7 +24,8 @@ def write(tmp_path, data, name="run.yaml"):
 
 def test_a_good_config_loads_with_defaults_filled(tmp_path):
     run = load_run_config(write(tmp_path, GOOD))
-    assert run.method.hparams == {"sigma": 2.0, "alpha": 0.1}
+    assert dict(run.method.hparams) == {"sigma": 2.0, "alpha": 0.1}  # what the config gave
+    assert run.method.hparams.target == "normalized"  # the method's defaults fill in the rest
     assert run.train.optimizer.name == "sgd" and run.train.optimizer.momentum == 0.9
     assert run.train.schedule.name == "cosine"
     assert run.resources.workers == 2
@@ -66,8 +67,9 @@ def _with(path, value):
         ("model.backbone", "resnet19", r"model\.backbone: unknown backbone 'resnet19'"),
         ("model.frozen_bn", "yes", r"model\.frozen_bn: expected true or false"),
         ("method.name", "gldll", r"method\.name: .*'gldl'"),
-        ("method.hparams", {"sigma": -1.0}, r"method\.hparams: .*sigma"),
-        ("method.hparams", {"sigmaa": 1.0}, r"method\.hparams: .*sigma"),
+        ("method.hparams", {"sigma": -1.0}, r"method\.hparams\.sigma: must be in \[0\.1, 20\.0\] \(Gaussian width"),
+        ("method.hparams", {"sigmaa": 1.0},
+         r"method\.hparams\.sigmaa: unknown hyperparameter 'sigmaa' of method 'gldl' \(did you mean 'sigma'\?\)"),
         ("resources.workers", 0, r"resources\.workers: must be >= 1"),
         ("name", "my run/1", r"name: must be letters"),
         ("train.schedule.warmup_epochs", 3, r"train\.schedule\.warmup_epochs: must be < train\.epochs"),

@@ -6,13 +6,17 @@ every key. Angles are degrees, learning rates are per step, epochs count passes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from ldlpose.errors import ConfigError
+from pydantic import Field, model_validator
+
+from ldlpose.errors import ConfigError, unknown
+from ldlpose.hparams import MethodConfig, default_method
 from ldlpose.locations import resolve_data_root
-from ldlpose.schema import FieldError, from_dict, parse_override, set_dotted, to_dict
+from ldlpose.schema import FieldError, Strict, parse_override, set_dotted, validate
 
 __all__ = [
     "AugmentConfig", "DataConfig", "MethodConfig", "ModelConfig", "OptimizerConfig", "ResourcesConfig",
@@ -20,89 +24,75 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class MethodConfig:
-    name: str = "gldl"
-    # Checked against the method's own hyperparameter dataclass (ldlpose.methods).
-    hparams: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Strict):
     backbone: str = "resnet18"
     weights: str = "none"  # none | imagenet | <path to a state dict>
     # HopeNet keeps BatchNorm statistics at their pretrained values (BN in eval mode while training).
     frozen_bn: bool = False
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    flip: float = field(default=0.5, metadata={"ge": 0, "le": 1})  # probability of a mirror
-    scale_min: float = field(default=0.8, metadata={"gt": 0, "le": 1})  # smallest crop side / image side
-    shift: float = field(default=0.1, metadata={"ge": 0, "le": 1})  # crop centre moves by +/- this
-    color: float = field(default=0.25, metadata={"ge": 0, "le": 1})  # brightness/contrast/saturation
-    blur: float = field(default=0.1, metadata={"ge": 0, "le": 1})  # probability of a Gaussian blur
+class AugmentConfig(Strict):
+    flip: float = Field(default=0.5, ge=0, le=1)  # probability of a mirror
+    scale_min: float = Field(default=0.8, gt=0, le=1)  # smallest crop side / image side
+    shift: float = Field(default=0.1, ge=0, le=1)  # crop centre moves by +/- this
+    color: float = Field(default=0.25, ge=0, le=1)  # brightness/contrast/saturation
+    blur: float = Field(default=0.1, ge=0, le=1)  # probability of a Gaussian blur
 
 
-@dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Strict):
     # Prepared datasets and benchmarks live under it; left out, $LDLPOSE_DATA else ldlpose-data
     # (ldlpose.locations), resolved when the config is loaded so the written config names it.
-    root: str = field(default_factory=resolve_data_root)
+    root: str = Field(default_factory=resolve_data_root)
     train: str = "synthhead/train"  # a prepared dataset, relative to root or absolute
     # Model selection uses a subject-disjoint split: a prepared dataset given here, or else
     # val_fraction of the training subjects held out.
     val: str | None = "synthhead/val"
-    val_fraction: float = field(default=0.1, metadata={"gt": 0, "lt": 1})
-    benchmarks: list[str] = field(default_factory=lambda: ["synth"])
-    image_size: int = field(default=64, metadata={"ge": 32, "le": 1024})
+    val_fraction: float = Field(default=0.1, gt=0, lt=1)
+    benchmarks: list[str] = Field(default_factory=lambda: ["synth"])
+    image_size: int = Field(default=64, ge=32, le=1024)
     # Drop training/validation rows with any |angle| above this (HopeNet-family training uses 99).
-    max_abs_angle_deg: float | None = field(default=None, metadata={"gt": 0})
-    max_train_samples: int | None = field(default=None, metadata={"ge": 1})
-    max_eval_samples: int | None = field(default=None, metadata={"ge": 1})
-    loader_workers: int = field(default=0, metadata={"ge": 0})
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    max_abs_angle_deg: float | None = Field(default=None, gt=0)
+    max_train_samples: int | None = Field(default=None, ge=1)
+    max_eval_samples: int | None = Field(default=None, ge=1)
+    loader_workers: int = Field(default=0, ge=0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     # Benchmarks are test sets: by default scored once, on the selected (best-validation) epoch.
     # True adds a per-epoch test curve (<benchmark>_mae each epoch); it never chooses anything.
     benchmarks_every_epoch: bool = False
 
 
-@dataclass(frozen=True)
-class OptimizerConfig:
+class OptimizerConfig(Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = field(default=1e-3, metadata={"gt": 0, "le": 10})
-    head_lr_mult: float = field(default=1.0, metadata={"gt": 0})  # HopeNet trains its heads at 5x
-    weight_decay: float = field(default=0.0, metadata={"ge": 0})
-    momentum: float = field(default=0.9, metadata={"ge": 0, "lt": 1})  # sgd only
+    lr: float = Field(default=1e-3, gt=0, le=10)
+    head_lr_mult: float = Field(default=1.0, gt=0)  # HopeNet trains its heads at 5x
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)  # sgd only
 
 
-@dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(Strict):
     name: Literal["cosine", "step", "exponential", "none"] = "cosine"
-    step_size: int = field(default=10, metadata={"ge": 1})  # epochs between decays (step)
-    gamma: float = field(default=0.1, metadata={"gt": 0, "le": 1})  # decay factor (step, exponential)
-    warmup_epochs: int = field(default=0, metadata={"ge": 0})
+    step_size: int = Field(default=10, ge=1)  # epochs between decays (step)
+    gamma: float = Field(default=0.1, gt=0, le=1)  # decay factor (step, exponential)
+    warmup_epochs: int = Field(default=0, ge=0)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = field(default=10, metadata={"ge": 1})
-    batch_size: int = field(default=64, metadata={"ge": 1})
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    grad_clip: float | None = field(default=None, metadata={"gt": 0})  # max global L2 norm
+class TrainConfig(Strict):
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    grad_clip: float | None = Field(default=None, gt=0)  # max global L2 norm
     seed: int = 0
     # The validation metric that selects the run's checkpoint (lower is better); a search sets it to
     # its objective. Only validation metrics may choose a model, never a test benchmark's.
     select_metric: str = "val_mae"
-    max_failures: int = field(default=1, metadata={"ge": -1})  # worker failures resumed from a checkpoint
+    max_failures: int = Field(default=1, ge=-1)  # worker failures resumed from a checkpoint
 
 
-@dataclass(frozen=True)
-class ResourcesConfig:
-    workers: int = field(default=1, metadata={"ge": 1})
-    gpus_per_worker: float = field(default=0.0, metadata={"ge": 0})
-    cpus_per_worker: float = field(default=1.0, metadata={"gt": 0})
+class ResourcesConfig(Strict):
+    workers: int = Field(default=1, ge=1)
+    gpus_per_worker: float = Field(default=0.0, ge=0)
+    cpus_per_worker: float = Field(default=1.0, gt=0)
     # How the run is executed (ldlpose.train.run.engine): "auto" trains one CPU worker in the calling
     # process (a Tune trial, or `ldlpose train`) and anything larger on Ray Train's TorchTrainer.
     engine: Literal["auto", "ray_train", "in_process"] = "auto"
@@ -112,18 +102,18 @@ class ResourcesConfig:
         return self.workers == 1 and self.gpus_per_worker == 0
 
 
-@dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Strict):
     name: str = "run"
-    method: MethodConfig = field(default_factory=MethodConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    # A union discriminated on method.name: each method's own hyperparameter model (ldlpose.hparams).
+    method: MethodConfig = Field(default_factory=default_method)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RunConfig:
         check_name(self.name)
-        _check_method(self.method)
         _check_backbone(self.model.backbone)
         _check_benchmarks(self.data.benchmarks)
         check_selection_metric("train.select_metric", self.train.select_metric)
@@ -134,21 +124,24 @@ class RunConfig:
         if self.train.schedule.warmup_epochs >= self.train.epochs:
             raise FieldError("train.schedule.warmup_epochs",
                              f"must be < train.epochs ({self.train.epochs}), got {self.train.schedule.warmup_epochs}")
+        return self
 
     def to_dict(self) -> dict:
-        return to_dict(self)
+        """The resolved config as plain data; ``method.hparams`` holds the values the config gave
+        (the method's defaults fill in the rest), so runs of different searches line up in MLflow."""
+        data = self.model_dump(mode="json")
+        data["method"]["hparams"] = self.method.hparams.given()
+        return data
 
 
 def check_name(name: str) -> None:
-    import re
-
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
         raise FieldError("name", f"must be letters, digits, '.', '_' or '-' (used in paths), got {name!r}")
 
 
 def check_selection_metric(key: str, name: str) -> None:
     """``name`` must be a validation metric: ``val_`` plus one of the reported error metrics."""
-    from ldlpose.metrics import METRIC_NAMES
+    from ldlpose.catalog import METRIC_NAMES
 
     accepted = [f"val_{m}" for m in METRIC_NAMES]
     if name in accepted:
@@ -162,23 +155,11 @@ def check_selection_metric(key: str, name: str) -> None:
     raise FieldError(key, f"{name!r} is not a reported validation metric; accepted: {', '.join(accepted)}")
 
 
-def _check_method(method: MethodConfig) -> None:
-    from ldlpose import methods
-
-    try:
-        methods.create(method.name, **method.hparams)
-    except ConfigError as err:
-        key = "method.name" if method.name not in methods.available() else "method.hparams"
-        raise FieldError(key, str(err)) from None
-
-
 def _check_backbone(name: str) -> None:
-    from ldlpose.models import backbones
+    from ldlpose.catalog import BACKBONES
 
-    if name not in backbones.available():
-        from ldlpose.errors import unknown
-
-        raise FieldError("model.backbone", str(unknown("backbone", name, backbones.available())))
+    if name not in BACKBONES:
+        raise FieldError("model.backbone", str(unknown("backbone", name, BACKBONES)))
 
 
 def _check_benchmarks(names: list[str]) -> None:
@@ -186,13 +167,11 @@ def _check_benchmarks(names: list[str]) -> None:
 
     for i, name in enumerate(names):
         if name not in benchmarks.available():
-            from ldlpose.errors import unknown
-
             raise FieldError(f"data.benchmarks[{i}]", str(unknown("benchmark", name, benchmarks.available())))
 
 
 def run_config_from_dict(data: dict, *, file: str | None = None) -> RunConfig:
-    return from_dict(RunConfig, data, file=file)
+    return validate(RunConfig, data, file=file)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -217,7 +196,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Read a run-config YAML, apply ``--set dotted.key=value`` overrides, validate strictly."""
     data = apply_overrides(read_yaml(path), list(overrides))
     return run_config_from_dict(data, file=str(path))

@@ -1,12 +1,12 @@
 """Registry and hyperparameter validation: every mistake is a ConfigError that says how to fix it."""
 
-import dataclasses
+import typing
 
 import pytest
 
 import ldlpose.methods as methods
 from ldlpose.errors import ConfigError
-from ldlpose.methods._hparams import Hparams, hparam
+from ldlpose.hparams import HPARAMS, Hparams, hparam
 from ldlpose.methods._registry import register
 
 
@@ -30,15 +30,16 @@ def test_unknown_hyperparameter_lists_the_accepted_ones_and_the_closest_match():
 @pytest.mark.parametrize(
     "name, hparams, match",
     [
-        ("gldl", {"sigma": -1.0}, r"sigma = -1.0 is outside its valid range \[0.1, 20.0\]"),
+        ("gldl", {"sigma": -1.0}, r"^gldl: sigma: must be in \[0.1, 20.0\] \(Gaussian width .*\), got -1.0$"),
         ("dadl", {"sigma_roll": 0.0}, "sigma_roll"),
         ("hopenet", {"alpha": -0.5}, "alpha"),
         ("gldl", {"sigma": float("nan")}, "sigma"),
-        ("gldl", {"sigma": "4"}, "must be a number"),
-        ("asg", {"num_points": 600.5}, "must be an integer"),
+        ("gldl", {"sigma": "4"}, "sigma: expected a number, got '4'"),
+        ("asg", {"num_points": 600.5}, "num_points: expected an integer, got 600.5"),
         ("rankpose", {"signed": 1}, "true or false"),
-        ("hopenet", {"decode": "centre"}, r"one of \['center', 'edge'\].*did you mean 'center'"),
-        ("hybrid", {"aux_weights": (7, 5, 3, 1)}, "list of 5 numbers"),
+        ("hopenet", {"decode": "centre"},
+         r"decode: must be one of 'center', 'edge', got 'centre' \(did you mean 'center'"),
+        ("hybrid", {"aux_weights": (7, 5, 3, 1)}, "aux_weights: expected a list of 5 numbers"),
         ("hybrid", {"aux_weights": (7, 5, 3, 1, -1)}, r"aux_weights\[4\]"),
     ],
 )
@@ -47,7 +48,6 @@ def test_invalid_values_are_rejected_with_the_rule(name, hparams, match):
         methods.create(name, **hparams)
 
 
-@dataclasses.dataclass(frozen=True)
 class _ProbabilityHparams(Hparams):
     method = "toy"
     dropout: float = hparam(0.5, "a probability", range=(0.0, 1.0))
@@ -55,7 +55,7 @@ class _ProbabilityHparams(Hparams):
 
 @pytest.mark.parametrize("value", [-0.1, 1.5])
 def test_a_probability_outside_zero_one_is_rejected(value):
-    with pytest.raises(ConfigError, match=r"toy: dropout = .* is outside its valid range \[0.0, 1.0\]"):
+    with pytest.raises(ConfigError, match=r"toy: dropout: must be in \[0.0, 1.0\] \(a probability\), got "):
         _ProbabilityHparams.build(dropout=value)
     assert _ProbabilityHparams.build(dropout=1).dropout == 1.0  # ints are accepted as floats
 
@@ -96,5 +96,22 @@ def test_hparams_names_are_what_create_accepts():
     assert methods.hparams_names("dadl")[-1] == "preset"
     assert "preset" not in methods.hparams_names("gldl")
     for name in methods.available():
-        fields = [f.name for f in dataclasses.fields(methods.hparams_class(name))]
+        fields = list(methods.hparams_class(name).model_fields)
         assert methods.hparams_names(name)[: len(fields)] == fields
+
+
+def test_every_registered_method_is_a_member_of_the_method_union():
+    assert sorted(HPARAMS) == methods.available()
+    for name in methods.available():
+        assert methods.hparams_class(name) is HPARAMS[name]
+
+
+def test_each_hyperparameters_choices_are_what_its_type_accepts():
+    for name, model in HPARAMS.items():
+        for key, spec in model.spec().items():
+            if "choices" not in spec:
+                continue
+            annotation = model.model_fields[key].annotation
+            accepted = (False, True) if annotation is bool else typing.get_args(annotation)
+            assert set(spec["choices"]) == set(accepted), f"{name}.{key}"
+            assert spec["default"] in spec["choices"], f"{name}.{key}"

@@ -59,7 +59,7 @@ def test_the_quickstart_study_names_its_values_by_run_config_key_except_the_inco
         run = space.run_config(trial.params)
         assert run.method.name == trial.params["method"]
         own = {k for k in trial.params if k.startswith("method.")}
-        assert {k.rsplit(".", 1)[1] for k in own} == set(run.method.hparams)
+        assert {k.rsplit(".", 1)[1] for k in own} == set(run.method.hparams.keys())
         assert run.train.optimizer.lr == trial.params["train.optimizer.lr"]
         for name in own & {"method.hparams.sigma", "method.hparams.beta"}:
             assert run.method.hparams[name.rsplit(".", 1)[1]] == trial.params[name]
@@ -77,7 +77,8 @@ def test_one_name_for_compatible_distributions_of_several_methods_and_each_keeps
     for trial in study.trials:
         low, high = ranges[trial.params["method"]]
         assert low <= trial.params["method.hparams.alpha"] <= high
-        assert space.run_config(trial.params).method.hparams == {"alpha": trial.params["method.hparams.alpha"]}
+        run = space.run_config(trial.params)
+        assert run.method.hparams.given() == {"alpha": trial.params["method.hparams.alpha"]}
     assert {t.params["method"] for t in study.trials} == set(ranges)
 
 
@@ -134,7 +135,7 @@ def test_constants_reach_the_assignment_under_their_key():
         run = space.run_config({**trial.params, **returned})
         assert run.data.augment.flip == 0.25
         if trial.params["method"] == "gldl":
-            assert returned["method.hparams.sigma"] == 2.5 and run.method.hparams == {"sigma": 2.5}
+            assert returned["method.hparams.sigma"] == 2.5 and run.method.hparams.given() == {"sigma": 2.5}
         study.tell(trial, 1.0)
 
 
@@ -149,6 +150,6 @@ def test_grid_points_carry_the_same_names():
                                                     "method.gldl.alpha", "method.hopenet.alpha"}
     for point in points:
         run = space.run_config(point)
-        assert set(run.method.hparams) == {k.rsplit(".", 1)[1] for k in point if k.startswith("method.")}
+        assert set(run.method.hparams.keys()) == {k.rsplit(".", 1)[1] for k in point if k.startswith("method.")}
     rebuilt = optuna_space.study_of(space, [(p, float(i)) for i, p in enumerate(points)])
     assert len(rebuilt.trials) == len(points)

@@ -12,12 +12,14 @@ A method (:class:`Method`) offers, on top of a backbone's pooled (N, F) feature:
 * ``loss(outputs, batch) -> (scalar, parts)`` for a batch carrying ``angles_deg`` (N, 3) and, for
   ``needs_pairs`` methods (RankPose), ``subject`` (N,) identity ids;
 * ``decode(outputs)`` -> (N, 3) yaw/pitch/roll degrees; ``flip_outputs(outputs)`` -> the outputs for
-  the mirrored image (flip test-time augmentation: ``ldlpose evaluate --flip-tta``); ``targets(angles_deg, ...)`` -> its label
-  distributions; ``outputs_for(angles_deg)`` -> outputs that reproduce those targets;
-* ``hparams``: a frozen dataclass (:func:`hparams_class`, :func:`hparams_names`) whose fields
-  document their default and valid range or choices; ``faithful`` names the values that reproduce
-  the paper; :func:`expectation_bias` measures how far a method's own targets decode from the truth
-  (``ldlpose evaluate --bias`` reports it on a benchmark's angles).
+  the mirrored image (flip test-time augmentation: ``ldlpose evaluate --flip-tta``);
+  ``targets(angles_deg, ...)`` -> its label distributions; ``outputs_for(angles_deg)`` -> outputs
+  that reproduce those targets;
+* ``hparams``: a frozen pydantic model (:mod:`ldlpose.hparams`, torch-free; :func:`hparams_class`,
+  :func:`hparams_names`) whose fields document their default and valid range or choices;
+  ``faithful`` names the values that reproduce the paper; :func:`expectation_bias` measures how far
+  a method's own targets decode from the truth (``ldlpose evaluate --bias`` reports it on a
+  benchmark's angles).
 
 Conventions shared by every method (so that a weight means the same everywhere):
 
@@ -32,12 +34,15 @@ Conventions shared by every method (so that a weight means the same everywhere):
   ``3 * E[i] - 99`` is ``decode="edge"``; out-of-range labels are clamped to the end bins;
 * loss ``parts`` are unweighted and detached.
 
-To add a method, write ``methods/<name>.py`` with a class decorated by ``@register("<name>")`` and
-add its import line below; the conformance tests in ``tests/methods`` then cover it.
+To add a method, declare its hyperparameters in :mod:`ldlpose.hparams` (a model, an entry of
+``HPARAMS`` and a member of ``MethodConfig``), write ``methods/<name>.py`` with a class decorated by
+``@register("<name>")`` and add its import line below; the conformance tests in ``tests/methods``
+then cover it.
 """
 
+# ruff: noqa: I001 (the methods are imported after the registry, one line each)
+from ldlpose.hparams import Hparams
 from ldlpose.methods._base import Method
-from ldlpose.methods._hparams import Hparams
 from ldlpose.methods._registry import (
     available,
     create,
@@ -49,14 +54,14 @@ from ldlpose.methods._registry import (
 )
 
 # One line per method; importing a module registers its method.
-from ldlpose.methods import asg  # noqa: E402,F401
-from ldlpose.methods import dadl  # noqa: E402,F401
-from ldlpose.methods import gldl  # noqa: E402,F401
-from ldlpose.methods import hopenet  # noqa: E402,F401
-from ldlpose.methods import hybrid  # noqa: E402,F401
-from ldlpose.methods import rankpose  # noqa: E402,F401
-from ldlpose.methods import sixdrepnet  # noqa: E402,F401
-from ldlpose.methods import whenet  # noqa: E402,F401
+from ldlpose.methods import asg  # noqa: F401
+from ldlpose.methods import dadl  # noqa: F401
+from ldlpose.methods import gldl  # noqa: F401
+from ldlpose.methods import hopenet  # noqa: F401
+from ldlpose.methods import hybrid  # noqa: F401
+from ldlpose.methods import rankpose  # noqa: F401
+from ldlpose.methods import sixdrepnet  # noqa: F401
+from ldlpose.methods import whenet  # noqa: F401
 
 __all__ = [
     "Hparams",

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ldlpose.methods._hparams import Hparams
+from ldlpose.hparams import Hparams
 
 ANGLES = ("yaw", "pitch", "roll")
 Batch = Mapping[str, torch.Tensor]
@@ -33,7 +33,7 @@ class Method(abc.ABC):
         assert isinstance(self.hparams, self.Hparams), f"{self.name} takes {self.Hparams.__name__}"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.hparams})"
+        return f"{type(self).__name__}({self.hparams!r})"
 
     # --- head -----------------------------------------------------------------------------------
 

@@ -18,10 +18,6 @@ import torch.nn.functional as F
 from ldlpose.geometry import BinScheme
 from ldlpose.methods._base import ANGLES, Method
 
-DECODE_CHOICES = ("center", "edge")
-DECODE_DOC = "expectation over bin centres (recommended) or left edges (the papers' 3*E[i]-99)"
-CENTER_CHOICES = ("continuous", "bin")
-CENTER_DOC = "Gaussian centred on the exact angle in bin units (recommended) or on its bin index (paper)"
 _MIRRORED = ("yaw", "roll")  # the angles a horizontal flip negates
 _FLOOR = 1e-12  # probability floor when a target is turned into logits (log 0 is -inf)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 
 from ldlpose.errors import ConfigError, unknown
+from ldlpose.hparams import HPARAMS, Hparams
 from ldlpose.methods._base import Method
-from ldlpose.methods._hparams import Hparams
 
 _METHODS: dict[str, type[Method]] = {}
 
@@ -24,8 +23,10 @@ def register(name: str):
                 f"method name {name!r} is registered twice: by {other.__module__}.{other.__qualname__} "
                 f"and by {cls.__module__}.{cls.__qualname__}; rename one of them"
             )
+        if HPARAMS.get(name) is not cls.Hparams:
+            raise ValueError(f"method {name!r}: its Hparams must be ldlpose.hparams.HPARAMS[{name!r}] (the model "
+                             f"a run config validates), got {cls.Hparams.__name__}")
         cls.name = name
-        cls.Hparams.method = name
         _METHODS[name] = cls
         return cls
 
@@ -44,14 +45,13 @@ def method_class(name: str) -> type[Method]:
 
 
 def hparams_class(name: str) -> type[Hparams]:
-    """The frozen dataclass of a method's hyperparameters (defaults, docs and ranges in its fields)."""
+    """The frozen model of a method's hyperparameters (defaults, docs and ranges in its fields)."""
     return method_class(name).Hparams
 
 
 def hparams_names(name: str) -> list[str]:
     """The keywords :func:`create` accepts for a method (its fields, plus ``preset`` where it has presets)."""
-    cls = hparams_class(name)
-    return [f.name for f in dataclasses.fields(cls)] + (["preset"] if cls.presets else [])
+    return hparams_class(name).names()
 
 
 def create(name: str, **hparams: Any) -> Method:

@@ -25,42 +25,18 @@ bins is not resolved by the bins: its expectation can be off by up to about 0.6 
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 
 from ldlpose.geometry import HOPENET_BINS
+from ldlpose.hparams import DadlHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
 from ldlpose.methods._bins import (
-    CENTER_CHOICES,
-    CENTER_DOC,
-    DECODE_CHOICES,
-    DECODE_DOC,
     BinMethod,
     gaussian,
     kl_divergence,
 )
-from ldlpose.methods._hparams import Hparams, hparam
 from ldlpose.methods._registry import register
-
-_SIGMA_RANGE = (0.1, 20.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class DadlHparams(Hparams):
-    presets = {
-        "aflw2000": {"sigma_yaw": 1.0, "sigma_pitch": 2.0, "sigma_roll": 0.5, "alpha": 3.0, "beta": 3.0},
-        "biwi": {"sigma_yaw": 0.35, "sigma_pitch": 0.6, "sigma_roll": 0.3, "alpha": 1.0, "beta": 2.0},
-    }
-
-    sigma_yaw: float = hparam(1.0, "yaw Gaussian width in bins of 3 degrees", range=_SIGMA_RANGE)
-    sigma_pitch: float = hparam(2.0, "pitch Gaussian width in bins of 3 degrees", range=_SIGMA_RANGE)
-    sigma_roll: float = hparam(0.5, "roll Gaussian width in bins of 3 degrees", range=_SIGMA_RANGE)
-    alpha: float = hparam(3.0, "weight of the degrees^2 MSE on the expected angle", range=(0.0, 10.0))
-    beta: float = hparam(3.0, "weight of KL(soft label || prediction)", range=(0.0, 10.0))
-    center: str = hparam("continuous", CENTER_DOC, choices=CENTER_CHOICES)
-    decode: str = hparam("center", DECODE_DOC, choices=DECODE_CHOICES)
 
 
 @register("dadl")

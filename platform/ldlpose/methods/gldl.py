@@ -22,35 +22,18 @@ AFLW2000.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ldlpose.geometry import HOPENET_BINS
+from ldlpose.hparams import GldlHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
 from ldlpose.methods._bins import (
-    CENTER_CHOICES,
-    CENTER_DOC,
-    DECODE_CHOICES,
-    DECODE_DOC,
     BinMethod,
     gaussian,
     kl_divergence,
     squared_bin_distance,
 )
-from ldlpose.methods._hparams import Hparams, hparam
 from ldlpose.methods._registry import register
-
-
-@dataclasses.dataclass(frozen=True)
-class GldlHparams(Hparams):
-    sigma: float = hparam(4.0, "Gaussian width in bins of 3 degrees (paper: 4)", range=(0.1, 20.0))
-    alpha: float = hparam(0.01, "weight of the degrees^2 MSE on the expected angle", range=(0.0, 10.0))
-    target: str = hparam(
-        "normalized", "Gaussian over the bins divided by its sum, or eq. 1 as printed", choices=("normalized", "literal")
-    )
-    center: str = hparam("continuous", CENTER_DOC, choices=CENTER_CHOICES)
-    decode: str = hparam("center", DECODE_DOC, choices=DECODE_CHOICES)
 
 
 @register("gldl")

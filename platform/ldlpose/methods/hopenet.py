@@ -15,23 +15,14 @@ Out-of-range labels are clamped to the end bins instead of producing class 66 (d
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 
 from ldlpose.geometry import HOPENET_BINS
+from ldlpose.hparams import HopenetHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
-from ldlpose.methods._bins import DECODE_CHOICES, DECODE_DOC, BinMethod
-from ldlpose.methods._hparams import Hparams, hparam
+from ldlpose.methods._bins import BinMethod
 from ldlpose.methods._registry import register
-
-
-@dataclasses.dataclass(frozen=True)
-class HopenetHparams(Hparams):
-    # alpha = 1 is HopeNet's released model best on BIWI (alpha = 2 best on AFLW2000; code default 0.001).
-    alpha: float = hparam(1.0, "weight of the degrees^2 MSE on the expected angle", range=(0.0, 10.0))
-    decode: str = hparam("center", DECODE_DOC, choices=DECODE_CHOICES)
 
 
 @register("hopenet")

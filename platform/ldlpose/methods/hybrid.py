@@ -18,15 +18,13 @@ into the last bin instead of producing label 198 (docs/methods.md#hybrid).
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 
 from ldlpose.geometry import BinScheme
+from ldlpose.hparams import HybridHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
-from ldlpose.methods._bins import DECODE_CHOICES, DECODE_DOC, BinMethod, one_hot
-from ldlpose.methods._hparams import Hparams, hparam
+from ldlpose.methods._bins import BinMethod, one_hot
 from ldlpose.methods._registry import register
 
 # Output suffix -> bins over [-99, 99): the fine head, then the auxiliary ones (weights in this order).
@@ -37,17 +35,6 @@ HEADS = {
     "_6": BinScheme(-99.0, 99.0, 33.0),
     "_2": BinScheme(-99.0, 99.0, 99.0),
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class HybridHparams(Hparams):
-    alpha: float = hparam(2.0, "weight of the degrees^2 MSE on the fine-bin expectation", range=(0.0, 10.0))
-    aux_weights: tuple = hparam(
-        (7.0, 5.0, 3.0, 1.0, 1.0), "CE weights of the 198, 66, 18, 6 and 2-bin heads", range=(0.0, 100.0)
-    )
-    decode: str = hparam("center", DECODE_DOC, choices=DECODE_CHOICES)
-    roll_bug: bool = hparam(False, "roll's 2-bin CE is pitch's, as in the released code (faithful only)",
-                            choices=(False, True))
 
 
 @register("hybrid")

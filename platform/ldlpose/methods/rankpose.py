@@ -24,15 +24,14 @@ put same-subject pairs in each batch.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ldlpose.hparams import RankposeHparams
 from ldlpose.methods._base import ANGLES, Method, batch_angles, detached, mse_deg2
-from ldlpose.methods._hparams import Hparams, hparam
 from ldlpose.methods._registry import register
 
 _SIGNS = (-1.0, 1.0, -1.0)  # flip: yaw and roll negate
@@ -51,15 +50,6 @@ class CosineHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.scale * F.linear(F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1))
-
-
-@dataclasses.dataclass(frozen=True)
-class RankposeHparams(Hparams):
-    rank_weight: float = hparam(1.0, "weight of the margin ranking loss", range=(0.0, 10.0))
-    margin: float = hparam(0.0, "ranking margin in degrees", range=(0.0, 30.0))
-    signed: bool = hparam(True, "rank signed predictions (true) or absolute ones as the reference", choices=(True, False))
-    mse_reduction: str = hparam("sum", "MSE summed over yaw/pitch/roll, or 'released': two per-image "
-                                "nn.MSELoss() means added (2/3 of the sum)", choices=("sum", "released"))
 
 
 @register("rankpose")

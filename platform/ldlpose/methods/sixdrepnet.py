@@ -15,24 +15,18 @@ hyperparameters (the paper's lr, batch and epochs belong to training). Valid yaw
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 
 from ldlpose.geometry import euler_to_matrix, geodesic_deg, matrix_to_euler, sixd_to_matrix
+from ldlpose.hparams import SixdrepnetHparams
 from ldlpose.methods._base import Method, batch_angles, detached
-from ldlpose.methods._hparams import Hparams
 from ldlpose.methods._registry import register
 
 # Mirroring maps R to G R G (G = diag(-1, 1, 1), docs/methods.md#flip). Gram-Schmidt commutes with it when a1
 # turns into -G a1 and a2 into G a2 (a cross product of reflected vectors flips sign).
 _FLIP_SIGNS = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class SixdrepnetHparams(Hparams):
-    pass
 
 
 @register("sixdrepnet")

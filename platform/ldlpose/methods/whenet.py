@@ -18,15 +18,13 @@ and roll (and for linear yaw).
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 
 from ldlpose.geometry import HOPENET_BINS, BinScheme
+from ldlpose.hparams import WhenetHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached
-from ldlpose.methods._bins import DECODE_CHOICES, DECODE_DOC, BinMethod
-from ldlpose.methods._hparams import Hparams, hparam
+from ldlpose.methods._bins import BinMethod
 from ldlpose.methods._registry import register
 
 YAW_BINS = BinScheme(-180.0, 180.0, 3.0)
@@ -35,15 +33,6 @@ YAW_BINS = BinScheme(-180.0, 180.0, 3.0)
 def wrap_deg(angles_deg: torch.Tensor) -> torch.Tensor:
     """Angles wrapped into [-180, 180)."""
     return torch.remainder(angles_deg + 180.0, 360.0) - 180.0
-
-
-@dataclasses.dataclass(frozen=True)
-class WhenetHparams(Hparams):
-    alpha: float = hparam(1.0, "weight of the (wrapped for yaw) degrees^2 squared error", range=(0.0, 10.0))
-    yaw_decode: str = hparam(
-        "circular", "yaw as the circular mean of bin centres, or linear expectation", choices=("circular", "linear")
-    )
-    decode: str = hparam("center", DECODE_DOC, choices=DECODE_CHOICES)
 
 
 @register("whenet")

@@ -40,7 +40,7 @@ def check_costs(section: SearchSection, file: str | None) -> None:
     error alone after a few epochs, and a fast model that learns slowly (the low-latency end of the
     front) is exactly what it stops, so the front would be cut by one objective.
     """
-    from ldlpose.models.profile import COST_METRICS
+    from ldlpose.catalog import COST_METRICS
 
     if section.sampler.name != "nsga2" and section.sampler.population_size is not None:
         raise _err(file, "search.sampler.population_size", "only nsga2 has a population")

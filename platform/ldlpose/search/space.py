@@ -25,14 +25,18 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from ldlpose import config as run_configs
 from ldlpose.config import RunConfig
 from ldlpose.errors import ConfigError, closest
-from ldlpose.schema import FieldError, from_dict, set_dotted
+from ldlpose.hparams import HPARAMS
+from ldlpose.schema import FieldError, Strict, set_dotted, validate
 from ldlpose.search import objectives
 
 __all__ = ["Param", "SearchSection", "SearchSpace", "load_search_space"]
@@ -41,12 +45,11 @@ Distribution = Literal["uniform", "log_uniform", "int_uniform", "int_log_uniform
 _NUMERIC = ("uniform", "log_uniform", "int_uniform", "int_log_uniform")
 
 
-@dataclass(frozen=True)
-class ParamSpec:
+class ParamSpec(Strict):
     distribution: Distribution | None = None
     min: float | None = None
     max: float | None = None
-    step: float | None = field(default=None, metadata={"gt": 0})
+    step: float | None = Field(default=None, gt=0)
     values: list[Any] | None = None
     value: Any = None
 
@@ -67,98 +70,111 @@ class Param:
         if self.distribution in ("constant", "categorical"):
             return list(self.choices)
         if self.distribution in ("int_uniform",) or self.step:
+            assert self.low is not None and self.high is not None
             step = self.step or 1
-            count = int(math.floor((self.high - self.low) / step + 1e-9)) + 1
+            count = math.floor((self.high - self.low) / step + 1e-9) + 1
             values = [self.low + i * step for i in range(count)]
             return [int(v) for v in values] if self.distribution.startswith("int") else values
         raise ConfigError(f"{self.key}: a {self.distribution} distribution has no grid; give values or a step")
 
 
-@dataclass(frozen=True)
-class MetricSection:
+class MetricSection(Strict):
     name: str = "val_mae"
     goal: Literal["minimize", "maximize"] = "minimize"
 
 
-@dataclass(frozen=True)
-class SamplerSection:
+class SamplerSection(Strict):
     # With several objectives tpe is Optuna's multi-objective TPE; nsga2 needs several objectives.
     name: Literal["tpe", "random", "cmaes", "grid", "nsga2"] = "tpe"
     seed: int | None = 0
     # TPE: model the parameters jointly and split conditional spaces into groups (docs/methods.md#tpe-groups).
     multivariate: bool = True
     group: bool = True
-    n_startup_trials: int = field(default=4, metadata={"ge": 0})
+    n_startup_trials: int = Field(default=4, ge=0)
     # NSGA-II: trials per generation; by default half the budget (Optuna's 50 would leave a small
     # search in its random first generation).
-    population_size: int | None = field(default=None, metadata={"ge": 2})
+    population_size: int | None = Field(default=None, ge=2)
 
 
-@dataclass(frozen=True)
-class SchedulerSection:
+class SchedulerSection(Strict):
     name: Literal["asha", "none"] = "asha"
-    grace_period: int = field(default=1, metadata={"ge": 1})  # epochs every trial gets
-    reduction_factor: float = field(default=2.0, metadata={"gt": 1})
+    grace_period: int = Field(default=1, ge=1)  # epochs every trial gets
+    reduction_factor: float = Field(default=2.0, gt=1)
 
 
-@dataclass(frozen=True)
-class BudgetSection:
-    trials: int = field(default=8, metadata={"ge": 1})
+class BudgetSection(Strict):
+    trials: int = Field(default=8, ge=1)
     # At most this many trials at once; by default as many as the cluster's resources fit.
-    concurrency: int | None = field(default=None, metadata={"ge": 1})
-    time_limit_s: float | None = field(default=None, metadata={"gt": 0})
-    max_failures_per_trial: int = field(default=0, metadata={"ge": 0})  # driver restarts of a trial
+    concurrency: int | None = Field(default=None, ge=1)
+    time_limit_s: float | None = Field(default=None, gt=0)
+    max_failures_per_trial: int = Field(default=0, ge=0)  # driver restarts of a trial
 
 
-@dataclass(frozen=True)
-class ConfirmSection:
+class ConfirmSection(Strict):
     """Retrain the ``top_k`` best configurations with ``seeds`` new seeds each (0: no confirmation)."""
 
-    top_k: int = field(default=0, metadata={"ge": 0})
-    seeds: int = field(default=3, metadata={"ge": 2})
+    top_k: int = Field(default=0, ge=0)
+    seeds: int = Field(default=3, ge=2)
 
 
-@dataclass(frozen=True)
-class ChampionSection:
+class ChampionSection(Strict):
     # validation: champion moves by the validation objective, only between versions selected on the
     # same validation rows. benchmark: by the test benchmark's MAE (explicitly asked for; recorded).
     # Or a written rule, "min val_mae where latency_ms <= 5" (ldlpose.tracking.champion_rule).
     rule: str = "validation"
 
 
-@dataclass(frozen=True)
-class ProfileSection:
+class ProfileSection(Strict):
     """How a multi-objective search times each trial's model (ldlpose.models.profile)."""
 
-    batch_size: int = field(default=8, metadata={"ge": 1})  # timed besides batch 1
-    warmup: int = field(default=3, metadata={"ge": 0})
-    repeats: int = field(default=20, metadata={"ge": 1})
+    batch_size: int = Field(default=8, ge=1)  # timed besides batch 1
+    warmup: int = Field(default=3, ge=0)
+    repeats: int = Field(default=20, ge=1)
 
 
-@dataclass(frozen=True)
-class SearchSection:
+def _metric_shape(value: Any) -> str:
+    return "list" if isinstance(value, list) else "one"
+
+
+# One objective, or a list of them (tagged so that an error names search.metric[i], not a union member).
+Objectives = Annotated[
+    Annotated[MetricSection, Tag("one")] | Annotated[list[MetricSection], Tag("list")],
+    Discriminator(_metric_shape),
+]
+
+
+class SearchSection(Strict):
     name: str | None = None  # the search id; default: the file's stem
     # One objective, or a list: the first a validation metric, the others costs (latency_ms, ...).
     # After loading, ``metric`` is always the first objective and ``objectives`` the whole list
     # (empty for a single objective), so single-objective code reads ``metric`` as before.
-    metric: MetricSection | list[MetricSection] = field(default_factory=MetricSection)
-    confirm: ConfirmSection = field(default_factory=ConfirmSection)
-    champion: ChampionSection = field(default_factory=ChampionSection)
-    sampler: SamplerSection = field(default_factory=SamplerSection)
-    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
-    budget: BudgetSection = field(default_factory=BudgetSection)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    profile: ProfileSection = field(default_factory=ProfileSection)
-    objectives: list[MetricSection] = field(default_factory=list)  # derived from a list metric, never read from YAML
+    metric: Objectives = Field(default_factory=MetricSection)
+    confirm: ConfirmSection = Field(default_factory=ConfirmSection)
+    champion: ChampionSection = Field(default_factory=ChampionSection)
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    profile: ProfileSection = Field(default_factory=ProfileSection)
+    objectives: list[MetricSection] = Field(default_factory=list)  # derived from a list metric, never read from YAML
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _first_objective_is_the_metric(self) -> SearchSection:
         if isinstance(self.metric, list):
             if not self.metric:
                 raise FieldError("metric", "must list at least one objective")
+            # The model is frozen; this is its own construction, finishing the two derived fields.
             object.__setattr__(self, "objectives", list(self.metric) if len(self.metric) > 1 else [])
             object.__setattr__(self, "metric", self.metric[0])
-        if self.scheduler.name == "asha" and self.metric.name == "":
+        if self.scheduler.name == "asha" and self.first_metric.name == "":
             raise FieldError("metric.name", "must name a reported metric")
+        return self
+
+    @property
+    def first_metric(self) -> MetricSection:
+        """The validation objective (what :attr:`metric` holds after loading)."""
+        assert isinstance(self.metric, MetricSection)
+        return self.metric
 
 
 @dataclass(frozen=True)
@@ -175,7 +191,7 @@ class SearchSpace:
     @property
     def objectives(self) -> list[MetricSection]:
         """Every objective, the validation metric first (one for a single-objective search)."""
-        return self.search.objectives or [self.search.metric]
+        return self.search.objectives or [self.search.first_metric]
 
     @property
     def base_run(self) -> RunConfig:
@@ -185,9 +201,11 @@ class SearchSpace:
     def grid(self) -> list[dict]:
         """Every point of a grid search (the method's sub-grids expanded per method)."""
         shared = [[(p.name, v) for v in p.grid_values()] for p in self.params]
-        methods = self.method_params or {None: ()}
+        methods: list[tuple[str | None, tuple[Param, ...]]] = [(None, ())]
+        if self.method_params:
+            methods = [(name, own) for name, own in sorted(self.method_params.items())]
         points = []
-        for method, own in sorted(methods.items(), key=lambda kv: str(kv[0])):
+        for method, own in methods:
             extra = [[(p.name, v) for v in p.grid_values()] for p in own]
             head = [] if method is None else [[("method", method)]]
             for combo in itertools.product(*head, *shared, *extra):
@@ -223,7 +241,7 @@ class SearchSpace:
 # --- loading and validation ---------------------------------------------------------------------
 
 def _param_from_spec(name: str, key: str, raw: Any, where: str, file: str | None) -> Param:
-    spec = from_dict(ParamSpec, raw if isinstance(raw, dict) else {"value": raw}, file=file, prefix=where)
+    spec = validate(ParamSpec, raw if isinstance(raw, dict) else {"value": raw}, file=file, prefix=where)
     given = {k for k in ("min", "max", "values", "value") if getattr(spec, k) is not None}
     d = spec.distribution
     if d is None:
@@ -251,6 +269,7 @@ def _param_from_spec(name: str, key: str, raw: Any, where: str, file: str | None
     if given != {"min", "max"}:
         raise _err(file, where, f"a {d} distribution takes min and max, got {sorted(given)}")
     low, high = spec.min, spec.max
+    assert low is not None and high is not None  # both given
     if not low < high:
         raise _err(file, f"{where}.min", f"min ({low}) must be < max ({high})")
     if d.endswith("log_uniform") and low <= 0:
@@ -269,8 +288,10 @@ def _err(file: str | None, key: str, message: str) -> ConfigError:
 def _probe_values(param: Param) -> list:
     if param.distribution in ("constant", "categorical"):
         return list(param.choices)
-    cast = int if param.distribution.startswith("int") else float
-    return [cast(param.low), cast(param.high)]
+    assert param.low is not None and param.high is not None  # a numeric distribution
+    if param.distribution.startswith("int"):
+        return [int(param.low), int(param.high)]
+    return [param.low, param.high]
 
 
 def _check_run_key(base: dict, param: Param, where: str, file: str | None) -> None:
@@ -288,23 +309,22 @@ def _check_run_key(base: dict, param: Param, where: str, file: str | None) -> No
 
 
 def _method_params(base: dict, raw: Any, where: str, file: str | None) -> dict[str, tuple[Param, ...]]:
-    from ldlpose import methods
-
     if not isinstance(raw, dict) or set(raw) != {"values"} or not isinstance(raw["values"], dict):
         raise _err(file, where, "the method is a categorical of sub-spaces: {values: {gldl: {...}, dadl: {...}}}")
     options = raw["values"]
     if not options:
         raise _err(file, f"{where}.values", "must list at least one method")
     result = {}
-    for name, subspace in options.items():
+    for name, given in options.items():
         sub_where = f"{where}.values.{name}"
-        if name not in methods.available():
-            raise _err(file, sub_where, f"unknown method{closest(str(name), methods.available())}; "
-                                        f"accepted: {', '.join(methods.available())}")
-        subspace = subspace or {}
+        if name not in HPARAMS:
+            raise _err(file, sub_where, f"unknown method{closest(str(name), HPARAMS)}; "
+                                        f"accepted: {', '.join(sorted(HPARAMS))}")
+        subspace = given or {}
         if not isinstance(subspace, dict):
             raise _err(file, sub_where, f"expected a mapping of the method's hyperparameters, got {subspace!r}")
-        accepted = methods.hparams_names(name)
+        model = HPARAMS[name]
+        accepted = model.names()
         params = []
         for hp, spec in subspace.items():
             hp_where = f"{sub_where}.{hp}"
@@ -314,7 +334,7 @@ def _method_params(base: dict, raw: Any, where: str, file: str | None) -> dict[s
             param = _param_from_spec(f"method.{name}.{hp}", f"method.hparams.{hp}", spec, hp_where, file)
             for value in _probe_values(param):
                 try:
-                    methods.create(name, **{hp: value})
+                    validate(model, {hp: value}, file=name)
                 except ConfigError as err:
                     raise _err(file, hp_where, f"value {value!r} is invalid: {err}") from None
             params.append(param)
@@ -343,18 +363,18 @@ def _check_objective(section: SearchSection, base: dict, file: str | None) -> No
     """The objective chooses models, so it must be a validation metric; the run selects on it too."""
     where = "search.metric[0]" if section.objectives else "search.metric"
     try:
-        run_configs.check_selection_metric(f"{where}.name", section.metric.name)
+        run_configs.check_selection_metric(f"{where}.name", section.first_metric.name)
     except FieldError as err:
         raise _err(file, f"{where}.name", err.message) from None
-    if section.metric.goal != "minimize":
+    if section.first_metric.goal != "minimize":
         raise _err(file, f"{where}.goal", f"validation metrics are errors in degrees (lower is better): "
-                                               f"use minimize, got {section.metric.goal!r}")
+                                               f"use minimize, got {section.first_metric.goal!r}")
     given = base.get("train", {}).get("select_metric")
-    if given is not None and given != section.metric.name:
-        raise _err(file, "train.select_metric", f"must equal search.metric.name ({section.metric.name!r}) or be "
+    if given is not None and given != section.first_metric.name:
+        raise _err(file, "train.select_metric", f"must equal search.metric.name ({section.first_metric.name!r}) or be "
                                                 f"left out: a trial is judged by the checkpoint its objective "
                                                 f"selects, got {given!r}")
-    base.setdefault("train", {})["select_metric"] = section.metric.name
+    base.setdefault("train", {})["select_metric"] = section.first_metric.name
 
 
 def search_space_from_dict(data: dict, *, file: str | None = None, default_name: str = "search") -> SearchSpace:
@@ -364,7 +384,7 @@ def search_space_from_dict(data: dict, *, file: str | None = None, default_name:
     if "search" not in data:
         raise _err(file, "search", "is required: a search space is a run config plus a search section")
     raw = objectives.multi_objective_defaults(data.pop("search"), file)
-    section = from_dict(SearchSection, raw, file=file, prefix="search")
+    section = validate(SearchSection, raw, file=file, prefix="search")
     _check_objective(section, data, file)
     objectives.check_costs(section, file)
     objectives.check_champion_rule(section, file)
@@ -394,7 +414,7 @@ def search_space_from_dict(data: dict, *, file: str | None = None, default_name:
     return space
 
 
-def load_search_space(path: str | Path, overrides: list[str] = ()) -> SearchSpace:
+def load_search_space(path: str | Path, overrides: Sequence[str] = ()) -> SearchSpace:
     """Read and validate a search-space YAML; ``--set`` overrides apply to the whole file."""
     path = Path(path)
     data = run_configs.apply_overrides(run_configs.read_yaml(path), list(overrides))

@@ -63,9 +63,9 @@ def smoke_test_space(space: SearchSpace) -> SearchSpace:
     base["train"] = {**base.get("train", {}), "epochs": 1, "batch_size": 16}
     base["data"] = {**base.get("data", {}), "max_train_samples": 64, "max_eval_samples": 32,
                     "image_size": min(64, base.get("data", {}).get("image_size", 64))}
-    budget = dataclasses.replace(space.search.budget, trials=min(2, space.num_trials))
-    confirm = dataclasses.replace(space.search.confirm, top_k=0)
-    search = dataclasses.replace(space.search, budget=budget, confirm=confirm)
+    budget = space.search.budget.model_copy(update={"trials": min(2, space.num_trials)})
+    confirm = space.search.confirm.model_copy(update={"top_k": 0})
+    search = space.search.model_copy(update={"budget": budget, "confirm": confirm})
     return dataclasses.replace(space, base=base, search=search)
 
 
@@ -132,7 +132,7 @@ def report_costs(space: SearchSpace, run, outcome, *, on_workers: bool) -> None:
     """
     if not space.search.objectives or outcome.selected is None:
         return
-    settings = dataclasses.asdict(space.search.profile)
+    settings = space.search.profile.model_dump()
     if on_workers:
         costs = _costs_on_worker_node(run, outcome.metrics.get("node_id"), outcome.selected.path, settings)
     else:

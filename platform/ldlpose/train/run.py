@@ -13,7 +13,6 @@ from the latest one, on either engine, which is also how a search trial resumes.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -43,7 +42,7 @@ def resolve_paths(run: RunConfig) -> RunConfig:
     """Absolute data paths: Ray workers do not share the launching process's working directory.
     A URI (``s3://...``) stays as it is."""
     root = storage.resolve(run.data.root)
-    return dataclasses.replace(run, data=dataclasses.replace(run.data, root=root))
+    return run.model_copy(update={"data": run.data.model_copy(update={"root": root})})
 
 
 def loop_config(run: RunConfig, fail_after_epoch: int | None = None, run_dir: str | None = None) -> dict:
