@@ -7,7 +7,12 @@ alone, and through a step on random tensors of the same shape with a trivial los
 bare model benchmark measures. One process, one thread (``--threads``), side by side, so that the
 ratios hold on a shared machine.
 
+``--backbones A B ...`` also sends the same batches through the loop's step of each of those
+backbones, ``--rounds`` times in turn (A, B, A, B, ...), and reports each one's median: which
+backbone trains fastest on this machine, with the run's own data, loss and optimizer.
+
     python bench/epoch_parts.py configs/synth-mobilenet.yaml [--set KEY=VALUE ...] [--json out.json]
+    python bench/epoch_parts.py configs/synth-mobilenet.yaml --backbones mobilenet_v3_small shufflenet_v2_x0_5
     python bench/epoch_parts.py configs/synth-mobilenet.yaml --smoke-test    # seconds, 3 batches
 """
 
@@ -29,6 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--backbones", nargs="+", default=[], help="also time the step of these backbones")
+    p.add_argument("--rounds", type=int, default=3, help="turns of the --backbones comparison")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--smoke-test", action="store_true", help="3 batches: checks the script runs")
     return p.parse_args(argv)
@@ -49,7 +56,31 @@ def _steps(model, method, optimizer, batches, real_loss: bool) -> float:
     return time.perf_counter() - started
 
 
-def measure(run, batches: int) -> dict:
+def compare_backbones(run, batches: list[dict], backbones: list[str], rounds: int) -> dict[str, float]:
+    """Images/s of the loop's step per backbone on the same ``batches``: the median of ``rounds`` turns,
+    the backbones taking turns so that a change in the machine's load reaches all of them alike."""
+    import statistics
+
+    import torch
+
+    from ldlpose import methods
+    from ldlpose.models import build_model
+    from ldlpose.train.optim import make_optimizer
+
+    method = methods.create(run.method.name, **run.method.hparams)
+    images = sum(len(b["image"]) for b in batches)
+    rates: dict[str, list[float]] = {name: [] for name in backbones}
+    for _ in range(rounds):
+        for name in backbones:
+            torch.manual_seed(run.train.seed)
+            model = build_model(method, name, "none").train()
+            optimizer = make_optimizer(model, run.train.optimizer)
+            _steps(model, method, optimizer, batches[:1], True)  # first-call allocations, not timed
+            rates[name].append(_images_per_s(images, _steps(model, method, optimizer, batches, True)))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def measure(run, batches: int, backbones: list[str] = (), rounds: int = 3) -> dict:
     import torch
 
     from ldlpose import methods
@@ -78,8 +109,12 @@ def measure(run, batches: int) -> dict:
         optimizer = make_optimizer(model, run.train.optimizer)
         rates[label] = _images_per_s(images, _steps(model, method, optimizer, data, real))
     rates["loader + step, as the loop runs them"] = 1 / (1 / rates["loader"] + 1 / rates["step"])
-    return {"images": images, "batch_size": run.train.batch_size, "image_size": run.data.image_size,
-            "backbone": run.model.backbone, "method": run.method.name, "images_per_s": rates}
+    result = {"images": images, "batch_size": run.train.batch_size, "image_size": run.data.image_size,
+              "backbone": run.model.backbone, "method": run.method.name, "images_per_s": rates}
+    if backbones:
+        result["step_images_per_s_by_backbone"] = compare_backbones(run, taken, list(backbones), rounds)
+        result["rounds"] = rounds
+    return result
 
 
 def main(argv=None) -> int:
@@ -92,7 +127,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     run = load_run_config(args.config, args.overrides)
     ensure_training_data(run)
-    result = measure(run, 3 if args.smoke_test else args.batches)
+    result = measure(run, 3 if args.smoke_test else args.batches, args.backbones, 1 if args.smoke_test else args.rounds)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     result.update(config=args.config, overrides=args.overrides, threads=args.threads, commit=commit,
@@ -102,6 +137,13 @@ def main(argv=None) -> int:
     print("| part | images/s |\n|---|---|")
     for part, rate in result["images_per_s"].items():
         print(f"| {part} | {rate:.0f} |")
+    by_backbone = result.get("step_images_per_s_by_backbone", {})
+    if by_backbone:
+        slowest = min(by_backbone.values())
+        print(f"\nthe loop's step per backbone, median of {result['rounds']} turns\n"
+              "| backbone | images/s | against the slowest |\n|---|---|---|")
+        for name, rate in sorted(by_backbone.items(), key=lambda kv: -kv[1]):
+            print(f"| {name} | {rate:.0f} | {rate / slowest:.2f}x |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

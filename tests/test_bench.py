@@ -95,3 +95,18 @@ def test_epoch_parts_times_the_runs_own_loader_and_step_on_the_same_batches(synt
     combined = rates["loader + step, as the loop runs them"]
     assert combined < min(rates["loader"], rates["step"])
     assert math.isclose(1 / combined, 1 / rates["loader"] + 1 / rates["step"])
+    assert "step_images_per_s_by_backbone" not in result
+
+
+def test_epoch_parts_compares_backbones_on_the_same_batches(synth_root):
+    from conftest import tiny_run
+
+    parts = _load("epoch_parts")
+    run = tiny_run(synth_root, train__batch_size=16)
+    result = parts.measure(run, batches=2, backbones=["shufflenet_v2_x0_5", "resnet18"], rounds=2)
+    by_backbone = result["step_images_per_s_by_backbone"]
+    assert set(by_backbone) == {"shufflenet_v2_x0_5", "resnet18"} and result["rounds"] == 2
+    assert all(rate > 0 and math.isfinite(rate) for rate in by_backbone.values())
+    # ResNet-18 does about 45x the multiply-adds per image (148 M against 3.3 M at 64 px): a step
+    # that ignored the backbone it was given would time both alike.
+    assert by_backbone["shufflenet_v2_x0_5"] > 2 * by_backbone["resnet18"]
