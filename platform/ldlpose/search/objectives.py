@@ -48,7 +48,7 @@ def check_costs(section: SearchSection, file: str | None) -> None:
         if section.sampler.name == "nsga2":
             raise _err(file, "search.sampler.name", "nsga2 needs several objectives (search.metric as a list)")
         return
-    seen = {section.metric.name}
+    seen = {section.first_metric.name}
     for index, objective in enumerate(section.objectives[1:], start=1):
         where = f"search.metric[{index}]"
         if objective.name not in COST_METRICS:
