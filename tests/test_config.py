@@ -62,7 +62,8 @@ def _with(path, value):
         ("data.image_size", 8, r"data\.image_size: must be >= 32"),
         ("data.augment.flip", 1.5, r"data\.augment\.flip: must be <= 1"),
         ("data.augment.scale_min", 0, r"data\.augment\.scale_min: must be > 0"),
-        ("data.benchmarks", ["synthh"], r"data\.benchmarks\[0\]: unknown benchmark 'synthh' \(did you mean 'synth'\?\)"),
+        ("data.benchmarks", ["synthh"],
+         r"data\.benchmarks\[0\]: unknown benchmark 'synthh' \(did you mean 'synth'\?\)"),
         ("data.benchmarks", "synth", r"data\.benchmarks: expected a list"),
         ("model.backbone", "resnet19", r"model\.backbone: unknown backbone 'resnet19'"),
         ("model.frozen_bn", "yes", r"model\.frozen_bn: expected true or false"),
@@ -87,7 +88,7 @@ def test_file_level_errors(tmp_path):
         load_run_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [1, 2\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         load_run_config(bad)
     listy = tmp_path / "list.yaml"
     listy.write_text("- 1\n")

@@ -100,7 +100,8 @@ def test_flip_of_a_peaked_distribution_stays_within_the_point_spacing():
     method = methods.create("asg")
     angles = torch.tensor([[20.0, 30.0, -40.0], [-50.0, 10.0, 60.0]])
     peaked = torch.full_like(angles, 1000.0)
-    logits = torch.cat([t.clamp_min(1e-12).log() for t in method.targets(angles, lambdas=peaked, mus=peaked).values()], 1)
+    targets = method.targets(angles, lambdas=peaked, mus=peaked)
+    logits = torch.cat([t.clamp_min(1e-12).log() for t in targets.values()], 1)
     outputs = torch.cat([torch.zeros(2, 6), logits], dim=1)
     error = method.decode(method.flip_outputs(outputs)) - method.decode(outputs) * torch.tensor([-1.0, 1.0, -1.0])
     assert error.abs().max() < 8.0

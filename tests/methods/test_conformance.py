@@ -4,6 +4,7 @@ Each method runs with its defaults (the recommended variant) and, where it has o
 ``faithful`` settings (shapes, loss and determinism only: faithful decodings are biased by design).
 """
 
+import itertools
 import subprocess
 import sys
 
@@ -63,7 +64,7 @@ def test_layout_tiles_the_outputs_and_head_produces_them(name, hparams):
     method = methods.create(name, **hparams)
     slices = sorted(method.layout.values(), key=lambda s: s.start)
     assert slices[0].start == 0 and slices[-1].stop == method.num_outputs
-    assert all(a.stop == b.start for a, b in zip(slices, slices[1:]))
+    assert all(a.stop == b.start for a, b in itertools.pairwise(slices))
     out = method.head(16)(torch.randn(5, 16))
     assert out.shape == (5, method.num_outputs)
     assert method.decode(out).shape == (5, 3)

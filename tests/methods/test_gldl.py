@@ -23,7 +23,7 @@ def test_literal_target_is_nearly_uniform_as_spec_2_2_says():
     np.testing.assert_allclose(target, expected, rtol=1e-6)
     assert target.max() == pytest.approx(0.0187, abs=5e-5)
     assert target.min() == pytest.approx(0.0187 / np.exp(0.25), abs=5e-5)  # peak/floor = e^(1/sigma)
-    assert 1 / 66 == pytest.approx(0.0152, abs=5e-5)
+    assert pytest.approx(0.0152, abs=5e-5) == 1 / 66
     assert -(target * np.log(target)).sum() == pytest.approx(4.1868, abs=1e-4)
     decoded = methods.expectation_bias("gldl", [[-30.0, 0.0, 0.0]], **method.faithful)[0, 0] - 30.0
     assert decoded == pytest.approx(3 * (expected * BINS).sum() - 99, abs=1e-4)

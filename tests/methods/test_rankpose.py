@@ -27,7 +27,8 @@ def pair_loss(signed, margin=0.0):
     return method.loss(outputs, {"angles_deg": angles, "subject": torch.tensor([7, 7])})
 
 
-@pytest.mark.parametrize("signed, margin, rank", [(True, 0.0, 0.0), (False, 0.0, 10.0), (True, 15.0, 5.0), (False, 5.0, 15.0)])
+@pytest.mark.parametrize("signed, margin, rank",
+                         [(True, 0.0, 0.0), (False, 0.0, 10.0), (True, 15.0, 5.0), (False, 5.0, 15.0)])
 def test_margin_ranking_by_hand(signed, margin, rank):
     # t = sign(-40 - -10) = -1; signed: max(0, -t (-30 - -20) + m) = max(0, m - 10);
     # as coded: max(0, -t (|-30| - |-20|) + m) = 10 + m, punishing a correctly ordered pair.
@@ -53,10 +54,11 @@ def test_released_mse_balance_is_two_thirds_of_the_angle_sum():
     angles = torch.tensor([[-40.0, 5.0, 5.0], [-10.0, 5.0, 5.0]])
     outputs = torch.tensor([[-30.0, 8.0, 1.0], [-20.0, 5.0, 9.0]])
     batch = {"angles_deg": angles, "subject": torch.tensor([7, 7])}
-    released = torch.nn.functional.mse_loss(outputs[:1], angles[:1]) + torch.nn.functional.mse_loss(outputs[1:], angles[1:])
+    mse_loss = torch.nn.functional.mse_loss
+    released = mse_loss(outputs[:1], angles[:1]) + mse_loss(outputs[1:], angles[1:])
     loss, parts = methods.create("rankpose", signed=False, mse_reduction="released").loss(outputs, batch)
     assert parts["mse_deg2"].item() == pytest.approx(released.item())
     assert loss.item() == pytest.approx(released.item() + parts["rank"].item())
-    summed, summed_parts = methods.create("rankpose", signed=False, rank_weight=1.5).loss(outputs, batch)
+    summed, _ = methods.create("rankpose", signed=False, rank_weight=1.5).loss(outputs, batch)
     assert summed.item() == pytest.approx(1.5 * loss.item())  # the same balance, scaled
     assert methods.method_class("rankpose").faithful["mse_reduction"] == "released"

@@ -110,7 +110,7 @@ def test_no_test_benchmark_metric_can_be_the_objective(tmp_path, benchmark, metr
 
     file = tmp_path / "space.yaml"
     file.write_text(yaml.safe_dump(mutate("search|metric|name", metric_key(benchmark, metric))))
-    with pytest.raises(ConfigError, match="search.metric.name: .* is measured on a test benchmark"):
+    with pytest.raises(ConfigError, match=r"search\.metric\.name: .* is measured on a test benchmark"):
         load_search_space(file)
 
 

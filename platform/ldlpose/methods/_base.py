@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ldlpose.hparams import Hparams
+from ldlpose.hparams import Hparams as BaseHparams
 
 ANGLES = ("yaw", "pitch", "roll")
 Batch = Mapping[str, torch.Tensor]
@@ -20,7 +20,8 @@ class Method(abc.ABC):
     """A head layout, its loss, its decoding and its label distributions, for one method."""
 
     name: ClassVar[str] = ""  # set by the registry
-    Hparams: ClassVar[type[Hparams]] = Hparams
+    Hparams: ClassVar[type[BaseHparams]] = BaseHparams  # each method sets its own
+    hparams: BaseHparams  # an instance of the method's Hparams; subclasses say which
     needs_pairs: ClassVar[bool] = False
     has_distributions: ClassVar[bool] = True
     faithful: ClassVar[Mapping[str, Any]] = {}
@@ -28,7 +29,7 @@ class Method(abc.ABC):
     valid_range_deg: ClassVar[tuple[tuple[float, float], ...]] = ((-99.0, 99.0),) * 3
     """Per yaw/pitch/roll, the angles the outputs can represent."""
 
-    def __init__(self, hparams: Hparams | None = None) -> None:
+    def __init__(self, hparams: BaseHparams | None = None) -> None:
         self.hparams = hparams if hparams is not None else self.Hparams()
         assert isinstance(self.hparams, self.Hparams), f"{self.name} takes {self.Hparams.__name__}"
 
@@ -69,8 +70,9 @@ class Method(abc.ABC):
         """(N, 3) yaw/pitch/roll in degrees."""
 
     @abc.abstractmethod
-    def targets(self, angles_deg: torch.Tensor, **extra: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What the method trains towards for (N, 3) angles in degrees."""
+    def targets(self, angles_deg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the method trains towards for (N, 3) angles in degrees. (ASG's also take the predicted
+        bandwidths; code for every method calls :meth:`reference_targets`.)"""
 
     @abc.abstractmethod
     def flip_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -112,6 +114,13 @@ def batch_angles(batch: Batch) -> torch.Tensor:
 def mse_deg2(pred_deg: torch.Tensor, true_deg: torch.Tensor) -> torch.Tensor:
     """Batch-mean squared error in degrees^2, summed over the angles (the columns)."""
     return ((pred_deg - true_deg.to(pred_deg)) ** 2).mean(dim=0).sum()
+
+
+def tensor_sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum(terms)``, typed as the tensor it is for one term or more (the built-in's start, 0, is an int)."""
+    total = sum(terms)
+    assert isinstance(total, torch.Tensor), "no terms to sum"
+    return total
 
 
 def detached(parts: Mapping[str, torch.Tensor]) -> LossParts:

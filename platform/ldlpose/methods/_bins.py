@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ldlpose.geometry import BinScheme
+from ldlpose.hparams import DadlHparams, GldlHparams, HopenetHparams, HybridHparams, WhenetHparams
 from ldlpose.methods._base import ANGLES, Method
 
 _MIRRORED = ("yaw", "roll")  # the angles a horizontal flip negates
@@ -56,8 +57,14 @@ def kl_divergence(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.kl_div(torch.log_softmax(logits, dim=-1), target.to(logits), reduction="batchmean")
 
 
+# The bin methods' hyperparameters: each chooses how its bins decode (``decode``).
+BinHparams = DadlHparams | GldlHparams | HopenetHparams | HybridHparams | WhenetHparams
+
+
 class BinMethod(Method):
     """A method whose outputs are per-part logits over the bins of :attr:`schemes`."""
+
+    hparams: BinHparams
 
     @property
     @abc.abstractmethod

@@ -15,7 +15,7 @@ import math
 import torch
 
 _GOLDEN = (1.0 + math.sqrt(5.0)) / 2.0
-_STEP_SCALES = tuple(0.5**k for k in range(10)) + (0.0,)  # backtracking; 0 keeps the current tilt
+_STEP_SCALES = (*(0.5**k for k in range(10)), 0.0)  # backtracking; 0 keeps the current tilt
 
 
 def fibonacci_sphere(num_points: int) -> torch.Tensor:

@@ -58,6 +58,7 @@ REFERENCE_BANDWIDTH = 10.0
 @register("asg")
 class ASG(Method):
     Hparams = AsgHparams
+    hparams: AsgHparams
     faithful = {"target": "softmax", "positive_bandwidth": False}
     valid_range_deg = ((-90.0, 90.0), (-180.0, 180.0), (-180.0, 180.0))
 
@@ -77,7 +78,7 @@ class ASG(Method):
             raw = F.softplus(raw) + _MIN_BANDWIDTH
         return raw[:, :3], raw[:, 3:]
 
-    def targets(self, angles_deg, *, lambdas, mus):
+    def targets(self, angles_deg, *, lambdas, mus):  # type: ignore[override]  # per-sample bandwidths: see Method
         """{"left", "down", "front"}: (N, P) distributions over :attr:`points`, for (N, 3) bandwidths
         ``lambdas`` and ``mus`` in the order left, down, front."""
         return dict(zip(LOBES, self._log_targets(angles_deg, lambdas, mus).exp().unbind(1)))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ldlpose.geometry import HOPENET_BINS
 from ldlpose.hparams import DadlHparams
-from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
+from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2, tensor_sum
 from ldlpose.methods._bins import (
     BinMethod,
     gaussian,
@@ -42,11 +42,12 @@ from ldlpose.methods._registry import register
 @register("dadl")
 class DADL(BinMethod):
     Hparams = DadlHparams
+    hparams: DadlHparams
     faithful = {"center": "bin", "decode": "edge"}
 
     @property
     def schemes(self):
-        return {a: HOPENET_BINS for a in ANGLES}
+        return dict.fromkeys(ANGLES, HOPENET_BINS)
 
     @property
     def sigmas_bins(self) -> tuple[float, float, float]:
@@ -67,8 +68,8 @@ class DADL(BinMethod):
     def loss(self, outputs, batch):
         angles = batch_angles(batch)
         logits, soft = self.split(outputs), self.targets(angles)
-        ce = sum(F.cross_entropy(logits[a], HOPENET_BINS.index(angles[:, i])) for i, a in enumerate(ANGLES))
-        kl = sum(kl_divergence(logits[a], soft[a]) for a in ANGLES)
+        ce = tensor_sum(F.cross_entropy(logits[a], HOPENET_BINS.index(angles[:, i])) for i, a in enumerate(ANGLES))
+        kl = tensor_sum(kl_divergence(logits[a], soft[a]) for a in ANGLES)
         mse = mse_deg2(self.decode(outputs), angles)
         total = ce + self.hparams.alpha * mse + self.hparams.beta * kl
         return total, detached({"ce": ce, "mse_deg2": mse, "kl": kl})

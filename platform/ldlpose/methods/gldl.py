@@ -26,7 +26,7 @@ import torch
 
 from ldlpose.geometry import HOPENET_BINS
 from ldlpose.hparams import GldlHparams
-from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
+from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2, tensor_sum
 from ldlpose.methods._bins import (
     BinMethod,
     gaussian,
@@ -39,11 +39,12 @@ from ldlpose.methods._registry import register
 @register("gldl")
 class GLDL(BinMethod):
     Hparams = GldlHparams
+    hparams: GldlHparams
     faithful = {"target": "literal", "center": "bin", "decode": "edge"}
 
     @property
     def schemes(self):
-        return {a: HOPENET_BINS for a in ANGLES}
+        return dict.fromkeys(ANGLES, HOPENET_BINS)
 
     @property
     def target_resolution_deg(self) -> float:
@@ -62,11 +63,11 @@ class GLDL(BinMethod):
     def loss(self, outputs, batch):
         angles = batch_angles(batch)
         logits, targets = self.split(outputs), self.targets(angles)
-        euclid = sum(
+        euclid = tensor_sum(
             torch.linalg.vector_norm(targets[a].to(outputs) - torch.softmax(logits[a], dim=-1), dim=-1).mean()
             for a in ANGLES
         )
-        kl = sum(kl_divergence(logits[a], targets[a]) for a in ANGLES)
+        kl = tensor_sum(kl_divergence(logits[a], targets[a]) for a in ANGLES)
         mse = mse_deg2(self.decode(outputs), angles)
         total = euclid + kl + self.hparams.alpha * mse
         return total, detached({"euclid": euclid, "kl": kl, "mse_deg2": mse})

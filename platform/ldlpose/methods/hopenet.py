@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ldlpose.geometry import HOPENET_BINS
 from ldlpose.hparams import HopenetHparams
-from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
+from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2, tensor_sum
 from ldlpose.methods._bins import BinMethod
 from ldlpose.methods._registry import register
 
@@ -28,11 +28,12 @@ from ldlpose.methods._registry import register
 @register("hopenet")
 class HopeNet(BinMethod):
     Hparams = HopenetHparams
+    hparams: HopenetHparams
     faithful = {"decode": "edge"}
 
     @property
     def schemes(self):
-        return {a: HOPENET_BINS for a in ANGLES}
+        return dict.fromkeys(ANGLES, HOPENET_BINS)
 
     def targets(self, angles_deg: torch.Tensor) -> dict[str, torch.Tensor]:
         """One-hot bins: HopeNet trains on hard labels."""
@@ -41,6 +42,6 @@ class HopeNet(BinMethod):
     def loss(self, outputs, batch):
         angles = batch_angles(batch)
         logits = self.split(outputs)
-        ce = sum(F.cross_entropy(logits[a], HOPENET_BINS.index(angles[:, i])) for i, a in enumerate(ANGLES))
+        ce = tensor_sum(F.cross_entropy(logits[a], HOPENET_BINS.index(angles[:, i])) for i, a in enumerate(ANGLES))
         mse = mse_deg2(self.decode(outputs), angles)
         return ce + self.hparams.alpha * mse, detached({"ce": ce, "mse_deg2": mse})

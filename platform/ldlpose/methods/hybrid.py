@@ -40,6 +40,7 @@ HEADS = {
 @register("hybrid")
 class Hybrid(BinMethod):
     Hparams = HybridHparams
+    hparams: HybridHparams
     faithful = {"decode": "edge", "roll_bug": True}
 
     @property

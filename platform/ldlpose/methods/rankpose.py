@@ -55,6 +55,7 @@ class CosineHead(nn.Module):
 @register("rankpose")
 class RankPose(Method):
     Hparams = RankposeHparams
+    hparams: RankposeHparams
     needs_pairs = True
     has_distributions = False
     faithful = {"signed": False, "mse_reduction": "released"}

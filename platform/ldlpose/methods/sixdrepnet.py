@@ -32,6 +32,7 @@ _FLIP_SIGNS = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
 @register("sixdrepnet")
 class SixDRepNet(Method):
     Hparams = SixdrepnetHparams
+    hparams: SixdrepnetHparams
     has_distributions = False
     valid_range_deg = ((-90.0, 90.0), (-180.0, 180.0), (-180.0, 180.0))
 

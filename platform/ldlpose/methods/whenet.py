@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ldlpose.geometry import HOPENET_BINS, BinScheme
 from ldlpose.hparams import WhenetHparams
-from ldlpose.methods._base import ANGLES, batch_angles, detached
+from ldlpose.methods._base import ANGLES, batch_angles, detached, tensor_sum
 from ldlpose.methods._bins import BinMethod
 from ldlpose.methods._registry import register
 
@@ -38,6 +38,7 @@ def wrap_deg(angles_deg: torch.Tensor) -> torch.Tensor:
 @register("whenet")
 class WHENet(BinMethod):
     Hparams = WhenetHparams
+    hparams: WhenetHparams
     faithful = {"yaw_decode": "linear", "decode": "edge"}
     valid_range_deg = ((-180.0, 180.0), (-99.0, 99.0), (-99.0, 99.0))
 
@@ -61,7 +62,7 @@ class WHENet(BinMethod):
     def loss(self, outputs, batch):
         angles = self._wrap_yaw(batch_angles(batch))
         logits = self.split(outputs)
-        ce = sum(F.cross_entropy(logits[a], self.schemes[a].index(angles[:, i])) for i, a in enumerate(ANGLES))
+        ce = tensor_sum(F.cross_entropy(logits[a], self.schemes[a].index(angles[:, i])) for i, a in enumerate(ANGLES))
         error = self.decode(outputs) - angles.to(outputs)
         error = torch.cat([wrap_deg(error[:, :1]), error[:, 1:]], dim=1)
         mse = (error**2).mean(dim=0).sum()
