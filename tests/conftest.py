@@ -49,13 +49,14 @@ def ray_local():
 
 
 def tiny_run(synth_root, **changes):
-    """A valid run config on the tiny synthhead, resnet18 at 64 px from random init, 1 worker."""
+    """A valid run config on the tiny synthhead: ShuffleNetV2 x0.5 (the fastest backbone to train on a
+    CPU) at 64 px from random init, 1 worker."""
     from ldlpose.config import run_config_from_dict
 
     data = {
         "name": "tiny",
         "method": {"name": "gldl"},
-        "model": {"backbone": "resnet18", "weights": "none"},
+        "model": {"backbone": "shufflenet_v2_x0_5", "weights": "none"},
         "data": {"root": str(synth_root), "train": "synthhead/train", "val": "synthhead/val",
                  "benchmarks": ["synth"], "image_size": 64},
         "train": {"epochs": 1, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.001}, "seed": 0,

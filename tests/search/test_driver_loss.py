@@ -31,7 +31,7 @@ def write_space(tmp_path: Path, synth_root: Path) -> Path:
     space = {
         "name": NAME,
         "method": {"name": "gldl"},
-        "model": {"backbone": "resnet18", "weights": "none"},
+        "model": {"backbone": "shufflenet_v2_x0_5", "weights": "none"},
         "data": {"root": str(synth_root), "train": "synthhead/train", "val": "synthhead/val",
                  "benchmarks": ["synth"], "image_size": 64, "max_train_samples": 32},
         "train": {"epochs": 1, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.002}, "max_failures": 0},

@@ -26,7 +26,7 @@ def write_space(tmp_path: Path, synth_root: Path, name: str, *, parameters: dict
     space = {
         "name": name,
         "method": {"name": method},
-        "model": {"backbone": "resnet18", "weights": "none"},
+        "model": {"backbone": "shufflenet_v2_x0_5", "weights": "none"},
         "data": {"root": str(synth_root), "train": "synthhead/train", "val": "synthhead/val",
                  "benchmarks": ["synth"], "image_size": 64, "max_train_samples": train_samples},
         "train": {"epochs": epochs, "batch_size": 16, "optimizer": {"name": "adam", "lr": lr}, "max_failures": 0},

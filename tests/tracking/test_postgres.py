@@ -136,7 +136,7 @@ def tiny_space(tmp_path, synth_root, name: str) -> str:
     space = {
         "name": name,
         "method": {"name": "gldl"},
-        "model": {"backbone": "resnet18", "weights": "none"},
+        "model": {"backbone": "shufflenet_v2_x0_5", "weights": "none"},
         "data": {"root": str(synth_root), "train": "synthhead/train", "val": "synthhead/val",
                  "benchmarks": ["synth"], "image_size": 64, "max_train_samples": 32},
         "train": {"epochs": 1, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.002}},

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def _config(tmp_path, synth_root, name: str, lr: float) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({
-        "name": name, "method": {"name": "gldl"}, "model": {"backbone": "resnet18", "weights": "none"},
+        "name": name, "method": {"name": "gldl"}, "model": {"backbone": "shufflenet_v2_x0_5", "weights": "none"},
         "data": {"root": str(synth_root), "train": "synthhead/train", "val": "synthhead/val",
                  "benchmarks": ["synth"], "image_size": 64, "max_train_samples": 32},
         "train": {"epochs": 2, "batch_size": 16, "optimizer": {"name": "adam", "lr": lr}, "max_failures": 0},
