@@ -51,8 +51,8 @@ for _name, _dim in [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048), ("
                     ("resnet152", 2048)]:
     _register(_name, _dim, _strip_fc)
 # ShuffleNetV2 (channel split and shuffle, few depthwise layers) pools its 1024-channel conv5 before
-# ``fc``. On a CPU it is the fastest to train of these: at 64 px, batch 64, one core, x0.5 steps about
-# 2.9x as many images per second as MobileNetV3-small, whose 5x5 depthwise layers on 4x4 and 2x2 maps
+# ``fc``. On a CPU it is the fastest to train of these: at 64 px, batch 64, one core, x0.5 steps
+# 2.1-2.9x as many images per second as MobileNetV3-small, whose 5x5 depthwise layers on 4x4 and 2x2 maps
 # spend most of the backward pass in their weight gradient (bench/RESULTS.md, "Quickstart").
 for _name in ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0"):
     _register(_name, 1024, _strip_fc)
