@@ -14,19 +14,31 @@ from ldlpose.search.tuning import (
 QUICKSTART = Path(__file__).resolve().parents[2] / "search_spaces" / "quickstart.yaml"
 
 
+# The settings the concurrency rules below are written for, whatever the shipped quickstart holds.
+PLAN = ["resources.cpus_per_worker=1", "search.budget.trials=4", "search.budget.concurrency=2"]
+
+
 def test_concurrency_follows_resources_and_budget():
-    space = load_search_space(QUICKSTART)  # 1 worker x 1 CPU per trial, budget concurrency 2
+    space = load_search_space(QUICKSTART, PLAN)  # 1 worker x 1 CPU per trial, budget concurrency 2
     assert trial_concurrency(space, {"CPU": 2, DRIVER_RESOURCE: 100}) == 2
     assert trial_concurrency(space, {"CPU": 2}) == 2  # in-process trials: no driver beside the worker
     assert trial_resources(space, {"CPU": 2, DRIVER_RESOURCE: 100}) == {"CPU": 1.0}
-    on_ray_train = load_search_space(QUICKSTART, ["resources.engine=ray_train"])
+    on_ray_train = load_search_space(QUICKSTART, [*PLAN, "resources.engine=ray_train"])
     assert trial_resources(on_ray_train, {"CPU": 2, DRIVER_RESOURCE: 100}) == {DRIVER_RESOURCE: 0.01}
     assert trial_concurrency(on_ray_train, {"CPU": 2}) == 1  # drivers need a sliver of a CPU too
     assert trial_concurrency(on_ray_train, {"CPU": 3}) == 2
     assert trial_concurrency(space, {"CPU": 3}) == 2
     assert trial_concurrency(space, {"CPU": 64, DRIVER_RESOURCE: 1}) == 2  # the budget caps it
-    gpu = load_search_space(QUICKSTART, ["resources.gpus_per_worker=1", "search.budget.concurrency=null"])
+    gpu = load_search_space(QUICKSTART, [*PLAN, "resources.gpus_per_worker=1", "search.budget.concurrency=null"])
     assert trial_concurrency(gpu, {"CPU": 64, "GPU": 3, DRIVER_RESOURCE: 1}) == 3
+
+
+def test_the_quickstart_runs_its_three_trials_at_once_on_two_cpus():
+    """Half a CPU per trial: all three train at once (one thread each), so the search's length does
+    not depend on which trial ASHA stops first."""
+    space = load_search_space(QUICKSTART)
+    assert space.num_trials == 3 and trial_concurrency(space, {"CPU": 2}) == 3
+    assert trial_resources(space, {"CPU": 2}) == {"CPU": 0.5}
 
 
 def test_drivers_prefer_the_driver_resource():
