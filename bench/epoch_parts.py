@@ -56,25 +56,31 @@ def _steps(model, method, optimizer, batches, real_loss: bool) -> float:
     return time.perf_counter() - started
 
 
+def _fresh(run, method, backbone: str):
+    """A network of ``backbone`` from the run's seed (random init) in training mode, and its optimizer."""
+    import torch
+
+    from ldlpose.models import build_model
+    from ldlpose.train.optim import make_optimizer
+
+    torch.manual_seed(run.train.seed)
+    model = build_model(method, backbone, "none").train()
+    return model, make_optimizer(model, run.train.optimizer)
+
+
 def compare_backbones(run, batches: list[dict], backbones: list[str], rounds: int) -> dict[str, float]:
     """Images/s of the loop's step per backbone on the same ``batches``: the median of ``rounds`` turns,
     the backbones taking turns so that a change in the machine's load reaches all of them alike."""
     import statistics
 
-    import torch
-
     from ldlpose import methods
-    from ldlpose.models import build_model
-    from ldlpose.train.optim import make_optimizer
 
     method = methods.create(run.method.name, **run.method.hparams)
     images = sum(len(b["image"]) for b in batches)
     rates: dict[str, list[float]] = {name: [] for name in backbones}
     for _ in range(rounds):
         for name in backbones:
-            torch.manual_seed(run.train.seed)
-            model = build_model(method, name, "none").train()
-            optimizer = make_optimizer(model, run.train.optimizer)
+            model, optimizer = _fresh(run, method, name)
             _steps(model, method, optimizer, batches[:1], True)  # first-call allocations, not timed
             rates[name].append(_images_per_s(images, _steps(model, method, optimizer, batches, True)))
     return {name: statistics.median(values) for name, values in rates.items()}
@@ -84,9 +90,7 @@ def measure(run, batches: int, backbones: list[str] = (), rounds: int = 3) -> di
     import torch
 
     from ldlpose import methods
-    from ldlpose.models import build_model
     from ldlpose.train.data import build_loaders
-    from ldlpose.train.optim import make_optimizer
 
     method = methods.create(run.method.name, **run.method.hparams)
     loader = build_loaders(run, method).train
@@ -104,9 +108,7 @@ def measure(run, batches: int, backbones: list[str] = (), rounds: int = 3) -> di
     random = [{"image": torch.rand_like(b["image"])} for b in taken]
     rates = {"loader": _images_per_s(images, load_s)}
     for label, data, real in (("step", taken, True), ("bare step, random input", random, False)):
-        torch.manual_seed(run.train.seed)
-        model = build_model(method, run.model.backbone, "none").train()
-        optimizer = make_optimizer(model, run.train.optimizer)
+        model, optimizer = _fresh(run, method, run.model.backbone)
         rates[label] = _images_per_s(images, _steps(model, method, optimizer, data, real))
     rates["loader + step, as the loop runs them"] = 1 / (1 / rates["loader"] + 1 / rates["step"])
     result = {"images": images, "batch_size": run.train.batch_size, "image_size": run.data.image_size,
