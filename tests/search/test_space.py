@@ -205,3 +205,14 @@ def test_shipped_spaces_are_valid():
     for file in files:
         space = load_search_space(file)
         assert space.num_trials >= 1
+
+
+def test_the_documented_complete_example_loads():
+    """docs/search-spaces.md's complete example is a valid space, start points included."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "search-spaces.md").read_text()
+    block = text.split("## A complete example", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    space = search_space_from_dict(yaml.safe_load(block), file="docs/search-spaces.md")
+    assert space.name == "example" and space.num_trials == 12
+    assert space.start_points == ({"method": "gldl", "method.gldl.sigma": 2.0, "train.optimizer.lr": 1e-3},)

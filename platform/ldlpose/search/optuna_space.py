@@ -105,6 +105,13 @@ def define_by_run(space: SearchSpace):
     return functools.partial(_define, space)
 
 
+def start_points(space: SearchSpace) -> list[dict] | None:
+    """``search.start_from`` under Optuna's names, for ``OptunaSearch(points_to_evaluate=...)``
+    (it enqueues them: the first trials take these values and sample the rest); None without any."""
+    named = names(space)
+    return [{named.get(k, k): v for k, v in point.items()} for point in space.start_points] or None
+
+
 def sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
     s = space.search.sampler
     if s.name == "random":

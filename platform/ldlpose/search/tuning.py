@@ -213,11 +213,22 @@ def trial_retries(space: SearchSpace) -> int:
     return -1 if workers < 0 else budget + workers
 
 
-def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+def searcher(space: SearchSpace):
+    """Tune's searcher for ``space``: Optuna, define-by-run, trying ``search.start_from`` first."""
     from ray.tune.search.optuna import OptunaSearch
 
     from ldlpose.search import optuna_space
+
+    common = {"space": optuna_space.define_by_run(space), "points_to_evaluate": optuna_space.start_points(space)}
+    if space.search.objectives:  # Optuna sees every objective; Tune's own metric stays the first
+        metrics = [objective_key(space), *(o.name for o in space.search.objectives[1:])]
+        return OptunaSearch(**common, sampler=optuna_space.multi_objective_sampler(space),
+                            metric=metrics, mode=["min"] * len(metrics))
+    return OptunaSearch(**common, sampler=optuna_space.sampler(space), metric=objective_key(space), mode="min")
+
+
+def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     search = space.search
     scheduler = FIFOScheduler()
@@ -226,17 +237,10 @@ def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.base_run.train.epochs,
                                   grace_period=min(search.scheduler.grace_period, space.base_run.train.epochs),
                                   reduction_factor=search.scheduler.reduction_factor)
-    if search.objectives:  # Optuna sees every objective; Tune's own metric stays the first
-        metrics = [objective_key(space), *(o.name for o in search.objectives[1:])]
-        searcher = OptunaSearch(space=optuna_space.define_by_run(space),
-                                sampler=optuna_space.multi_objective_sampler(space),
-                                metric=metrics, mode=["min"] * len(metrics))
-    else:
-        searcher = OptunaSearch(space=optuna_space.define_by_run(space), sampler=optuna_space.sampler(space),
-                                metric=objective_key(space), mode="min")
     return tune.Tuner(
         _trainable(space, storage, space.name, None),
-        tune_config=_tune_config(space, search_alg=searcher, scheduler=scheduler, num_samples=space.num_trials),
+        tune_config=_tune_config(space, search_alg=searcher(space), scheduler=scheduler,
+                                 num_samples=space.num_trials),
         run_config=_run_config(space.name, storage, callbacks, space, verbose),
     )
 
