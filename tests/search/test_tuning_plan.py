@@ -34,8 +34,8 @@ def test_concurrency_follows_resources_and_budget():
 
 
 def test_the_quickstart_trains_one_trial_per_core_on_two_cpus():
-    """One CPU per trial: two of the three trials at a time on 2 cores (three at once cost half as much
-    again per epoch there, bench/RESULTS.md "Quickstart")."""
+    """One CPU per trial: two of the three trials at a time on 2 cores (an epoch takes as long beside
+    another trial as alone; three at once cost half as much again per epoch, bench/RESULTS.md "Quickstart")."""
     space = load_search_space(QUICKSTART)
     assert space.num_trials == 3 and trial_concurrency(space, {"CPU": 2}) == 2
     assert trial_resources(space, {"CPU": 2}) == {"CPU": 1.0}
