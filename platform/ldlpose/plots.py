@@ -27,7 +27,7 @@ _IMAGES = 8  # pose images shown per benchmark
 _PALE = ((255, 170, 170), (170, 235, 170), (160, 190, 255))  # true axes: pale left, down, front
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=False)  # no display on cluster nodes; leaves an explicit choice alone
@@ -38,7 +38,7 @@ def _pyplot():
 
 def error_vs_angle(pred_deg: np.ndarray, true_deg: np.ndarray, title: str):
     """Absolute error against the true angle, per yaw/pitch/roll, with its mean in 10-degree bins."""
-    plt = _pyplot()
+    plt = pyplot()
     errors = np.abs(pred_deg - true_deg)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.82, wspace=0.08)
@@ -72,7 +72,7 @@ def label_distributions(method, outputs, true_deg: np.ndarray, title: str, count
     if not parts or count == 0:
         return None
     schemes = getattr(method, "schemes", {})
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(count, len(parts), figsize=(4 * len(parts), 2.2 * count), squeeze=False)
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.04, top=0.92, wspace=0.15, hspace=0.45)
     for i in range(count):
@@ -97,7 +97,7 @@ def pose_samples(images: list[np.ndarray], pred_deg: np.ndarray, true_deg: np.nd
     """Images with the true (thin, pale) and predicted (thick) left/down/front axes drawn."""
     from ldlpose.viz import draw_pose
 
-    plt = _pyplot()
+    plt = pyplot()
     count = min(count, len(images))
     fig, axes = plt.subplots(1, count, figsize=(2.2 * count, 2.7), squeeze=False)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.78, wspace=0.05)
@@ -140,7 +140,7 @@ def search_figures(study) -> dict:
     import optuna
     from optuna.visualization import matplotlib as optuna_mpl
 
-    _pyplot()
+    pyplot()
     finished = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     figures: dict[str, Any] = {}
     if len(finished) < 2:
@@ -165,7 +165,7 @@ def pareto_figure(points: list[dict], x: str, y: str, size: str | None, title: s
     ``points``: ``{"label", "pareto", x, y, size}`` per trial. Front members are filled and joined
     in order of ``x``; the others are hollow, so the trade-off reads along the line.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.8))
     fig.subplots_adjust(left=0.11, right=0.98, bottom=0.12, top=0.9)
     sizes = [p[size] for p in points] if size else [1.0] * len(points)
@@ -186,7 +186,7 @@ def pareto_figure(points: list[dict], x: str, y: str, size: str | None, title: s
 
 def save_figures(figures: dict, directory: Path) -> list[str]:
     """Write each figure as ``directory/<name>`` and close it; the names written."""
-    plt = _pyplot()
+    plt = pyplot()
     directory.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         fig.savefig(directory / name, dpi=90)

@@ -88,3 +88,20 @@ def test_label_distribution_plot_only_for_bin_methods(tmp_path):
         assert ("synth_label_distributions.png" in names) == expected
         assert {"synth_error_vs_angle.png", "synth_pose_samples.png"} <= set(names)
         assert all((tmp_path / f"{name}-plots" / n).stat().st_size > 5000 for n in names)
+
+
+def test_warm_up_loads_what_the_first_model_export_needs():
+    """The search driver's warm-up thread: in a fresh interpreter, after it, torch.export's tracing and
+    saving, torchvision, MLflow's PyTorch flavour and matplotlib are loaded (none of them before)."""
+    import json
+    import subprocess
+    import sys
+
+    modules = ["torch._dynamo", "torch.export.pt2_archive._package", "torchvision", "mlflow.pytorch",
+               "matplotlib.pyplot"]
+    code = (f"import json, sys; import ldlpose.tracking.models as m; names = {modules!r}; "
+            "before = [n for n in names if n in sys.modules]; m.warm_up(); "
+            "print(json.dumps([before, [n for n in names if n in sys.modules]]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    before, after = json.loads(out.strip().splitlines()[-1])
+    assert before == [] and after == modules, out

@@ -8,6 +8,7 @@ resumed registers exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 from ldlpose.locations import DEFAULT_STORAGE
@@ -194,6 +195,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     from ldlpose.cluster import ensure_ray
     from ldlpose.data.ensure import ensure_training_data
     from ldlpose.tracking import resolve_tracking_uri
+    from ldlpose.tracking.models import warm_up
 
     space = load_search_space(path, list(overrides))
     # Trials run in their own working directories: relative data paths must not depend on that.
@@ -205,7 +207,13 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     uri = resolve_tracking_uri(tracking_uri)
     yaml_text = Path(path).read_text()
     callback = tracking_callback(space, yaml_text, uri, storage)
+    # Seconds of imports that the first finished trial would otherwise pay, done while Ray starts
+    # (which imports only Ray's own modules). Joined before the search imports torch itself: two
+    # threads importing one package at once can see it half initialised.
+    warming = threading.Thread(target=warm_up, name="ldlpose-warm-up", daemon=True)
+    warming.start()
     ensure_ray(address, log_to_driver=verbose)
+    warming.join()
     views = [] if verbose else [console_view(space, space.name, space.num_trials)]
     outcome = run_search(space, storage=storage, resume=resume, callbacks=[callback, *views], verbose=verbose)
     ranked = finalise_all(callback, outcome, space)

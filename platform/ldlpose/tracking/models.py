@@ -25,6 +25,32 @@ if TYPE_CHECKING:  # torch stays out of `import ldlpose.tracking`
     from ldlpose import export
 
 
+def warm_up() -> None:
+    """Load, once per process, what logging a trial's model needs: torch.export's tracing and
+    saving (a one-layer export), the methods and backbones (torchvision), MLflow's PyTorch flavour
+    and matplotlib.
+
+    Without it the first trial to finish pays for all that in its finalisation (about 5 s here with
+    bytecode, 15 without) while other trials train; the search driver runs this on a thread of its
+    own while Ray starts. A failure here is left to the finalisation to report.
+    """
+    try:
+        import io
+
+        import mlflow.pytorch  # noqa: F401
+        import torch
+        import torchvision.models  # noqa: F401  (the backbones; it loads torch._dynamo too)
+
+        import ldlpose.export  # noqa: F401
+        from ldlpose import plots
+
+        program = torch.export.export(torch.nn.Linear(2, 2), (torch.zeros(2, 2),))
+        torch.export.save(program, io.BytesIO())
+        plots.pyplot()
+    except Exception:  # the real export says what is wrong, with the trial's model
+        pass
+
+
 def _log_predictor(predictor, info: dict, *, run_id: str, experiment_id: str, uri: str,
                    tags: dict | None = None) -> str:
     import mlflow
