@@ -67,7 +67,7 @@ def prepare(root: Path, train: int, image_size: int) -> None:
 
 def run(work: Path, args) -> float:
     """The search end to end, its output to a log; its wall time in seconds."""
-    from ldlpose.cluster import ensure_ray
+    from ldlpose.infra.ray_cluster import ensure_ray
     from ldlpose.search.driver import search_and_report
 
     overrides = [f"search.name={NAME}", f"data.root={work / 'data'}", f"data.max_train_samples={args.train}",
@@ -134,7 +134,7 @@ def _stats(values: list[int]) -> list[str]:
 
 
 def print_tables(figures: dict) -> None:
-    from ldlpose.report import table
+    from ldlpose.report.tables import table
 
     trials, mlflow, search = figures["trials"], figures["mlflow"], figures["search"]
     rows = [["training run folder", *_stats([t["run_folder"] for t in trials])],

@@ -1,7 +1,7 @@
 """Latency, parameters and MACs per backbone: what a multi-objective search trades accuracy against.
 
 Each backbone is timed as the exported predictor (normalisation, backbone, GLDL head and decode:
-ldlpose.models.profile, the same code a multi-objective trial runs on its selected checkpoint), in
+ldlpose.inference.profile, the same code a multi-objective trial runs on its selected checkpoint), in
 float32 evaluation mode, at each image size, batch 1 and one larger batch, after a warm-up; the
 median and 90th percentile of the timed passes. Random-init weights: latency does not depend on
 the weights' values.
@@ -30,9 +30,9 @@ def measure(backbones: list[str], sizes: list[int], device: str, batch: int, war
     import torch
 
     from ldlpose import methods
-    from ldlpose.export import PosePredictor
+    from ldlpose.inference.predictor import PosePredictor
+    from ldlpose.inference.profile import ProfileSettings, profile_module
     from ldlpose.models import build_model
-    from ldlpose.models.profile import ProfileSettings, profile_module
 
     rows = []
     settings = ProfileSettings(batch_size=batch, warmup=warmup, repeats=repeats)

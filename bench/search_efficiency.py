@@ -225,7 +225,7 @@ def summarise(searches: dict[str, list[dict]], budget: int) -> dict:
 # --- report --------------------------------------------------------------------------------------
 
 def print_tables(summary: dict) -> None:
-    from ldlpose.report import table
+    from ldlpose.report.tables import table
 
     budget = summary["budget_trial_epochs"]
     rows = []
@@ -263,7 +263,7 @@ def prepare(root: Path, args) -> None:
 
 
 def run_all(work: Path, args) -> tuple[dict, int]:
-    from ldlpose.cluster import ensure_ray
+    from ldlpose.infra.ray_cluster import ensure_ray
 
     grid = paper_grid(args.paper, args.grid_points)
     budget = len(grid["alpha"]) * args.epochs

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ldlpose import viz
 from ldlpose.data import synthhead
+from ldlpose.report import drawing as viz
 
 
 def images_per_second(size: int, count: int, seed: int = 0) -> tuple[float, float]:

@@ -4,7 +4,7 @@ Three searches of the same trials run one after another on one local Ray, in one
 affects all alike: ``ldlpose search`` with trials on the in-process engine, the same on Ray Train
 (``TorchTrainer``, one worker), and a plain Tune function trainable that runs the same epochs
 (ldlpose's model, loaders, train and validation steps) in-process with nothing else. Trials run one
-at a time so that phases do not overlap. Phases come from ``LDLPOSE_TRACE`` (ldlpose.trace).
+at a time so that phases do not overlap. Phases come from ``LDLPOSE_TRACE`` (ldlpose.infra.trace).
 
 Reported per engine (mean over trials; the first trial of each search starts its process cold):
     fixed cost = trial time (Tune starts it .. Tune sees it complete) - train - validation
@@ -84,7 +84,8 @@ def plain_trainable(config: dict, space_file: str) -> None:
     import torch
     from ray import tune
 
-    from ldlpose import methods, trace
+    from ldlpose import methods
+    from ldlpose.infra import trace
     from ldlpose.models import build_model
     from ldlpose.search.space import load_search_space
     from ldlpose.train import data as train_data
@@ -115,7 +116,7 @@ def plain_trainable(config: dict, space_file: str) -> None:
 def run_plain(space_file: Path, trials: int, storage: Path) -> list[str]:
     from ray import tune
 
-    from ldlpose import trace
+    from ldlpose.infra import trace
 
     class Marks(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
@@ -203,7 +204,7 @@ ROWS = ["trial", "train", "validation", "fixed", "per-epoch overhead %", "fixed 
 
 
 def print_table(summary: dict) -> None:
-    from ldlpose.report import table
+    from ldlpose.report.tables import table
 
     labels = list(summary)
     rows = [[row, *(f"{summary[label]['mean'][row]:.2f}" for label in labels)] for row in ROWS]
@@ -224,9 +225,9 @@ def main(argv=None) -> int:
         os.environ["LDLPOSE_TRACE"] = str(traces)  # before Ray starts: its workers inherit it
         import ray
 
-        from ldlpose import trace
         from ldlpose.cli import main as cli
-        from ldlpose.cluster import ensure_ray
+        from ldlpose.infra import trace
+        from ldlpose.infra.ray_cluster import ensure_ray
 
         root = work / "data"
         if not (root / "synthhead" / "train" / "_manifest.json").is_file():

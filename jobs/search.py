@@ -15,7 +15,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ldlpose.locations import resolve_storage
+    from ldlpose.infra.locations import resolve_storage
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("space")
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ldlpose.cli import main as cli
-    from ldlpose.storage import is_uri
+    from ldlpose.infra.storage import is_uri
 
     # The job starts in an unpacked copy of the uploaded working directory, which Ray may remove
     # while the job runs. Work from the storage's parent instead: relative paths (data.root, an

@@ -5,3 +5,7 @@ that use them, so the ``ldlpose`` command starts fast.
 """
 
 __version__ = "0.1.0"
+
+from ldlpose import _moved
+
+_moved.install()  # old module paths resolve for saved search state (see ldlpose._moved)

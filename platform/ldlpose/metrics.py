@@ -15,16 +15,26 @@ beside the uniform ``maev`` when the model's raw outputs are at hand (a checkpoi
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from ldlpose import geometry
+if TYPE_CHECKING:
+    import torch
 
-__all__ = ["METRIC_NAMES", "evaluate", "maev_from_vectors", "per_sample_errors"]
+__all__ = ["METRIC_NAMES", "evaluate", "maev_from_vectors", "metric_key", "per_sample_errors"]
 
+# torch is imported by the functions that compute, so that naming a metric (configs, tables, the CLI)
+# stays free of it.
 METRIC_NAMES = ("mae_yaw", "mae_pitch", "mae_roll", "mae", "maev", "geodesic")
 
 
+def metric_key(dataset: str, metric: str) -> str:
+    """Reported metric name of ``metric`` on a set: ``val_mae``, ``synth_mae``, ``biwi_p2_mae``."""
+    return f"{dataset.replace('-', '_')}_{metric}"
+
+
 def _as_angles(x, name: str) -> torch.Tensor:
+    import torch
+
     t = torch.as_tensor(x, dtype=torch.float64)
     if t.ndim != 2 or t.shape[-1] != 3:
         raise ValueError(f"{name} must have shape (N, 3) [yaw, pitch, roll in degrees], got {tuple(t.shape)}")
@@ -32,6 +42,8 @@ def _as_angles(x, name: str) -> torch.Tensor:
 
 
 def _vector_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    import torch
+
     cos = (torch.nn.functional.normalize(a, dim=-1) * torch.nn.functional.normalize(b, dim=-1)).sum(-1)
     return torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
 
@@ -39,6 +51,10 @@ def _vector_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def per_sample_errors(pred_deg, true_deg) -> dict[str, torch.Tensor]:
     """Per-sample errors for plots: ``abs`` (N, 3) yaw/pitch/roll, ``vector`` (N, 3) left/down/front
     and ``geodesic`` (N,), all in degrees."""
+    import torch
+
+    from ldlpose import geometry
+
     pred, true = _as_angles(pred_deg, "pred_deg"), _as_angles(true_deg, "true_deg")
     if pred.shape != true.shape:
         raise ValueError(f"pred_deg {tuple(pred.shape)} and true_deg {tuple(true.shape)} differ in shape")
@@ -70,6 +86,10 @@ def evaluate(pred_deg, true_deg) -> dict[str, float]:
 def maev_from_vectors(vectors, true_deg) -> float:
     """MAEV in degrees of predicted (N, 3, 3) unit vectors (rows: left, down, front, image frame)
     against the columns of the true image-frame matrix, as ASG-LDL's tester computes it."""
+    import torch
+
+    from ldlpose import geometry
+
     v = torch.as_tensor(vectors, dtype=torch.float64)
     true = _as_angles(true_deg, "true_deg")
     if v.shape != (true.shape[0], 3, 3):

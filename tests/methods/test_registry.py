@@ -5,8 +5,8 @@ import typing
 import pytest
 
 import ldlpose.methods as methods
+from ldlpose.config.hparams import HPARAMS, Hparams, hparam
 from ldlpose.errors import ConfigError
-from ldlpose.hparams import HPARAMS, Hparams, hparam
 from ldlpose.methods._registry import register
 
 

@@ -106,7 +106,7 @@ def test_a_submitted_search_whose_driver_is_killed_resumes_when_submitted_again(
     import mlflow
     from ray import tune
 
-    from ldlpose import jobs
+    from ldlpose.search import submit as jobs
     from ldlpose.search.trials import ORPHAN_REASON
 
     started = time.monotonic()

@@ -106,7 +106,7 @@ def test_invalid_space_files_name_the_offending_key(tmp_path, path, value, expec
 @pytest.mark.parametrize("benchmark", ["synth", "aflw2000", "biwi", "biwi-p2"])
 @pytest.mark.parametrize("metric", ["mae", "mae_yaw", "mae_pitch", "mae_roll", "maev", "geodesic"])
 def test_no_test_benchmark_metric_can_be_the_objective(tmp_path, benchmark, metric):
-    from ldlpose.report import metric_key
+    from ldlpose.metrics import metric_key
 
     file = tmp_path / "space.yaml"
     file.write_text(yaml.safe_dump(mutate("search|metric|name", metric_key(benchmark, metric))))

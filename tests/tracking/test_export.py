@@ -12,7 +12,7 @@ from trackfixtures import make_checkpoint, synth_samples
 from ldlpose import methods, tracking
 from ldlpose.cli import main
 from ldlpose.errors import DataError
-from ldlpose.export import IMAGENET_MEAN, IMAGENET_STD, load_image, predictor_from_checkpoint, preprocess
+from ldlpose.inference.predictor import IMAGENET_MEAN, IMAGENET_STD, load_image, predictor_from_checkpoint, preprocess
 
 
 @pytest.mark.slow
@@ -78,7 +78,7 @@ def test_read_commands_do_not_create_a_database(tmp_path, monkeypatch, capsys):
 
 
 def test_label_distribution_plot_only_for_bin_methods(tmp_path):
-    from ldlpose import plots
+    from ldlpose.report import figures as plots
 
     images, angles = synth_samples(3)
     for name, expected in (("gldl", True), ("sixdrepnet", False)):

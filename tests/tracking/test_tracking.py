@@ -21,7 +21,7 @@ from trackfixtures import make_checkpoint, synth_samples
 
 from ldlpose import tracking
 from ldlpose.cli import main
-from ldlpose.export import predictor_from_checkpoint, preprocess
+from ldlpose.inference.predictor import predictor_from_checkpoint, preprocess
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ def make_checkpoint(directory: Path, method_name: str = "gldl", *, steps: int = 
     """A checkpoint folder as the training loop writes it; ``steps`` SGD steps on synthhead images."""
     from ldlpose import methods
     from ldlpose.config import run_config_from_dict
-    from ldlpose.export import IMAGENET_MEAN, IMAGENET_STD, preprocess
+    from ldlpose.inference.predictor import IMAGENET_MEAN, IMAGENET_STD, preprocess
     from ldlpose.models import build_model
 
     torch.manual_seed(seed)

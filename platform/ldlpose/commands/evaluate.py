@@ -2,7 +2,7 @@
 
 MODEL is a registry or logged-model URI (models:/headpose-aflw2000@champion, models:/m-...), a
 checkpoint folder (or its checkpoint.pt) written by training, or an ONNX file with its
-preprocessing description next to it (model.onnx -> model.json; see ldlpose.onnx_export).
+preprocessing description next to it (model.onnx -> model.json; see ldlpose.inference.onnx).
 
 Prints per-angle MAE, MAE, MAEV (from the decoded angles, the same for every method; ASG
 checkpoints also get maev_asg, from ASG's raw vectors) and the geodesic error, in degrees, with
@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ldlpose.locations import DATA_ENV, DEFAULT_DATA_ROOT
+from ldlpose.infra.locations import DATA_ENV, DEFAULT_DATA_ROOT
 
 _COLUMNS = ("mae_yaw", "mae_pitch", "mae_roll", "mae", "maev", "geodesic")
 
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldlpose.data import benchmarks
-    from ldlpose.evaluation import evaluate, load_model
+    from ldlpose.evaluation.harness import evaluate, load_model
 
     for name in args.benchmark:
         benchmarks.get(name)  # unknown names fail before the model loads
@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _save(out: Path, model, result: dict) -> list[Path]:
-    from ldlpose.evaluation import slug
-    from ldlpose.plots import error_vs_angle, save_figures
+    from ldlpose.evaluation.harness import slug
+    from ldlpose.report.figures import error_vs_angle, save_figures
 
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{result['benchmark']}__{slug(model.spec)}"
@@ -89,7 +89,7 @@ def _plain(model, results: list[dict]) -> dict:
 
 
 def _text(model, results: list[dict]) -> str:
-    from ldlpose.report import table
+    from ldlpose.report.tables import table
 
     about = ", ".join(f"{k} {model.info[k]}" for k in ("method", "backbone") if model.info.get(k))
     lines = [(f"model {model.spec} ({model.kind}, {model.id}){': ' + about if about else ''}, "

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ldlpose.deploy import export_model, load_exportable
+    from ldlpose.deploy.export import export_model, load_exportable
     from ldlpose.errors import ConfigError
 
     fmt = args.format or args.out.suffix.lstrip(".")

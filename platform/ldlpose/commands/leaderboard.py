@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldlpose.data import benchmarks
-    from ldlpose.report import table
+    from ldlpose.report.tables import table
     from ldlpose.tracking.evaluations import leaderboard
 
     benchmarks.get(args.benchmark)

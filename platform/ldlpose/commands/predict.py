@@ -37,13 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ldlpose.evaluation import load_model
-    from ldlpose.photos import crop_recipe, predict_photos
+    from ldlpose.deploy.photos import crop_recipe, predict_photos
+    from ldlpose.evaluation.harness import load_model
 
     model = load_model(args.model, args.tracking_uri)
     detector, (recipe, why) = None, crop_recipe(model.info)
     if not args.no_detect:
-        from ldlpose.detect import FaceDetector
+        from ldlpose.deploy.detect import FaceDetector
 
         detector = FaceDetector(min_face_px=args.min_face)
     results = predict_photos(args.images, model.predict, model.input_size, detector=detector, recipe=recipe,
@@ -71,7 +71,7 @@ def _record(result) -> dict:
 
 
 def _text(about: dict, results) -> str:
-    from ldlpose.report import table
+    from ldlpose.report.tables import table
 
     rows, notes = [], []
     for result in results:
@@ -91,7 +91,7 @@ def _text(about: dict, results) -> str:
 def _draw(directory: Path, results) -> None:
     from PIL import Image
 
-    from ldlpose.viz import draw_faces
+    from ldlpose.report.drawing import draw_faces
 
     directory.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 # The sub-commands, their arguments and default folders come from the reader registry (stdlib only).
 from ldlpose.data import readers
-from ldlpose.locations import DATA_ENV, DEFAULT_DATA_ROOT
+from ldlpose.infra.locations import DATA_ENV, DEFAULT_DATA_ROOT
 
 DEFAULT_MAX_SIDE = 256  # the platform trains at <= 224 px (HopeNet: resize 240, crop 224)
 # Evaluation images are stored without loss (readers' test_set): JPEG re-encoding moved single FSA-Net

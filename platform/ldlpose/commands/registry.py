@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ldlpose.report import table
+    from ldlpose.report.tables import table
     from ldlpose.tracking import list_champions, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)

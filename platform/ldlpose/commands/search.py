@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ldlpose.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
+from ldlpose.infra.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ldlpose.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
+from ldlpose.infra.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ldlpose.jobs import submit_search
+    from ldlpose.search.submit import submit_search
 
     return submit_search(args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ldlpose.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
+from ldlpose.infra.locations import DEFAULT_STORAGE, STORAGE_ENV, resolve_storage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ldlpose.cluster import ensure_ray
     from ldlpose.config import load_run_config
     from ldlpose.data.ensure import ensure_training_data
-    from ldlpose.report import metrics_table
+    from ldlpose.infra.ray_cluster import ensure_ray
+    from ldlpose.report.tables import metrics_table
     from ldlpose.train.run import fit
 
     if args.register and args.no_track:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ldlpose.tracking import resolve_tracking_uri
-    from ldlpose.train.record import record_training
+    from ldlpose.tracking.training import record_training
 
     uri = resolve_tracking_uri(args.tracking_uri)
     tracked = record_training(uri, config, outcome, name, Path(args.config).read_text(), register=args.register)

@@ -36,7 +36,7 @@ from ldlpose.data.samplers import PairedBatchSampler
 from ldlpose.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ldlpose.data.pipeline import HeadPoseDataset  # which imports this module
+    from ldlpose.data.dataset import HeadPoseDataset
 
 __all__ = ["TrainItems", "TrainLoader", "draws_for", "train_loader"]
 

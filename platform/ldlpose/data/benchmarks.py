@@ -1,7 +1,7 @@
 """Named evaluation benchmarks: which prepared folder, under which protocol, how to create the data.
 
 A benchmark resolves to a folder under the data root (the ``root`` argument, else ``$LDLPOSE_DATA``,
-else ``./ldlpose-data``: :func:`ldlpose.locations.resolve_data_root`) and names its
+else ``./ldlpose-data``: :func:`ldlpose.infra.locations.resolve_data_root`) and names its
 :class:`~ldlpose.data.protocols.Protocol`: the crop recipe the folder must have been prepared with
 (checked against the manifest), how a stored crop becomes the network input, the angle filter, the
 split and the row count. The filter lives here, not in the data: AFLW2000 keeps all 2,000 rows on
@@ -26,15 +26,15 @@ from pathlib import Path
 
 from ldlpose.data.protocols import VIEWS, Protocol
 from ldlpose.errors import ConfigError, DataError, unknown
-from ldlpose.locations import resolve_data_root
+from ldlpose.infra.locations import resolve_data_root
 
 __all__ = ["PROTOCOLS", "Benchmark", "Protocol", "available", "data_root", "get", "register"]
 
 
 def data_root(root=None) -> Path:
     """``root`` if given, else ``$LDLPOSE_DATA``, else ``./ldlpose-data``; a URI (``s3://...``) is
-    read through this node's local copy of it (ldlpose.storage.local_copy)."""
-    from ldlpose import storage
+    read through this node's local copy of it (ldlpose.infra.storage.local_copy)."""
+    from ldlpose.infra import storage
 
     root = resolve_data_root(root)
     return storage.local_copy(root) if storage.is_uri(root) else Path(root)

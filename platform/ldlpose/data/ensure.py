@@ -33,7 +33,7 @@ def _needed_folders(run) -> list[Path]:
 def ensure_training_data(run) -> None:
     """Generate synthhead under ``run.data.root`` if the run uses it and it is missing (never
     under a URI: data in object storage is prepared and uploaded by its owner)."""
-    from ldlpose import storage
+    from ldlpose.infra import storage
 
     if storage.is_uri(run.data.root):
         return

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from ldlpose import __version__
 from ldlpose.data.records import IMAGE_FORMATS, Problem, beyond_wrap
 from ldlpose.errors import ConfigError, DataError
-from ldlpose.files import sha256_file
+from ldlpose.infra.files import sha256_file
 
 __all__ = [
     "FORMAT",

@@ -15,7 +15,7 @@ A method (:class:`Method`) offers, on top of a backbone's pooled (N, F) feature:
   the mirrored image (flip test-time augmentation: ``ldlpose evaluate --flip-tta``);
   ``targets(angles_deg, ...)`` -> its label distributions; ``outputs_for(angles_deg)`` -> outputs
   that reproduce those targets;
-* ``hparams``: a frozen pydantic model (:mod:`ldlpose.hparams`, torch-free; :func:`hparams_class`,
+* ``hparams``: a frozen pydantic model (:mod:`ldlpose.config.hparams`, torch-free; :func:`hparams_class`,
   :func:`hparams_names`) whose fields document their default and valid range or choices;
   ``faithful`` names the values that reproduce the paper; :func:`expectation_bias` measures how far
   a method's own targets decode from the truth (``ldlpose evaluate --bias`` reports it on a
@@ -34,14 +34,14 @@ Conventions shared by every method (so that a weight means the same everywhere):
   ``3 * E[i] - 99`` is ``decode="edge"``; out-of-range labels are clamped to the end bins;
 * loss ``parts`` are unweighted and detached.
 
-To add a method, declare its hyperparameters in :mod:`ldlpose.hparams` (a model, an entry of
+To add a method, declare its hyperparameters in :mod:`ldlpose.config.hparams` (a model, an entry of
 ``HPARAMS`` and a member of ``MethodConfig``), write ``methods/<name>.py`` with a class decorated by
 ``@register("<name>")`` and add its import line below; the conformance tests in ``tests/methods``
 then cover it.
 """
 
 # ruff: noqa: I001 (the methods are imported after the registry, one line each)
-from ldlpose.hparams import Hparams
+from ldlpose.config.hparams import Hparams
 from ldlpose.methods._base import Method
 from ldlpose.methods._registry import (
     available,

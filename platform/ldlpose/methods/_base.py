@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ldlpose.hparams import Hparams as BaseHparams
+from ldlpose.config.hparams import Hparams as BaseHparams
 
 ANGLES = ("yaw", "pitch", "roll")
 Batch = Mapping[str, torch.Tensor]
@@ -77,7 +77,8 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def flip_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
         """The outputs for the horizontally mirrored image: decode(flip) == flip_angles(decode).
-        Flip test-time augmentation (ldlpose.evaluation.flip_tta_outputs) maps a mirror's outputs back with it."""
+        Flip test-time augmentation (ldlpose.evaluation.harness.flip_tta_outputs) maps a mirror's outputs
+        back with it."""
 
     @abc.abstractmethod
     def outputs_for(self, angles_deg: torch.Tensor) -> torch.Tensor:

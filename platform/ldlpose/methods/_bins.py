@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from ldlpose.config.hparams import DadlHparams, GldlHparams, HopenetHparams, HybridHparams, WhenetHparams
 from ldlpose.geometry import BinScheme
-from ldlpose.hparams import DadlHparams, GldlHparams, HopenetHparams, HybridHparams, WhenetHparams
 from ldlpose.methods._base import ANGLES, Method
 
 _MIRRORED = ("yaw", "roll")  # the angles a horizontal flip negates

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
+from ldlpose.config.hparams import HPARAMS, Hparams
 from ldlpose.errors import ConfigError, unknown
-from ldlpose.hparams import HPARAMS, Hparams
 from ldlpose.methods._base import Method
 
 _METHODS: dict[str, type[Method]] = {}
@@ -24,8 +24,8 @@ def register(name: str):
                 f"and by {cls.__module__}.{cls.__qualname__}; rename one of them"
             )
         if HPARAMS.get(name) is not cls.Hparams:
-            raise ValueError(f"method {name!r}: its Hparams must be ldlpose.hparams.HPARAMS[{name!r}] (the model "
-                             f"a run config validates), got {cls.Hparams.__name__}")
+            raise ValueError(f"method {name!r}: its Hparams must be ldlpose.config.hparams.HPARAMS[{name!r}] "
+                             f"(the model a run config validates), got {cls.Hparams.__name__}")
         cls.name = name
         _METHODS[name] = cls
         return cls

@@ -40,8 +40,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ldlpose.config.hparams import AsgHparams
 from ldlpose.geometry import image_matrix, image_matrix_to_euler, project_to_rotation
-from ldlpose.hparams import AsgHparams
 from ldlpose.methods._base import Method, batch_angles, detached
 from ldlpose.methods._registry import register
 from ldlpose.methods._sphere import fibonacci_sphere, mirror_logits

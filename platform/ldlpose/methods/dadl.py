@@ -28,8 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ldlpose.config.hparams import DadlHparams
 from ldlpose.geometry import HOPENET_BINS
-from ldlpose.hparams import DadlHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2, tensor_sum
 from ldlpose.methods._bins import (
     BinMethod,

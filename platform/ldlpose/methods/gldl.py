@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import torch
 
+from ldlpose.config.hparams import GldlHparams
 from ldlpose.geometry import HOPENET_BINS
-from ldlpose.hparams import GldlHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2, tensor_sum
 from ldlpose.methods._bins import (
     BinMethod,

@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ldlpose.config.hparams import HybridHparams
 from ldlpose.geometry import BinScheme
-from ldlpose.hparams import HybridHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
 from ldlpose.methods._bins import BinMethod, one_hot
 from ldlpose.methods._registry import register

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldlpose.hparams import RankposeHparams
+from ldlpose.config.hparams import RankposeHparams
 from ldlpose.methods._base import ANGLES, Method, batch_angles, detached, mse_deg2
 from ldlpose.methods._registry import register
 

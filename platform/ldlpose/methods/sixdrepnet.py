@@ -19,8 +19,8 @@ import math
 
 import torch
 
+from ldlpose.config.hparams import SixdrepnetHparams
 from ldlpose.geometry import euler_to_matrix, geodesic_deg, matrix_to_euler, sixd_to_matrix
-from ldlpose.hparams import SixdrepnetHparams
 from ldlpose.methods._base import Method, batch_angles, detached
 from ldlpose.methods._registry import register
 

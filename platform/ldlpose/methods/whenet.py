@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ldlpose.config.hparams import WhenetHparams
 from ldlpose.geometry import HOPENET_BINS, BinScheme
-from ldlpose.hparams import WhenetHparams
 from ldlpose.methods._base import ANGLES, batch_angles, detached, tensor_sum
 from ldlpose.methods._bins import BinMethod
 from ldlpose.methods._registry import register

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from ray import tune
 
-from ldlpose import storage, trace
 from ldlpose.errors import LdlposeError
+from ldlpose.infra import storage, trace
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, finalise, trial_error
 from ldlpose.train.checkpoints import request_stop

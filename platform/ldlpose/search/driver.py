@@ -11,13 +11,14 @@ import dataclasses
 import threading
 from pathlib import Path
 
-from ldlpose.locations import DEFAULT_STORAGE
-from ldlpose.report import metric_key, table
+from ldlpose.infra.locations import DEFAULT_STORAGE
+from ldlpose.infra.storage import resolve as resolve_location
+from ldlpose.metrics import metric_key
+from ldlpose.report.tables import table
 from ldlpose.search import confirm, trials
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace, load_search_space
 from ldlpose.search.tuning import CONFIRM_SUFFIX, SearchOutcome, run_confirmation, run_search, smoke_test_space
-from ldlpose.storage import resolve as resolve_location
 
 
 def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> str:
@@ -82,7 +83,7 @@ def _eval_samples(space: SearchSpace, count: int = 32) -> dict:
 
 
 def tracking_callback(space: SearchSpace, yaml_text: str, uri: str, storage: str) -> TrackingCallback:
-    from ldlpose.schema import to_dict
+    from ldlpose.config.schema import to_dict
 
     search = space.search
     start = {"space_yaml_text": yaml_text, "resolved_space": {"base": space.base, "search": to_dict(search)},
@@ -192,8 +193,8 @@ def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False
 
 
 def _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose) -> int:
-    from ldlpose.cluster import ensure_ray
     from ldlpose.data.ensure import ensure_training_data
+    from ldlpose.infra.ray_cluster import ensure_ray
     from ldlpose.tracking import resolve_tracking_uri
     from ldlpose.tracking.models import warm_up
 

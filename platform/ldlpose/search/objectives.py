@@ -2,7 +2,7 @@
 
 ``search.metric`` as a list makes a multi-objective search: the first objective is the validation
 metric that selects each trial's checkpoint (as for one objective), the others are costs each trial
-measures on that checkpoint (ldlpose.models.profile). This module checks that part of a space;
+measures on that checkpoint (ldlpose.inference.profile). This module checks that part of a space;
 :mod:`ldlpose.search.space` calls it while loading.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ldlpose import config as run_configs
+from ldlpose.config.schema import FieldError
 from ldlpose.errors import ConfigError
-from ldlpose.schema import FieldError
 
 if TYPE_CHECKING:
-    from ldlpose.search.space import SearchSection
+    from ldlpose.search.sections import SearchSection
 
 
 def _err(file: str | None, key: str, message: str) -> ConfigError:
@@ -40,7 +40,7 @@ def check_costs(section: SearchSection, file: str | None) -> None:
     error alone after a few epochs, and a fast model that learns slowly (the low-latency end of the
     front) is exactly what it stops, so the front would be cut by one objective.
     """
-    from ldlpose.catalog import COST_METRICS
+    from ldlpose.config.catalog import COST_METRICS
 
     if section.sampler.name != "nsga2" and section.sampler.population_size is not None:
         raise _err(file, "search.sampler.population_size", "only nsga2 has a population")

@@ -1,7 +1,7 @@
 """The Pareto front of a multi-objective search: which trials are on it, the report, the plot, registration.
 
 All objectives are minimised: the validation error of each trial's selected checkpoint first, then
-the costs measured on that checkpoint (latency, parameters, MACs; ldlpose.models.profile). A trial
+the costs measured on that checkpoint (latency, parameters, MACs; ldlpose.inference.profile). A trial
 is on the front when no other finished trial is at least as good on every objective and strictly
 better on one. Test benchmarks never enter the front or the champion rule; they are only reported.
 
@@ -17,7 +17,8 @@ import json
 import math
 from collections.abc import Sequence
 
-from ldlpose.report import metric_key, table
+from ldlpose.metrics import metric_key
+from ldlpose.report.tables import table
 from ldlpose.search.space import SearchSpace
 
 __all__ = ["dominates", "front_rows", "front_table", "non_dominated", "report_front"]
@@ -94,7 +95,7 @@ def _entry(space: SearchSpace, row: dict) -> dict:
 
 def _plot(callback, space: SearchSpace, rows: list[dict]) -> list[str]:
     """MAE against latency (or the second objective), marker area by parameter count; with the front as JSON."""
-    from ldlpose import plots
+    from ldlpose.report import figures as plots
     from ldlpose.tracking.models import log_run_files
 
     names = [o.name for o in space.objectives]

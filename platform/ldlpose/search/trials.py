@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ldlpose import trace
-from ldlpose.files import sha256_file
+from ldlpose.infra import trace
+from ldlpose.infra.files import sha256_file
 from ldlpose.search.space import SearchSpace
 from ldlpose.tracking import TAG_MODEL_URI, TAG_ROLE, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA
 from ldlpose.train.checkpoints import CHECKPOINT_FILE, Selected, select_checkpoint

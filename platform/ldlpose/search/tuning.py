@@ -25,15 +25,15 @@ from pathlib import Path
 
 from ray import tune
 
-from ldlpose import trace
 from ldlpose.errors import LdlposeError
+from ldlpose.infra import trace
+from ldlpose.infra.storage import join as storage_join
+from ldlpose.infra.storage import name as storage_name
+from ldlpose.infra.storage import resolve as resolve_storage
 from ldlpose.search import ray_compat
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, error_text, objective_key
-from ldlpose.storage import join as storage_join
-from ldlpose.storage import name as storage_name
-from ldlpose.storage import resolve as resolve_storage
 
 # A trial's driver only waits on its trainer; the workers hold the real resources. Where the cluster
 # offers DRIVER_RESOURCE (cluster.yaml puts it on the head; a local Ray started by ldlpose has it),
@@ -143,7 +143,7 @@ def report_costs(space: SearchSpace, run, outcome, *, on_workers: bool) -> None:
 def measure_costs(checkpoint_dir: str, settings: dict, cpus: float | None) -> dict:
     import torch
 
-    from ldlpose.models.profile import ProfileSettings, profile_checkpoint
+    from ldlpose.inference.profile import ProfileSettings, profile_checkpoint
 
     if cpus:  # a fresh Ray task: use the worker's CPUs, as its training did
         torch.set_num_threads(max(1, int(cpus)))

@@ -91,7 +91,7 @@ def registry_model_identity(model_uri: str, tracking_uri: str | None = None) -> 
 
 def log_evaluation(tracking_uri: str | None, result: Mapping, model: Mapping,
                    artifacts: Sequence[Path] = ()) -> str:
-    """Log one benchmark result of ``ldlpose.evaluation.evaluate`` for ``model`` (its ``describe()``);
+    """Log one benchmark result of ``ldlpose.evaluation.harness.evaluate`` for ``model`` (its ``describe()``);
     returns the run id."""
     uri = resolve_tracking_uri(tracking_uri)
     client = _client(uri)

@@ -22,7 +22,7 @@ from ldlpose.tracking._common import (
 )
 
 if TYPE_CHECKING:  # torch stays out of `import ldlpose.tracking`
-    from ldlpose import export
+    from ldlpose.inference import predictor as export
 
 
 def warm_up() -> None:
@@ -41,8 +41,8 @@ def warm_up() -> None:
         import torch
         import torchvision.models  # noqa: F401  (the backbones; it loads torch._dynamo too)
 
-        import ldlpose.export  # noqa: F401
-        from ldlpose import plots
+        import ldlpose.inference.predictor  # noqa: F401
+        from ldlpose.report import figures as plots
 
         program = torch.export.export(torch.nn.Linear(2, 2), (torch.zeros(2, 2),))
         torch.export.save(program, io.BytesIO())
@@ -102,12 +102,12 @@ def load_predictor(model_uri: str, tracking_uri: str | None = None) -> tuple[exp
 
     ``predictor(images)`` maps float32 (N, 3, S, S) RGB in [0, 1] to (N, 3) yaw/pitch/roll degrees;
     ``predictor.predict_images`` takes (H, W, 3) uint8 face crops. ``info`` is what
-    :func:`ldlpose.export.export_info` recorded (image size, normalisation, method, ...).
+    :func:`ldlpose.inference.predictor.export_info` recorded (image size, normalisation, method, ...).
     """
     import mlflow.artifacts
     import mlflow.pytorch
 
-    from ldlpose.export import LoadedPredictor
+    from ldlpose.inference.predictor import LoadedPredictor
 
     uri = resolve_tracking_uri(tracking_uri)
     _require_existing_store(uri)
@@ -133,7 +133,7 @@ def log_run_files(uri: str, run_id: str, folder: str, figures: dict | None = Non
                   texts: dict | None = None) -> list[str]:
     """Figures (``{name: matplotlib figure}``, closed afterwards) and text files (``{name: str}``) as
     artifacts of a run under ``folder``; the artifact paths written."""
-    from ldlpose import plots
+    from ldlpose.report import figures as plots
     from ldlpose.tracking._common import _client
 
     with tempfile.TemporaryDirectory() as tmp:

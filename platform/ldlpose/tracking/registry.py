@@ -148,7 +148,7 @@ def _ensure_registered_model(client, name: str, benchmark: str) -> None:
 
 def _version_tags(best: Mapping, benchmark: str, search_name: str, rule: str) -> dict[str, str]:
     """Everything a version records: where it came from, what selected it, its validation and test scores."""
-    from ldlpose.report import metric_key
+    from ldlpose.metrics import metric_key
 
     selection = best.get("selection", {})
     scores = best.get("scores", {})

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ldlpose.errors import ConfigError
-from ldlpose.files import sha256_file
+from ldlpose.infra.files import sha256_file
 from ldlpose.tracking._common import (
     _STATUSES,
     TAG_MODEL_SHA,
@@ -194,7 +194,7 @@ class SearchTracker:
 
     def log_search_plots(self, study) -> list[str]:
         """Optuna's parameter-importance and parallel-coordinate plots on the parent run."""
-        from ldlpose import plots
+        from ldlpose.report import figures as plots
 
         self._require_started()
         with tempfile.TemporaryDirectory() as tmp:
@@ -317,7 +317,7 @@ class SearchTracker:
         killed after the model was written but before the run was tagged) returns the earlier model
         instead of logging a duplicate: models are found by the checkpoint's sha256.
         """
-        from ldlpose import export
+        from ldlpose.inference import predictor as export
         from ldlpose.train.checkpoints import checkpoint_file as model_file
 
         run_id = self._trial_run(trial_id)
@@ -357,7 +357,8 @@ class SearchTracker:
         crops (any size; resized to the model's) and (N, 3) true yaw/pitch/roll in degrees. A few
         hundred samples per benchmark are plenty; inference runs on this process's CPU.
         """
-        from ldlpose import export, plots
+        from ldlpose.inference import predictor as export
+        from ldlpose.report import figures as plots
 
         run_id = self._trial_run(trial_id)
         predictor, _ = export.predictor_from_checkpoint(checkpoint_dir)

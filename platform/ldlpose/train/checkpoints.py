@@ -14,7 +14,7 @@ applies that rule (:func:`retention`) to its runs, :func:`prune` to in-process r
 No RNG state is stored: the loop reseeds every epoch from ``(train.seed, epoch, rank)``, which is
 what makes a resumed run repeat an uninterrupted one.
 
-A run folder may be a URI (``s3://bucket/prefix/run``, see :mod:`ldlpose.storage`). Object storage
+A run folder may be a URI (``s3://bucket/prefix/run``, see :mod:`ldlpose.infra.storage`). Object storage
 has no atomic rename, so there a checkpoint's files are uploaded model first and ``metrics.json``
 last, which keeps the rule that a folder with ``metrics.json`` holds a complete checkpoint; the
 selected checkpoint is copied to a local folder for the callers that read it as files.
@@ -32,8 +32,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ldlpose import storage
 from ldlpose.errors import DataError
+from ldlpose.infra import storage
 
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.json"

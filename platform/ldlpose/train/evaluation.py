@@ -11,8 +11,8 @@ import torch
 
 from ldlpose import methods
 from ldlpose.config import run_config_from_dict
+from ldlpose.metrics import metric_key
 from ldlpose.models import build_model
-from ldlpose.report import metric_key
 from ldlpose.train.checkpoints import Selected, load_checkpoint
 from ldlpose.train.data import EVAL_BATCH, limit_eval
 from ldlpose.train.loop import evaluate_sets

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ldlpose import methods, trace
+from ldlpose import methods
 from ldlpose.config import run_config_from_dict
 from ldlpose.errors import LdlposeError
-from ldlpose.metrics import evaluate
+from ldlpose.infra import trace
+from ldlpose.metrics import evaluate, metric_key
 from ldlpose.models import build_model
-from ldlpose.report import metric_key
 from ldlpose.train import data as train_data
 from ldlpose.train.checkpoints import checkpoint_dir_name, save_checkpoint
 from ldlpose.train.optim import make_optimizer, make_scheduler
@@ -249,7 +249,6 @@ def train_loop(session, loop_config: dict) -> None:
     fail_after = loop_config.get("fail_after_epoch") if start_epoch == 0 else None
     with trace.phase("loop.open_data", trial):
         loaders = train_data.build_loaders(run, method, rank=rank, world=world)
-    validation = {"val": loaders.evaluation["val"]}
     tests = {k: v for k, v in loaders.evaluation.items() if k != "val"}
     best = BestEpoch(run.train.select_metric, history)
     best.adopt(start_epoch, model)  # `start_epoch` is the restored checkpoint's 1-based epoch
@@ -265,24 +264,11 @@ def train_loop(session, loop_config: dict) -> None:
             return
         seed_everything(run.train.seed * 1000 + epoch * 10 + rank)
         loaders.set_epoch(epoch)
-        metrics = {"epoch": epoch + 1, "world_size": world, "device": str(device),
-                   "worker_node": socket.gethostname(), "node_id": session.node_id}
-        started = time.perf_counter()
         try:
-            with trace.phase("epoch.train", trial):
-                metrics.update(train_one_epoch(model, method, loaders.train, optimizer, device, epoch=epoch + 1,
-                                               grad_clip=run.train.grad_clip, frozen_bn=run.model.frozen_bn,
-                                               world=world, stop=step_stop, trial=trial))
+            metrics = _train_and_validate(run, session, model, method, loaders, optimizer, scheduler, epoch,
+                                          stop=step_stop, trial=trial)
         except _StopRequested:
             return
-        metrics["train_time_s"] = time.perf_counter() - started
-        metrics["lr"] = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        started = time.perf_counter()
-        every_epoch = tests if run.data.benchmarks_every_epoch else {}
-        with trace.phase("epoch.validation", trial):
-            metrics.update(evaluate_sets(model, method, {**validation, **every_epoch}, device, world))
-        metrics["eval_time_s"] = time.perf_counter() - started
         metrics["resumed_from_epoch"] = start_epoch  # 0: this attempt started from scratch
         best.update(metrics, model)
         metrics.update(best.metrics())
@@ -306,6 +292,28 @@ def train_loop(session, loop_config: dict) -> None:
             session.report(metrics, write, checkpoint_dir_name(epoch + 1))
         if fail_after is not None and epoch + 1 >= fail_after:
             raise InjectedFailure(f"injected failure after epoch {epoch + 1} (fault-tolerance drill)")
+
+
+def _train_and_validate(run, session, model, method, loaders, optimizer, scheduler, epoch: int, *, stop,
+                        trial) -> dict:
+    """One epoch's training steps and validation (plus the benchmarks, where they run every epoch)."""
+    world, device = session.world, session.device
+    metrics = {"epoch": epoch + 1, "world_size": world, "device": str(device),
+               "worker_node": socket.gethostname(), "node_id": session.node_id}
+    started = time.perf_counter()
+    with trace.phase("epoch.train", trial):
+        metrics.update(train_one_epoch(model, method, loaders.train, optimizer, device, epoch=epoch + 1,
+                                       grad_clip=run.train.grad_clip, frozen_bn=run.model.frozen_bn,
+                                       world=world, stop=stop, trial=trial))
+    metrics["train_time_s"] = time.perf_counter() - started
+    metrics["lr"] = optimizer.param_groups[0]["lr"]
+    scheduler.step()
+    started = time.perf_counter()
+    sets = loaders.evaluation if run.data.benchmarks_every_epoch else {"val": loaders.evaluation["val"]}
+    with trace.phase("epoch.validation", trial):
+        metrics.update(evaluate_sets(model, method, sets, device, world))
+    metrics["eval_time_s"] = time.perf_counter() - started
+    return metrics
 
 
 def _write_checkpoint(directory: Path, *, model, optimizer, scheduler, epoch: int, history: list[dict],

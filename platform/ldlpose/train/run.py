@@ -16,10 +16,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ldlpose import storage, trace
 from ldlpose.config import RunConfig
 from ldlpose.errors import LdlposeError
-from ldlpose.locations import DEFAULT_STORAGE
+from ldlpose.infra import storage, trace
+from ldlpose.infra.locations import DEFAULT_STORAGE
 from ldlpose.train.checkpoints import Selected, latest_checkpoint, load_checkpoint, retention, select_checkpoint
 
 

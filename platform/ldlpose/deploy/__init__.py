@@ -1,0 +1,2 @@
+"""Deployment: exported model files (:mod:`.export`, :mod:`.onnx`) and head pose in whole photos
+(:mod:`.detect` finds the faces, :mod:`.photos` crops and predicts them)."""

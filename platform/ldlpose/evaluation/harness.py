@@ -1,0 +1,232 @@
+"""The evaluation harness behind ``ldlpose evaluate``: any model, any benchmark, one protocol each.
+
+A model is loaded by :func:`load_model` from one of
+
+* a registry or logged-model URI (``models:/headpose-aflw2000@champion``, ``models:/m-...``),
+  through :func:`ldlpose.tracking.load_predictor`;
+* a checkpoint folder or ``checkpoint.pt`` written by training, through
+  :func:`ldlpose.inference.predictor.predictor_from_checkpoint`;
+* an ONNX file with its preprocessing description next to it (:mod:`ldlpose.inference.onnx`).
+
+:func:`evaluate` feeds it the benchmark's rows that count: each stored crop (lossless for test
+sets) becomes the input as the benchmark's protocol says (:class:`ldlpose.data.protocols.InputView`),
+as (N, S, S, 3) uint8 RGB, which each kind of model then scales and normalises its own way. The
+result carries the protocol name and the prepared data's content hash with every score.
+
+Two options, both off by default so that scores compare with the papers' single-view protocols:
+
+* ``flip_tta``: horizontal-flip test-time augmentation. The network sees each crop and its mirror;
+  the mirror's raw outputs are mapped back by the method's ``flip_outputs`` and the two averaged
+  before decoding (:func:`flip_tta_outputs`). Scores are added as ``flip_tta_<metric>`` beside the
+  single-view ones. It needs the raw outputs, so checkpoints only (exported graphs decode inside).
+* ``bias``: the method's expectation bias on the benchmark's own angles
+  (:func:`ldlpose.methods.expectation_bias`): the error a network that fitted its training targets
+  exactly would still make, which bounds what the method can reach on these rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ldlpose.errors import ConfigError, DataError
+
+__all__ = ["Model", "evaluate", "expectation_bias_summary", "flip_tta_outputs", "load_model"]
+
+BATCH = 64
+
+
+@dataclass
+class Model:
+    """A loaded model: ``predict`` maps (N, S, S, 3) uint8 RGB to (N, 3) yaw/pitch/roll degrees.
+
+    ``vectors``, where the raw outputs are at hand and the method scores MAEV on its own vectors
+    (ASG-LDL), maps the same images to (N, 3, 3) left/down/front unit vectors. ``predict_flip_tta``,
+    where the raw outputs are at hand, predicts from each image and its mirror (:func:`flip_tta_outputs`).
+    """
+
+    spec: str
+    kind: str  # "registry", "checkpoint" or "onnx"
+    id: str  # what identifies the weights: a logged model id, or a file's sha256
+    input_size: int
+    predict: Callable[[np.ndarray], np.ndarray]
+    info: dict = field(default_factory=dict)
+    vectors: Callable[[np.ndarray], np.ndarray] | None = None
+    predict_flip_tta: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "kind": self.kind, "id": self.id, "info": self.info}
+
+
+def load_model(spec: str, tracking_uri: str | None = None, description=None) -> Model:
+    """The model named by ``spec`` (see the module docstring); ``description`` overrides the ONNX
+    model's preprocessing description file."""
+    if spec.startswith(("models:/", "runs:/")):
+        return _registry_model(spec, tracking_uri)
+    path = Path(spec)
+    if path.suffix == ".onnx":
+        return _onnx_model(path, description)
+    if path.exists():
+        return _checkpoint_model(path)
+    raise DataError(f"model {spec!r} is neither a models:/ URI nor an existing checkpoint folder, "
+                    "checkpoint.pt or .onnx file")
+
+
+def _sha256(path: Path) -> str:
+    from ldlpose.infra.files import sha256_file
+
+    return "sha256:" + sha256_file(path)
+
+
+def _to_unit_tensor(images: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _registry_model(spec: str, tracking_uri: str | None) -> Model:
+    from ldlpose.tracking import load_predictor
+    from ldlpose.tracking.evaluations import registry_model_identity
+
+    predictor, info = load_predictor(spec, tracking_uri)
+    return Model(spec, "registry", registry_model_identity(spec, tracking_uri), int(info["image_size"]),
+                 lambda images: np.asarray(predictor(_to_unit_tensor(images).numpy()), dtype=np.float64), info)
+
+
+def _checkpoint_model(path: Path) -> Model:
+    import torch
+
+    from ldlpose.inference.predictor import predictor_from_checkpoint
+    from ldlpose.train.checkpoints import checkpoint_file
+
+    predictor, info = predictor_from_checkpoint(path)
+    file = checkpoint_file(path)
+
+    def predict(images):
+        with torch.no_grad():
+            return predictor(_to_unit_tensor(images)).double().numpy()
+
+    def predict_flip_tta(images):
+        with torch.no_grad():
+            x = _to_unit_tensor(images)
+            combined = flip_tta_outputs(predictor.method, predictor.outputs(x), predictor.outputs(x.flip(-1)))
+            return predictor.method.decode(combined).double().numpy()
+
+    vectors = None
+    if hasattr(predictor.method, "expectation_vectors"):
+        def vectors(images):
+            with torch.no_grad():
+                return predictor.method.expectation_vectors(predictor.outputs(_to_unit_tensor(images))).double().numpy()
+    return Model(str(path), "checkpoint", _sha256(file), predictor.image_size, predict, info, vectors,
+                 predict_flip_tta)
+
+
+def flip_tta_outputs(method, outputs, mirrored_outputs):
+    """One set of raw outputs from those of an image and of its horizontal mirror.
+
+    ``method.flip_outputs`` turns the mirror's outputs into outputs for the original view (yaw and
+    roll change sign, pitch stays), then the two are averaged. For softmax heads, averaging logits
+    multiplies the two distributions (renormalised), so a bin scores high only where both views
+    agree; for regression heads (RankPose, 6DRepNet's rotation columns) it averages the estimates.
+    """
+    return (outputs + method.flip_outputs(mirrored_outputs)) / 2
+
+
+def _onnx_model(path: Path, description) -> Model:
+    from ldlpose.inference.onnx import OnnxPredictor, read_description
+
+    if not path.is_file():
+        raise DataError(f"no ONNX model at {path}")
+    predictor = OnnxPredictor(path, read_description(description) if description else None)
+    info = {**dict(predictor.pre.about), "image_size": predictor.input_size, "preprocessing": predictor.pre.as_dict()}
+    return Model(str(path), "onnx", _sha256(path), predictor.input_size, predictor.predict, info)
+
+
+def benchmark_batches(folder: Path, rows: np.ndarray, view, size: int, batch: int = BATCH):
+    """(images (n, S, S, 3) uint8 RGB, row indices) for ``rows`` of a prepared folder, cropped by ``view``."""
+    import pyarrow as pa
+    from PIL import Image
+
+    from ldlpose.data.shards import read_table
+
+    column = read_table(folder, columns=["image"]).column("image")
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)
+        for i, data in enumerate(column.take(pa.array(chunk, type=pa.int64()))):
+            with Image.open(io.BytesIO(data.as_py())) as img:
+                rgb = img.convert("RGB")
+            images[i] = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR, box=view.box(*rgb.size)))
+        yield images, chunk
+
+
+def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH, *, flip_tta: bool = False,
+             bias: bool = False) -> dict:
+    """Scores of ``model`` on the rows of ``benchmark`` that count, with protocol and data hash.
+
+    Returns ``benchmark``, ``protocol``, ``content_hash``, ``rows`` (evaluated), ``rows_stored``,
+    ``metrics`` (:func:`ldlpose.metrics.evaluate`, plus ``maev_asg`` for ASG checkpoints and
+    ``flip_tta_<metric>`` with ``flip_tta``), ``expectation_bias`` with ``bias``, and the
+    ``pred_deg`` / ``true_deg`` arrays.
+    """
+    if flip_tta and model.predict_flip_tta is None:
+        raise ConfigError(f"flip test-time augmentation needs the network's raw outputs, which a {model.kind} "
+                          f"model ({model.spec}) does not expose; evaluate its checkpoint folder instead")
+    from ldlpose import metrics
+    from ldlpose.data import benchmarks
+    from ldlpose.data.shards import read_labels
+
+    bench = benchmarks.get(benchmark)
+    folder = bench.resolve(root)
+    identity = bench.identity(folder)
+    true_all = read_labels(folder)["angles_deg"]
+    rows = bench.row_indices(folder)
+    if len(rows) == 0:
+        raise DataError(f"benchmark {benchmark!r}: none of the {len(true_all)} rows of {folder} passes its filter "
+                        f"({bench.protocol.keeps()})")
+    preds, vecs, tta = [], [], []
+    predict_flip = model.predict_flip_tta if flip_tta else None  # checked above: present when asked for
+    for images, _ in benchmark_batches(folder, rows, bench.protocol.input, model.input_size, batch):
+        preds.append(np.asarray(model.predict(images), dtype=np.float64))
+        if model.vectors is not None:
+            vecs.append(model.vectors(images))
+        if predict_flip is not None:
+            tta.append(np.asarray(predict_flip(images), dtype=np.float64))
+    pred, true = np.concatenate(preds), true_all[rows]
+    scores = metrics.evaluate(pred, true)
+    if vecs:
+        scores["maev_asg"] = metrics.maev_from_vectors(np.concatenate(vecs), true)
+    if tta:
+        scores.update({f"flip_tta_{k}": v for k, v in metrics.evaluate(np.concatenate(tta), true).items()})
+    result = {"benchmark": benchmark, **identity, "rows": len(rows), "rows_stored": len(true_all),
+              "filter": bench.protocol.keeps(), "metrics": scores, "pred_deg": pred, "true_deg": true}
+    if bias:
+        result["expectation_bias"] = expectation_bias_summary(model.info, true)
+    return result
+
+
+def expectation_bias_summary(info: dict, true_deg: np.ndarray) -> dict:
+    """Mean and largest |E[target] - angle| in degrees per angle over ``true_deg``, for the method
+    that ``info`` names (a model's export info); ``{"none": why}`` for methods without distributions."""
+    from ldlpose import methods
+
+    name = info.get("method")
+    if name is None:
+        raise ConfigError("the expectation bias needs the model's method, which its description does not name")
+    if not methods.method_class(name).has_distributions:
+        return {"none": f"{name} regresses the pose directly: no label distribution, no expectation bias"}
+    hparams = info.get("method_hparams") or {}
+    error = np.abs(methods.expectation_bias(name, true_deg, **hparams).numpy())
+    summary = {f"mean_abs_{a}": float(error[:, i].mean()) for i, a in enumerate(("yaw", "pitch", "roll"))}
+    return {**summary, "mean_abs": float(error.mean()), "max_abs": float(error.max())}
+
+
+def slug(spec: str) -> str:
+    """A file-name-safe short name of a model spec, with a hash so two specs never collide."""
+    tail = "".join(c if c.isalnum() or c in "-_." else "-" for c in spec.rstrip("/").split("/")[-1])[:40]
+    return f"{tail}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"

@@ -1,0 +1,168 @@
+"""Where results and data live: a local path or a URI that pyarrow and Ray accept.
+
+``--storage`` and ``data.root`` take a path (``/shared/ldlpose-results``, NFS on a cluster) or a URI
+(``s3://bucket/prefix``, ``gs://bucket/prefix``, ``file:///abs/path``). A URI is never turned into a
+local path: :func:`resolve` leaves it as given, :func:`join` appends with ``/``, and files under it
+are reached through :func:`filesystem` (pyarrow's, which is also what Ray Train and Tune use, so
+credentials and endpoints are set once for both: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+``AWS_ENDPOINT_URL`` for an S3-compatible server such as MinIO, ``AWS_DEFAULT_REGION``; on GCS the
+application-default credentials).
+
+Training data under a URI is read through a node-local copy (:func:`local_copy`): the data loaders
+read every shard once per epoch and seek into them, which object storage serves slowly and bills
+per request; the copy is made once per node and made again when the listing under the URI changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ldlpose.infra.locations import is_uri  # the one rule for what is a URI
+
+CACHE_ENV = "LDLPOSE_CACHE"
+_COPY_MARKER = ".ldlpose-copy.json"
+
+
+def resolve(location) -> str:
+    """An absolute local path (``~`` expanded), or the URI unchanged: what travels to other processes
+    and nodes, which do not share this one's working directory (ldlpose.infra.locations chose it)."""
+    if is_uri(location):
+        return location
+    return str(Path(location).expanduser().resolve())
+
+
+def join(location, *parts: str) -> str:
+    if is_uri(location):
+        return "/".join([str(location).rstrip("/"), *(str(p).strip("/") for p in parts)])
+    return str(Path(location, *parts))
+
+
+def name(location) -> str:
+    """The last component, e.g. the search name of a search's storage folder."""
+    return str(location).rstrip("/").rsplit("/", 1)[-1] if is_uri(location) else Path(location).name
+
+
+def filesystem(location):
+    """``(pyarrow filesystem, path inside it)`` for a URI or a local path."""
+    import pyarrow.fs
+
+    if is_uri(location):
+        return pyarrow.fs.FileSystem.from_uri(location)
+    return pyarrow.fs.LocalFileSystem(), resolve(location)
+
+
+def listing(location, recursive: bool = False) -> list:
+    """pyarrow ``FileInfo`` of what lies under ``location``; empty if nothing does."""
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
+        return []
+    return fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=recursive, allow_not_found=True))
+
+
+def exists(location) -> bool:
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def read_bytes(location) -> bytes:
+    fs, path = filesystem(location)
+    with fs.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def write_bytes(location, data: bytes) -> None:
+    import tempfile
+
+    # Through a file and copy_files, as Ray uploads: pyarrow's streamed small writes end in a
+    # multipart upload that some S3-compatible servers (moto among them) fail to complete.
+    with tempfile.TemporaryDirectory(prefix="ldlpose-upload-") as tmp:
+        file = Path(tmp) / "data"
+        file.write_bytes(data)
+        upload(file, location)
+
+
+def upload(local_file: Path, location) -> None:
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    pyarrow.fs.copy_files(str(local_file), path, source_filesystem=pyarrow.fs.LocalFileSystem(),
+                          destination_filesystem=fs)
+
+
+def download(location, local_dir: Path) -> None:
+    """Everything under ``location`` into ``local_dir`` (created), keeping relative paths."""
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    Path(local_dir).mkdir(parents=True, exist_ok=True)
+    pyarrow.fs.copy_files(path, str(local_dir), source_filesystem=fs,
+                          destination_filesystem=pyarrow.fs.LocalFileSystem(), use_threads=True)
+
+
+def delete(location) -> None:
+    """A folder (and all under it) or a file; nothing if it is not there."""
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    kind = fs.get_file_info(path).type
+    if kind == pyarrow.fs.FileType.Directory:
+        fs.delete_dir(path)
+    elif kind == pyarrow.fs.FileType.File:
+        fs.delete_file(path)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/ldlpose").expanduser()
+
+
+def local_copy(uri: str) -> Path:
+    """A local folder holding what lies under ``uri``: copied on first use on this node, and again
+    when the files under ``uri`` (names, sizes, modification times) have changed since."""
+    import pyarrow.fs
+
+    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    target = cache_dir() / "remote" / key
+    files = [i for i in listing(uri, recursive=True) if i.type == pyarrow.fs.FileType.File]
+    if not files:
+        from ldlpose.errors import DataError
+
+        raise DataError(f"nothing found under {uri}: upload the prepared data there (e.g. `ldlpose prepare "
+                        "... --out DIR`, then copy DIR's contents), or check the credentials and AWS_ENDPOINT_URL")
+    _, base = filesystem(uri)
+    signature = sorted((i.path[len(base):].lstrip("/"), i.size, i.mtime_ns or 0) for i in files)
+    wanted = json.loads(json.dumps({"uri": uri, "files": signature}))  # as it reads back from the marker
+    with _locked(target.with_suffix(".lock")):  # trials sharing a node copy it once
+        if _marker(target) != wanted:
+            shutil.rmtree(target, ignore_errors=True)
+            download(uri, target)
+            (target / _COPY_MARKER).write_text(json.dumps(wanted))  # last: a copy with it is complete
+    return target
+
+
+def _marker(target: Path):
+    try:
+        return json.loads((target / _COPY_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path):
+    import fcntl
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,137 @@
+"""Submitting searches as Ray jobs (Ray's JobSubmissionClient), with Ray's token authentication.
+
+A cluster started with ``RAY_AUTH_MODE=token`` accepts only requests that carry its token. The
+client finds the token where Ray itself looks, in this order: ``RAY_AUTH_TOKEN``, the file named by
+``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``. The token goes to the job server in the
+``Authorization`` header only; it is never copied into the job's environment, where the job's
+information would show it: the cluster's own nodes hold the token (cluster.yaml ships it).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from ldlpose.errors import ConfigError
+from ldlpose.infra.locations import DEFAULT_DATA_ROOT, DEFAULT_STORAGE
+
+_DONE = {"SUCCEEDED", "FAILED", "STOPPED"}
+_TOKEN_HELP = ("set RAY_AUTH_TOKEN to the cluster's token (or RAY_AUTH_TOKEN_PATH to a file that holds it, "
+               "or write it to ~/.ray/auth_token); `ray get-auth-token` on the head node prints it")
+
+
+def cluster_token(environ: Mapping[str, str] = os.environ) -> tuple[str, str] | None:
+    """The token for the cluster and where it came from, looked up as Ray does; None if there is none."""
+    if environ.get("RAY_AUTH_TOKEN", "").strip():
+        return environ["RAY_AUTH_TOKEN"].strip(), "RAY_AUTH_TOKEN"
+    if environ.get("RAY_AUTH_TOKEN_PATH"):
+        path = Path(environ["RAY_AUTH_TOKEN_PATH"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"submit: RAY_AUTH_TOKEN_PATH={environ['RAY_AUTH_TOKEN_PATH']} is not a file; "
+                              f"{_TOKEN_HELP}")
+        return path.read_text().strip(), f"RAY_AUTH_TOKEN_PATH ({path})"
+    default = Path.home() / ".ray" / "auth_token"
+    if default.is_file():
+        return default.read_text().strip(), str(default)
+    return None
+
+
+def auth_headers(environ: Mapping[str, str] = os.environ) -> tuple[dict[str, str], str | None]:
+    """The job server's ``Authorization`` header and the token's source ({} and None: none sent).
+
+    ``RAY_AUTH_MODE=disabled`` sends nothing; ``token`` requires a token; unset sends one if found,
+    as Ray does (a cluster without authentication ignores it).
+    """
+    mode = environ.get("RAY_AUTH_MODE", "").strip().lower()
+    if mode == "disabled":
+        return {}, None
+    found = cluster_token(environ)
+    if found is None:
+        if mode == "token":
+            raise ConfigError(f"submit: RAY_AUTH_MODE=token but no token was found; {_TOKEN_HELP}")
+        return {}, None
+    token, source = found
+    return {"Authorization": f"Bearer {token}"}, source
+
+
+def _refused(address: str, source: str | None) -> ConfigError:
+    if source is None:
+        return ConfigError(f"submit: the cluster at {address} requires token authentication and no token was "
+                           f"sent; set RAY_AUTH_MODE=token and {_TOKEN_HELP}")
+    return ConfigError(f"submit: the cluster at {address} rejected the token from {source} (wrong token, or "
+                       f"another cluster's); {_TOKEN_HELP}")
+
+
+def connect(address: str):
+    """A JobSubmissionClient that authenticates with the cluster's token, and the token's source."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    headers, source = auth_headers()
+    try:
+        return JobSubmissionClient(address, headers=headers), source
+    except AuthenticationError:
+        raise _refused(address, source) from None
+    except ConnectionError as err:
+        raise ConfigError(f"submit: no Ray job server answers at {address} ({err}); give the head's "
+                          "dashboard address with --address http://HEAD:8265") from None
+
+
+def entrypoint(space: str, *, storage: str, tracking_uri: str | None, smoke_test: bool, overrides) -> str:
+    parts = ["python", "jobs/search.py", space, "--storage", storage]
+    if tracking_uri:
+        parts += ["--tracking-uri", tracking_uri]
+    if smoke_test:
+        parts.append("--smoke-test")
+    for override in overrides:
+        parts += ["--set", override]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def submit_search(args) -> int:
+    from ray.exceptions import AuthenticationError
+
+    from ldlpose.search.space import load_search_space
+
+    if not args.address:
+        raise ConfigError("submit: give the cluster's job server with --address http://HEAD:8265 "
+                          "(or set RAY_JOB_ADDRESS)")
+    working_dir = Path(args.working_dir).resolve()
+    space_file = working_dir / args.space
+    space = load_search_space(space_file, args.overrides)  # fail here, not on the cluster
+    client, source = connect(args.address)
+    # The job runs with the cluster's own authentication settings (its nodes' RAY_AUTH_MODE and token).
+    try:
+        job_id = client.submit_job(
+            entrypoint=entrypoint(args.space, storage=args.storage, tracking_uri=args.tracking_uri,
+                                  smoke_test=args.smoke_test, overrides=args.overrides),
+            runtime_env={"working_dir": str(working_dir),
+                         "excludes": [".venv*", DEFAULT_DATA_ROOT, DEFAULT_STORAGE, "mlflow.db", "mlartifacts",
+                                      ".git"]},
+            submission_id=args.submission_id,
+            metadata={"ldlpose.search": space.name},
+        )
+    except AuthenticationError:
+        raise _refused(args.address, source) from None
+    print(f"submitted search {space.name!r} as job {job_id} to {args.address}")
+    if args.no_wait:
+        print(f"follow it with: ray job logs --address {args.address} --follow {job_id}")
+        return 0
+    return follow(client, job_id)
+
+
+def follow(client, job_id: str, poll_s: float = 2.0) -> int:
+    """Print the job's logs as they come; exit status 0 only when the job succeeded."""
+    printed = 0
+    while True:
+        status = str(client.get_job_status(job_id)).split(".")[-1]
+        logs = client.get_job_logs(job_id)
+        print(logs[printed:], end="", flush=True)
+        printed = len(logs)
+        if status in _DONE:
+            print(f"\njob {job_id}: {status}")
+            return 0 if status == "SUCCEEDED" else 1
+        time.sleep(poll_s)

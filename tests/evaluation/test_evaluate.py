@@ -1,0 +1,212 @@
+"""`ldlpose evaluate`, `export` and `leaderboard` end to end: a checkpoint, the same model as a
+logged MLflow model (real server) and as ONNX give the same scores, logged with protocol and data hash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ldlpose.cli import main
+from ldlpose.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+SIZE = 32
+
+
+def write_checkpoint(directory: Path, method_name: str = "gldl", seed: int = 0) -> Path:
+    """A checkpoint as training writes it: ResNet-18 at 32 px from a seeded random init."""
+    from ldlpose import methods
+    from ldlpose.config import run_config_from_dict
+    from ldlpose.models import build_model
+
+    torch.manual_seed(seed)
+    run = run_config_from_dict({"name": "tiny", "method": {"name": method_name},
+                                "model": {"backbone": "resnet18", "weights": "none"},
+                                "data": {"image_size": SIZE}})
+    net = build_model(methods.create(method_name), "resnet18", "none")
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": net.state_dict(), "run": run.to_dict(), "metrics": {}, "epoch": 0},
+               directory / "checkpoint.pt")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "gldl")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "gldl.onnx"
+    assert main(["export", str(checkpoint), "--out", str(out)]) == 0
+    return out
+
+
+def evaluate_json(capsys, *argv) -> dict:
+    capsys.readouterr()  # what came before (MLflow's own messages) is not ours to parse
+    assert main(["evaluate", *map(str, argv), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_checkpoint_scores_carry_protocol_rows_and_data_hash(checkpoint, synth_root, tmp_path, capsys):
+    from ldlpose.data import benchmarks
+    from ldlpose.data.shards import read_labels
+
+    out = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                        "--out", tmp_path)
+    result = out["results"][0]
+    folder = benchmarks.get("synth").resolve(synth_root)
+    assert result["protocol"] == "synth" and result["content_hash"] == benchmarks.get("synth").identity(folder)[
+        "content_hash"]
+    assert result["rows"] == result["rows_stored"] == len(read_labels(folder)["key"]) == 32
+    metrics = result["metrics"]
+    assert set(metrics) == {"mae_yaw", "mae_pitch", "mae_roll", "mae", "maev", "geodesic"}
+    assert metrics["mae"] == pytest.approx((metrics["mae_yaw"] + metrics["mae_pitch"] + metrics["mae_roll"]) / 3)
+    assert out["kind"] == "checkpoint" and out["model_id"].startswith("sha256:") and out["method"] == "gldl"
+    plot, record = (Path(f) for f in result["files"])
+    assert plot.suffix == ".png" and plot.stat().st_size > 1000
+    assert json.loads(record.read_text())["metrics"] == metrics
+
+
+def test_the_same_model_scores_the_same_through_checkpoint_registry_and_onnx(
+        checkpoint, onnx_model, synth_root, mlflow_server, tmp_path, capsys):
+    from ldlpose import tracking
+
+    tracker = tracking.SearchTracker(mlflow_server, "evaluate-parity")
+    tracker.start("space: {}\n", {}, "random", 0, {})
+    tracker.trial_started("trial_0", {"method": "gldl"})
+    model_uri = tracker.log_trial_model("trial_0", checkpoint)
+    common = ["--benchmark", "synth", "--data-root", synth_root, "--tracking-uri", mlflow_server, "--out", tmp_path]
+    scores = {kind: evaluate_json(capsys, model, *common)["results"][0]["metrics"]
+              for kind, model in (("checkpoint", checkpoint), ("registry", model_uri), ("onnx", onnx_model))}
+    for kind in ("registry", "onnx"):
+        for key, value in scores["checkpoint"].items():
+            assert scores[kind][key] == pytest.approx(value, abs=1e-3), (kind, key)
+    assert main(["leaderboard", "synth", "--tracking-uri", mlflow_server, "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    assert sorted(e["kind"] for e in entries) == ["checkpoint", "onnx", "registry"]
+    assert {e["protocol"] for e in entries} == {"synth"} and len({e["content_hash"] for e in entries}) == 1
+    assert {e["method"] for e in entries} == {"gldl"}
+    registry = next(e for e in entries if e["kind"] == "registry")
+    assert registry["model"] == model_uri and registry["metrics"]["mae"] == pytest.approx(scores["registry"]["mae"])
+    # Evaluating again reuses the model's run: still one line per model and data.
+    evaluate_json(capsys, onnx_model, *common)
+    assert main(["leaderboard", "synth", "--tracking-uri", mlflow_server]) == 0
+    table = capsys.readouterr().out
+    assert len([line for line in table.splitlines() if "synth" in line and "sha256:" in line]) == 3
+    assert str(onnx_model) in table and model_uri in table
+
+
+def test_an_external_onnx_model_is_fed_and_read_as_its_description_says(checkpoint, synth_root, tmp_path, capsys):
+    """A model taking NHWC BGR pixels in [0, 255] and answering pitch, yaw, roll in radians."""
+    from ldlpose.inference.predictor import predictor_from_checkpoint
+
+    predictor, _ = predictor_from_checkpoint(checkpoint)
+
+    class External(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = predictor
+
+        def forward(self, bgr_nhwc):
+            rgb = bgr_nhwc.flip(-1).permute(0, 3, 1, 2) / 255.0
+            yaw, pitch, roll = self.inner(rgb).unbind(-1)
+            return torch.deg2rad(torch.stack([pitch, yaw, roll], dim=-1))
+
+    path = tmp_path / "external.onnx"
+    torch.onnx.export(External().eval(), (torch.rand(2, SIZE, SIZE, 3) * 255,), str(path), dynamo=True,
+                      dynamic_shapes={"bgr_nhwc": {0: torch.export.Dim("batch")}}, external_data=False)
+    path.with_suffix(".json").write_text(json.dumps({
+        "input": {"size": SIZE, "layout": "NHWC", "colour": "BGR", "scale": 1.0},
+        "output": {"order": ["pitch", "yaw", "roll"], "units": "radians"}, "about": {"method": "someone's"}}))
+    common = ["--benchmark", "synth", "--data-root", synth_root, "--no-log", "--out", tmp_path]
+    external = evaluate_json(capsys, path, *common)
+    reference = evaluate_json(capsys, checkpoint, *common)
+    assert external["method"] == "someone's"
+    for key, value in reference["results"][0]["metrics"].items():
+        assert external["results"][0]["metrics"][key] == pytest.approx(value, abs=1e-3), key
+
+
+def test_description_errors_name_the_file_and_the_key(tmp_path):
+    from ldlpose.inference.onnx import read_description
+
+    path = tmp_path / "m.json"
+    for text, message in (
+        ({"input": {"size": 64, "colour": "BRG"}}, r"m.json: input.colour: must be one of \['RGB', 'BGR'\], got 'BRG'"),
+        ({"input": {"size": 64, "mean_rgb": [0, 0, 0]}}, "m.json: input.mean_rgb: unknown key"),
+        ({"input": {"size": 64}, "output": {"order": ["yaw", "yaw", "roll"]}}, "output.order: must name yaw"),
+        ({"input": {"size": 4}}, "input.size: must be an integer >= 8"),
+    ):
+        path.write_text(json.dumps(text))
+        with pytest.raises(ConfigError, match=message):
+            read_description(path)
+    with pytest.raises(ConfigError, match="no preprocessing description"):
+        read_description(tmp_path / "absent.json")
+
+
+def test_asg_reports_its_own_maev_beside_the_uniform_one(synth_root, tmp_path, capsys):
+    asg = write_checkpoint(tmp_path / "asg", "asg", seed=3)
+    out = evaluate_json(capsys, asg, "--benchmark", "synth", "--data-root", synth_root, "--no-log", "--out", tmp_path)
+    metrics = out["results"][0]["metrics"]
+    assert "maev_asg" in metrics and np.isfinite(metrics["maev_asg"]) and metrics["maev_asg"] != metrics["maev"]
+    assert main(["export", str(asg), "--out", str(tmp_path / "asg.onnx")]) == 2
+    assert "SVD" in capsys.readouterr().err
+
+
+def test_unknown_benchmark_and_missing_model_are_one_line_errors(synth_root, tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nothing"), "--benchmark", "synth", "--no-log"]) == 2
+    assert "neither a models:/ URI nor an existing checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--benchmark", "aflw200", "--no-log"]) == 2
+    assert "did you mean 'aflw2000'" in capsys.readouterr().err
+
+
+def test_flip_tta_predictions_are_mirror_consistent_and_scored_beside_single_view(
+        checkpoint, synth_root, tmp_path, capsys):
+    """With flip TTA a mirrored crop gets exactly the mirrored pose (yaw and roll negated), which a
+    single view of a random network does not; the CLI scores both and keeps the single-view ones."""
+    from ldlpose.evaluation.harness import load_model
+
+    model = load_model(str(checkpoint))
+    images = np.random.default_rng(0).integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8)
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])
+    signs = np.array([-1.0, 1.0, -1.0])
+    np.testing.assert_allclose(model.predict_flip_tta(mirrored), model.predict_flip_tta(images) * signs, atol=1e-4)
+    assert np.abs(model.predict(mirrored) - model.predict(images) * signs).max() > 1e-3
+    plain = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                          "--out", tmp_path)["results"][0]["metrics"]
+    both = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                         "--out", tmp_path, "--flip-tta")["results"][0]["metrics"]
+    assert {k: both[k] for k in plain} == plain
+    assert both["flip_tta_mae"] != plain["mae"] and both["flip_tta_mae"] == pytest.approx(
+        np.mean([both["flip_tta_mae_yaw"], both["flip_tta_mae_pitch"], both["flip_tta_mae_roll"]]))
+    assert main(["evaluate", str(checkpoint), "--benchmark", "synth", "--data-root", str(synth_root), "--no-log",
+                 "--out", str(tmp_path), "--flip-tta"]) == 0
+    assert "synth + flip TTA" in capsys.readouterr().out
+
+
+def test_flip_tta_of_an_exported_graph_is_a_clear_error(onnx_model, synth_root, tmp_path, capsys):
+    assert main(["evaluate", str(onnx_model), "--benchmark", "synth", "--data-root", str(synth_root),
+                 "--no-log", "--out", str(tmp_path), "--flip-tta"]) == 2
+    assert "raw outputs, which a onnx model" in capsys.readouterr().err
+
+
+def test_bias_reports_the_methods_expectation_bias_on_the_benchmarks_angles(
+        checkpoint, synth_root, tmp_path, capsys):
+    from ldlpose import methods
+    from ldlpose.data.shards import read_labels
+
+    result = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                           "--out", tmp_path, "--bias")["results"][0]
+    true = read_labels(synth_root / "synthhead" / "test")["angles_deg"]
+    expected = np.abs(methods.expectation_bias("gldl", true).numpy())
+    assert result["expectation_bias"]["mean_abs"] == pytest.approx(expected.mean())
+    assert result["expectation_bias"]["max_abs"] == pytest.approx(expected.max())
+    assert result["expectation_bias"]["mean_abs_yaw"] == pytest.approx(expected[:, 0].mean())
+    sixd = write_checkpoint(tmp_path / "sixd", "sixdrepnet")
+    assert main(["evaluate", str(sixd), "--benchmark", "synth", "--data-root", str(synth_root), "--no-log",
+                 "--out", str(tmp_path), "--bias"]) == 0
+    assert "synth: expectation bias none (sixdrepnet regresses the pose directly" in capsys.readouterr().out
