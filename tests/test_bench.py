@@ -118,3 +118,14 @@ def test_epoch_parts_compares_backbones_on_the_same_batches(synth_root):
         expected = sum(p.numel() for p in build_model(method, name).parameters())
         assert ran[name] == {"backbone_class": network, "parameters": expected}, name
     assert ran["resnet18"]["parameters"] > 10 * ran["shufflenet_v2_x0_5"]["parameters"]  # 11.3 M against 0.54 M
+
+
+def test_prepare_time_prepares_the_counts_it_was_given_and_splits_cpu_time_by_worker(tmp_path):
+    prepare = _load("prepare_time")
+    result = prepare.measure(tmp_path / "synthhead", {"train": 12, "val": 4, "test": 0}, size=32, workers=1)
+    assert result["rows"] == {"train": 12, "val": 4}  # a split of 0 rows is not written
+    assert not (tmp_path / "synthhead" / "test").exists()
+    assert result["workers"] == 1 and result["size"] == 32
+    assert result["cpu_s_per_worker"] == result["cpu_s"] >= 0 and result["wall_s"] > 0
+    with pytest.raises(SystemExit, match="exited with 2"):  # the folder is prepared already
+        prepare.measure(tmp_path / "synthhead", {"train": 12, "val": 4, "test": 0}, size=32, workers=1)
