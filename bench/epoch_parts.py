@@ -9,7 +9,8 @@ ratios hold on a shared machine.
 
 ``--backbones A B ...`` also sends the same batches through the loop's step of each of those
 backbones, ``--rounds`` times in turn (A, B, A, B, ...), and reports each one's median: which
-backbone trains fastest on this machine, with the run's own data, loss and optimizer.
+backbone trains fastest on this machine, with the run's own data, loss and optimizer. Beside each
+rate it records what that step ran (the backbone's class, the network's parameter count).
 
     python bench/epoch_parts.py configs/synth-mobilenet.yaml [--set KEY=VALUE ...] [--json out.json]
     python bench/epoch_parts.py configs/synth-mobilenet.yaml --backbones mobilenet_v3_small shufflenet_v2_x0_5
@@ -68,9 +69,17 @@ def _fresh(run, method, backbone: str):
     return model, make_optimizer(model, run.train.optimizer)
 
 
-def compare_backbones(run, batches: list[dict], backbones: list[str], rounds: int) -> dict[str, float]:
+def what_ran(model) -> dict:
+    """The network a step ran, to read beside its rate: its backbone's class and its parameter count."""
+    return {"backbone_class": type(model.backbone).__name__,
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def compare_backbones(run, batches: list[dict], backbones: list[str], rounds: int) -> tuple[dict, dict]:
     """Images/s of the loop's step per backbone on the same ``batches``: the median of ``rounds`` turns,
-    the backbones taking turns so that a change in the machine's load reaches all of them alike."""
+    the backbones taking turns so that a change in the machine's load reaches all of them alike; and
+    per backbone, what its step ran (:func:`what_ran`), so that a table can be checked to compare
+    the networks it names without reading anything into the rates."""
     import statistics
 
     from ldlpose import methods
@@ -78,12 +87,14 @@ def compare_backbones(run, batches: list[dict], backbones: list[str], rounds: in
     method = methods.create(run.method.name, **run.method.hparams)
     images = sum(len(b["image"]) for b in batches)
     rates: dict[str, list[float]] = {name: [] for name in backbones}
+    ran: dict[str, dict] = {}
     for _ in range(rounds):
         for name in backbones:
             model, optimizer = _fresh(run, method, name)
             _steps(model, method, optimizer, batches[:1], True)  # first-call allocations, not timed
             rates[name].append(_images_per_s(images, _steps(model, method, optimizer, batches, True)))
-    return {name: statistics.median(values) for name, values in rates.items()}
+            ran[name] = what_ran(model)
+    return {name: statistics.median(values) for name, values in rates.items()}, ran
 
 
 def measure(run, batches: int, backbones: list[str] = (), rounds: int = 3) -> dict:
@@ -114,7 +125,9 @@ def measure(run, batches: int, backbones: list[str] = (), rounds: int = 3) -> di
     result = {"images": images, "batch_size": run.train.batch_size, "image_size": run.data.image_size,
               "backbone": run.model.backbone, "method": run.method.name, "images_per_s": rates}
     if backbones:
-        result["step_images_per_s_by_backbone"] = compare_backbones(run, taken, list(backbones), rounds)
+        rates_by_backbone, ran = compare_backbones(run, taken, list(backbones), rounds)
+        result["step_images_per_s_by_backbone"] = rates_by_backbone
+        result["step_model_by_backbone"] = ran
         result["rounds"] = rounds
     return result
 
@@ -142,10 +155,12 @@ def main(argv=None) -> int:
     by_backbone = result.get("step_images_per_s_by_backbone", {})
     if by_backbone:
         slowest = min(by_backbone.values())
+        ran = result["step_model_by_backbone"]
         print(f"\nthe loop's step per backbone, median of {result['rounds']} turns\n"
-              "| backbone | images/s | against the slowest |\n|---|---|---|")
+              "| backbone | network | parameters | images/s | against the slowest |\n|---|---|---|---|---|")
         for name, rate in sorted(by_backbone.items(), key=lambda kv: -kv[1]):
-            print(f"| {name} | {rate:.0f} | {rate / slowest:.2f}x |")
+            print(f"| {name} | {ran[name]['backbone_class']} | {ran[name]['parameters'] / 1e6:.2f} M "
+                  f"| {rate:.0f} | {rate / slowest:.2f}x |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

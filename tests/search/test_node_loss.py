@@ -40,8 +40,9 @@ def write_space(tmp_path: Path, synth_root: Path, engine: str) -> Path:
         "model": {"backbone": "resnet18", "weights": "none"},
         "data": {"root": str(synth_root), "train": "synthhead/train", "val": "synthhead/val",
                  "benchmarks": ["synth"], "image_size": 64, "max_train_samples": 192},
-        # max_failures: the retries that absorb a lost node (the default 0 would fail the trial). 192
-        # images: an epoch lasts a few seconds, so the node dies while the trial still trains.
+        # max_failures: the retries that absorb a lost node (the default 0 would fail the trial). The
+        # trial's training process is frozen as soon as an epoch is seen (freeze_training), so the node
+        # dies while the trial still trains however fast this machine trains.
         "train": {"epochs": EPOCHS, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.002}, "max_failures": 2},
         "resources": {"workers": 1, "cpus_per_worker": 1, "engine": engine},
         "search": {"name": search_name(engine), "sampler": {"name": "random", "seed": 0}, "scheduler": {"name": "none"},
@@ -113,18 +114,41 @@ def raylet_of(node_id: str) -> int:
     return pid
 
 
-def kill_node_of(node_id: str) -> list[int]:
-    """SIGKILL the raylet of ``node_id`` and every process under it (its workers and agents)."""
+# A Ray Train worker, or an in-process trial (Tune's function trainable, its own worker).
+TRAINING_ACTORS = ("RayTrainWorker", "ImplicitFunc")
+
+
+def freeze_training(node_id: str) -> set[int]:
+    """SIGSTOP, at once, every training process under ``node_id``'s raylet (Ray titles an actor's
+    process ``ray::<class>[.<method>]``): the trial cannot train past the epoch the test saw while
+    the checks before the kill take their time, however fast this machine is. /proc alone, no Ray
+    state API (seconds on a loaded machine). SIGKILL ends a stopped process as well."""
+    frozen = set()
+    for pid in _descendants(raylet_of(node_id)):
+        try:
+            title = _cmdline(pid)[0]
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if title.startswith(tuple(f"ray::{kind}" for kind in TRAINING_ACTORS)):
+            os.kill(pid, signal.SIGSTOP)
+            frozen.add(pid)
+    assert frozen, f"no training process under node {node_id}'s raylet"
+    return frozen
+
+
+def kill_node_of(node_id: str, frozen: set[int]) -> list[int]:
+    """SIGKILL the raylet of ``node_id`` and every process under it (its workers and agents), once
+    Ray confirms that the training workers on it are the ``frozen`` processes."""
     from ray.util.state import list_actors
 
-    # A Ray Train worker, or an in-process trial (Tune's function trainable, its own worker).
-    workers = [actor for kind in ("RayTrainWorker", "ImplicitFunc")
+    workers = [actor for kind in TRAINING_ACTORS
                for actor in list_actors(filters=[("class_name", "=", kind), ("state", "=", "ALIVE"),
                                                  ("node_id", "=", node_id)])]
     assert workers, f"no training worker alive on node {node_id}"
+    assert {w.pid for w in workers} <= frozen, \
+        f"training workers {[w.pid for w in workers]} on node {node_id} are not the frozen processes {frozen}"
     victims = _descendants(raylet_of(node_id))
-    assert {w.pid for w in workers} <= set(victims), \
-        f"training workers {[w.pid for w in workers]} are not under node {node_id}'s raylet: {victims}"
+    assert frozen <= set(victims), f"frozen processes {frozen} are not under node {node_id}'s raylet: {victims}"
     for pid in victims:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -134,8 +158,8 @@ def kill_node_of(node_id: str) -> list[int]:
     return victims
 
 
-def _wait_for_death(node_id: str, timeout_s: float = 30) -> None:
-    """The GCS declares exactly the killed node dead (about 3 s with the fixture's health checks)."""
+def _wait_for_death(node_id: str, timeout_s: float = 60) -> None:
+    """The GCS declares exactly the killed node dead (about 5 s with the fixture's health checks)."""
     import ray
 
     deadline = time.monotonic() + timeout_s
@@ -199,7 +223,7 @@ def test_a_trial_survives_the_loss_of_its_worker_node(engine, tmp_path, synth_ro
     try:
         reported = wait_for_first_epoch(storage, search_name(engine), process, log, mlflow_server)
         lost_node, victim_trial = reported["node_id"], reported["trial_id"]
-        kill_node_of(lost_node)
+        kill_node_of(lost_node, freeze_training(lost_node))
         assert process.wait(timeout=600) == 0, log.read_text()[-4000:]
     finally:
         if process.poll() is None:
