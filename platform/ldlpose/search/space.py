@@ -35,15 +35,34 @@ from ldlpose.config.hparams import HPARAMS
 from ldlpose.config.schema import FieldError, set_dotted, validate
 from ldlpose.errors import ConfigError, closest
 from ldlpose.search import objectives
-from ldlpose.search.sections import (
+from ldlpose.search.sections import (  # the sections lived here once: pickled searches name them here
     _NUMERIC,
+    BudgetSection,
+    ChampionSection,
+    ConfirmSection,
     MetricSection,
     Param,
     ParamSpec,
+    ProfileSection,
+    SamplerSection,
+    SchedulerSection,
     SearchSection,
 )
 
-__all__ = ["Param", "SearchSection", "SearchSpace", "load_search_space"]
+__all__ = [
+    "BudgetSection",
+    "ChampionSection",
+    "ConfirmSection",
+    "MetricSection",
+    "Param",
+    "ParamSpec",
+    "ProfileSection",
+    "SamplerSection",
+    "SchedulerSection",
+    "SearchSection",
+    "SearchSpace",
+    "load_search_space",
+]
 
 @dataclass(frozen=True)
 class SearchSpace:
