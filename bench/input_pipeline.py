@@ -122,7 +122,7 @@ def time_ray(folder: Path, size: int, batch_size: int, batches: int) -> float:
         return {"image": torch.stack([o[0] for o in out]).numpy(),
                 "angles_deg": torch.stack([o[1] for o in out]).numpy()}
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              ignore_reinit_error=True, logging_level="ERROR")
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     ray.data.DataContext.get_current().enable_progress_bars = False

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         root = Path(args.data or tmp) / "data"
         prepare(root, args.train)
         run = run_config(root, args.batch, args.epochs, args.threads)
-        ray.init(num_cpus=args.threads, log_to_driver=False)
+        ray.init(address="local", num_cpus=args.threads, log_to_driver=False)
         bare, ours = [], []
         for r in range(args.rounds):
             ours += ldlpose_epochs(run, tmp, f"bench-{r}")[1:]  # drop the warm-up epoch

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -44,7 +45,9 @@ def ray_local():
 
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False, configure_logging=False)
+    # address="local": a new instance of its own even where another Ray runs on this host (a cluster
+    # fixture's, or a user's) and /tmp/ray/ray_current_cluster names it
+    ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -258,6 +261,73 @@ def _cluster_processes(port: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found - {os.getpid()}
+
+
+def processes_under(root: int) -> set[int]:
+    """``root`` and every process started under it (a driver's local Ray: its GCS, raylet, workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+# Ray titles an actor's process ``ray::<class>[.<method>]``: a Ray Train worker, or a trial trained in
+# Tune's own function trainable (the in-process engine).
+TRAINING_TITLES = ("ray::RayTrainWorker", "ray::ImplicitFunc")
+
+
+def _freeze_training(candidates: set[int], frozen: set[int]) -> None:
+    """SIGSTOP every training process among ``candidates`` not yet in ``frozen`` (/proc alone: no Ray call)."""
+    for pid in candidates - frozen:
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue  # the process ended meanwhile
+        if title.startswith(TRAINING_TITLES):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                frozen.add(pid)
+
+
+@contextlib.contextmanager
+def training_frozen(candidates):
+    """Keep every training process among ``candidates()`` stopped (SIGSTOP) until the block ends.
+
+    A test that interrupts a search once its first trial finished enters this first: the trial that
+    was running, and any that starts while the driver takes the interrupt (frozen within 50 ms of
+    its process appearing, long before it could train), cannot finish however fast this machine
+    trains or however slowly the driver answers. SIGKILL (Ray ending a trial) ends a stopped
+    process as well; those left are resumed (SIGCONT) at the end. Yields the set of frozen pids.
+    """
+    frozen: set[int] = set()
+    done = threading.Event()
+
+    def keep_freezing():
+        while not done.is_set():
+            _freeze_training(candidates(), frozen)
+            done.wait(0.05)
+
+    _freeze_training(candidates(), frozen)
+    watcher = threading.Thread(target=keep_freezing, daemon=True)
+    watcher.start()
+    try:
+        yield frozen
+    finally:
+        done.set()
+        watcher.join()
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def _stop_cluster(port: int, timeout_s: float = 30) -> None:
