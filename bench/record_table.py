@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import replay_table  # noqa: E402  (a sibling bench module)
+import replay_table  # a sibling bench module
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def machine() -> str:
 
 def commit() -> str:
     def git(*args):
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], check=False, cwd=REPO, capture_output=True, text=True).stdout.strip()
     return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--", "platform") else "")
 
 

@@ -95,9 +95,8 @@ def run_keys(assignment: dict) -> dict:
         if name == "grid_point":
             continue
         parts = name.split(".")
-        if len(parts) == 3 and parts[0] == "method" and parts[1] != "hparams":
-            name = f"method.hparams.{parts[2]}"
-        out[name] = value
+        qualified = len(parts) == 3 and parts[0] == "method" and parts[1] != "hparams"
+        out[f"method.hparams.{parts[2]}" if qualified else name] = value
     return out
 
 
@@ -157,8 +156,9 @@ def _row(raw: Any, where: str, epochs: int) -> Row:
     missing = [k for k in ROW_KEYS if k not in raw]
     unknown = sorted(set(raw) - set(ROW_KEYS))
     if missing or unknown:
-        raise TableError(f"{where}: " + "; ".join(
-            ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(unknown)}"] if unknown else [])))
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
+                   ([f"unknown {', '.join(unknown)}"] if unknown else [])
+        raise TableError(f"{where}: {'; '.join(problems)} (a row holds {', '.join(ROW_KEYS)})")
     if not isinstance(raw["config"], dict) or not raw["config"]:
         raise TableError(f"{where}.config: must map run-config keys to the recorded values")
     curves = {name: _curve(raw[name], f"{where}.{name}", epochs) for name in CURVES}
