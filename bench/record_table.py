@@ -113,13 +113,26 @@ def commit() -> str:
     return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--", "platform") else "")
 
 
+def _without_workdir(argv: list[str]) -> list[str]:
+    """The command as recorded: the work folder (a local path) changes nothing in the table."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--workdir="):
+            skip = False
+            continue
+        skip = arg == "--workdir"
+        if not skip:
+            out.append(arg)
+    return out
+
+
 def record(args: argparse.Namespace, root: Path, argv: list[str]) -> dict:
     prepare(root, args)
     parameters = DEV_PARAMETERS
     if args.smoke_test:
         parameters = {"train.optimizer.lr": {"values": [1.0e-3, 3.0e-3]}}
     metadata = {"commit": commit(), "machine": machine(),
-                "command": "python bench/record_table.py " + shlex.join(argv),
+                "command": "python bench/record_table.py " + shlex.join(_without_workdir(argv)),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "metric": "val_mae", "test": "synth_mae",
                 "base": base_run(args.epochs, args.image_size), "parameters": parameters,
