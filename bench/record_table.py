@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def prepare(root: Path, args: argparse.Namespace) -> None:
     from ldlpose.cli import main
 
-    if (root / "synthhead" / "test").is_dir():
+    if all((root / "synthhead" / split / "_manifest.json").is_file() for split in ("train", "val", "test")):
         return
     code = main(["prepare", "synthhead", "--out", str(root / "synthhead"), "--train", str(args.train),
                  "--val", str(args.val), "--test", str(args.test), "--size", str(args.image_size), "--workers", "1"])
