@@ -214,7 +214,10 @@ def trial_retries(space: SearchSpace) -> int:
 
 
 def searcher(space: SearchSpace):
-    """Tune's searcher for ``space``: Optuna, define-by-run, trying ``search.start_from`` first."""
+    """Tune's searcher for ``space``: Optuna, define-by-run, trying ``search.start_from`` first.
+
+    Also driven directly, without a Tuner, by the replay benchmark (bench/replay.py).
+    """
     from ray.tune.search.optuna import OptunaSearch
 
     from ldlpose.search import optuna_space
@@ -227,19 +230,25 @@ def searcher(space: SearchSpace):
     return OptunaSearch(**common, sampler=optuna_space.sampler(space), metric=objective_key(space), mode="min")
 
 
-def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):
+def scheduler(space: SearchSpace):
+    """Tune's trial scheduler for ``space``: ASHA by epoch, or FIFO (every trial to its last epoch).
+
+    Also driven directly, without a Tuner, by the replay benchmark (bench/replay.py).
+    """
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    search = space.search
-    scheduler = FIFOScheduler()
-    if search.scheduler.name == "asha":
-        # By epoch, not by Tune's report count: a trial resumed from its checkpoint continues its epochs.
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=space.base_run.train.epochs,
-                                  grace_period=min(search.scheduler.grace_period, space.base_run.train.epochs),
-                                  reduction_factor=search.scheduler.reduction_factor)
+    settings, epochs = space.search.scheduler, space.base_run.train.epochs
+    if settings.name != "asha":
+        return FIFOScheduler()
+    # By epoch, not by Tune's report count: a trial resumed from its checkpoint continues its epochs.
+    return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=min(settings.grace_period, epochs),
+                         reduction_factor=settings.reduction_factor)
+
+
+def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):
     return tune.Tuner(
         _trainable(space, storage, space.name, None),
-        tune_config=_tune_config(space, search_alg=searcher(space), scheduler=scheduler,
+        tune_config=_tune_config(space, search_alg=searcher(space), scheduler=scheduler(space),
                                  num_samples=space.num_trials),
         run_config=_run_config(space.name, storage, callbacks, space, verbose),
     )

@@ -1,0 +1,197 @@
+"""The replay benchmark's bookkeeping (bench/replay.py) on a hand-made 3-configuration table whose
+answer is worked out below, the table's schema checks (bench/replay_table.py), and one real Tune
+run over the same table making the same decisions as the replay (bench/replay_check.py)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import replay  # noqa: E402  (bench modules, importable once bench/ is on the path)
+import replay_table  # noqa: E402
+
+A, B, C = 0.001, 0.003, 0.01  # the three configurations: learning rates
+# A learns best and reaches each rung first when started first; B is worst from epoch 1; C is
+# ahead of B at epoch 1 but behind A from epoch 2. Epoch times differ, so no two results tie.
+CURVES = {A: ([10.0, 9.0, 8.0, 7.0], 1.0), B: ([12.0, 11.0, 10.0, 9.0], 1.5), C: ([10.8, 10.5, 10.2, 10.1], 1.2)}
+
+
+def _table_data() -> dict:
+    base = {"name": "hand", "method": {"name": "gldl"},
+            "model": {"backbone": "shufflenet_v2_x0_5", "weights": "none"},
+            "data": {"train": "synthhead/train", "val": "synthhead/val", "image_size": 64},
+            "train": {"epochs": 4, "optimizer": {"name": "adam", "lr": 0.001}},
+            "resources": {"workers": 1, "cpus_per_worker": 1}}
+    rows = [{"config": {"train.optimizer.lr": lr}, "seed": 0, "val_mae": val, "test_mae": [v + 0.5 for v in val],
+             "epoch_s": [secs] * 4} for lr, (val, secs) in CURVES.items()]
+    return {"schema": replay_table.SCHEMA,
+            "metadata": {"commit": "abc1234", "machine": "hand-made", "command": "none", "created": "2026-12-07",
+                         "metric": "val_mae", "test": "synth_mae", "base": base,
+                         "parameters": {"train.optimizer.lr": {"values": [A, B, C]}}},
+            "rows": rows}
+
+
+@pytest.fixture()
+def table(tmp_path) -> replay_table.Table:
+    path = tmp_path / "hand.json"
+    path.write_text(json.dumps(_table_data()))
+    return replay_table.load(path)
+
+
+def _in_order(workers: int) -> replay.Settings:
+    """ASHA (grace 1, factor 2, 4 epochs: rungs at 1, 2), TPE told to start from A, then B, then C."""
+    start = tuple({"train.optimizer.lr": lr} for lr in (A, B, C))
+    return replay.Settings(workers=workers, trials=3, grace_period=1, reduction_factor=2, start_from=start)
+
+
+def _decisions(run: replay.Replay) -> list[tuple[float, int, str]]:
+    lr = {t.trial_id: t.config["train.optimizer.lr"] for t in run.trials}
+    return [(lr[e.trial_id], e.epoch, e.decision) for e in run.events]
+
+
+def test_asha_on_one_worker_stops_b_at_its_first_rung_and_c_at_its_second(table):
+    run = replay.replay(table, "tpe-asha", 0, _in_order(1))
+    assert [(t.config["train.optimizer.lr"], t.epochs, t.stopped_early) for t in run.trials] == \
+        [(A, 4, False), (B, 1, True), (C, 2, True)]
+    # B (12) is behind A's 10 at rung 1; C (10.8) is ahead of the median of A and B (11) at rung 1,
+    # then behind A's 9 at rung 2.
+    assert [t.start_s for t in run.trials] == [0.0, 4.0, 5.5]
+    assert run.trial_epochs == 7
+    assert run.wall_s == pytest.approx(4 * 1.0 + 1.5 + 2 * 1.2)
+    assert _decisions(run)[-1] == (C, 2, "STOP")
+
+
+def test_two_workers_make_the_same_decisions_in_about_half_the_time(table):
+    run = replay.replay(table, "tpe-asha", 0, _in_order(2))
+    assert [(t.config["train.optimizer.lr"], t.epochs) for t in run.trials] == [(A, 4), (B, 1), (C, 2)]
+    assert [(t.worker, t.start_s) for t in run.trials] == [(0, 0.0), (1, 0.0), (1, 1.5)]  # C takes B's worker
+    assert [e.time_s for e in run.events] == pytest.approx([1.0, 1.5, 2.0, 2.7, 3.0, 3.9, 4.0])
+    assert run.trial_epochs == 7 and run.wall_s == pytest.approx(4.0)
+
+
+def test_three_workers_stop_c_at_its_first_rung_because_b_has_not_reported_yet(table):
+    run = replay.replay(table, "tpe-asha", 0, _in_order(3))
+    # C reports epoch 1 at 1.2 s, when only A (10) is at rung 1: 10.8 is behind, so C stops there.
+    assert [(t.config["train.optimizer.lr"], t.epochs) for t in run.trials] == [(A, 4), (B, 1), (C, 1)]
+    assert _decisions(run)[:3] == [(A, 1, "CONTINUE"), (C, 1, "STOP"), (B, 1, "STOP")]
+    assert run.trial_epochs == 6 and run.wall_s == pytest.approx(4.0)
+
+
+def test_targets_are_reached_when_the_best_configuration_reports_its_best_epoch(table):
+    assert table.best_val == 7.0
+    one = replay.replay(table, "tpe-asha", 0, _in_order(1))
+    two = replay.replay(table, "tpe-asha", 0, _in_order(2))
+    assert one.reach(7.0 * 1.05) == (4, pytest.approx(4.0))  # A's 4th epoch is the 4th trial-epoch
+    assert two.reach(7.0 * 1.01) == (7, pytest.approx(4.0))  # on two workers the 7th, at the same time
+    assert two.reach(6.9) is None
+    assert [b for _, b in one.curve()] == [10.0, 9.0, 8.0, 7.0, 7.0, 7.0, 7.0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grid_trains_every_configuration_to_its_last_epoch(table, seed):
+    for workers in (1, 2, 3):
+        run = replay.replay(table, "grid", seed, replay.Settings(workers=workers))
+        assert sorted(t.config["train.optimizer.lr"] for t in run.trials) == [A, B, C]
+        assert all(t.epochs == 4 and not t.stopped_early for t in run.trials)
+        assert run.trial_epochs == 12
+        durations = [4 * CURVES[t.config["train.optimizer.lr"]][1] for t in run.trials]
+        if workers == 1:
+            assert run.wall_s == pytest.approx(sum(durations))
+        elif workers == 2:  # the third starts on whichever worker frees first
+            first, second, third = durations
+            assert run.wall_s == pytest.approx(max(first, second, min(first, second) + third))
+        else:
+            assert run.wall_s == pytest.approx(max(durations))
+
+
+def test_every_strategy_spends_its_budget_and_answers_from_the_table(table):
+    for strategy in replay.STRATEGIES:
+        run = replay.replay(table, strategy, 3, replay.Settings(workers=2, trials=3))
+        assert len(run.trials) == 3
+        for t in run.trials:
+            assert t.row.val_mae == tuple(CURVES[t.config["train.optimizer.lr"]][0])
+        assert sum(t.epochs for t in run.trials) == run.trial_epochs
+
+
+def test_report_counts_unreached_seeds_as_infinitely_slow(table):
+    import replay_report
+
+    runs = {("tpe-asha", 2): [replay.replay(table, "tpe-asha", 0, _in_order(2))] * 3}
+    summary = replay_report.summarise(table, runs)["tpe-asha@2"]
+    assert summary["within_5pct"]["reached"] == 3
+    assert summary["within_5pct"]["trial_epochs"]["median"] == 7
+    assert summary["trial_epochs"]["median"] == 7
+    curve = replay_report.anytime(runs["tpe-asha", 2], 9)
+    assert curve["median"][-1] == 7.0 and len(curve["median"]) == 9
+
+
+# --- the table's schema --------------------------------------------------------------------------
+
+def _broken(tmp_path, change) -> str:
+    data = _table_data()
+    change(data)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(replay_table.TableError) as err:
+        replay_table.load(path)
+    assert str(path) in str(err.value)
+    return str(err.value)
+
+
+def test_schema_errors_name_the_record_and_the_rule(tmp_path):
+    assert "metadata: missing commit" in _broken(tmp_path, lambda d: d["metadata"].pop("commit"))
+    assert "schema: must be 'ldlpose-replay-table/1'" in _broken(tmp_path, lambda d: d.update(schema="v0"))
+
+    def short(d):
+        d["rows"][1]["val_mae"] = [12.0, 11.0, 10.0]
+    assert "rows[1].val_mae: must hold one number per epoch (4" in _broken(tmp_path, short)
+
+    def negative(d):
+        d["rows"][2]["epoch_s"][3] = -1
+    assert "rows[2].epoch_s[3]: must be a finite number >= 0" in _broken(tmp_path, negative)
+
+    def extra(d):
+        d["rows"][0]["notes"] = "x"
+    assert "rows[0]: unknown notes" in _broken(tmp_path, extra)
+
+    def outside(d):
+        d["rows"][2]["config"] = {"train.optimizer.lr": 0.1}
+    message = _broken(tmp_path, outside)
+    assert "rows[2].config" in message and "not a point of metadata.parameters" in message
+
+    def missing_point(d):
+        d["rows"].pop(0)
+    assert "1 point(s) of metadata.parameters have no row" in _broken(tmp_path, missing_point)
+
+
+def test_a_file_that_is_not_json_is_refused_by_name(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text("{not json")
+    with pytest.raises(replay_table.TableError, match=r"t\.json: cannot read a replay table"):
+        replay_table.load(path)
+
+
+def test_method_qualified_optuna_names_map_to_run_config_keys():
+    assignment = {"method": "gldl", "method.gldl.alpha": 0.1, "method.hparams.sigma": 2.0, "grid_point": 3}
+    assert replay_table.run_keys(assignment) == {"method": "gldl", "method.hparams.alpha": 0.1,
+                                                 "method.hparams.sigma": 2.0}
+
+
+# --- a real Tune run makes the replay's decisions ------------------------------------------------
+
+@pytest.mark.slow
+def test_a_real_tune_run_over_the_table_stops_the_same_trials(table, ray_local):
+    import replay_check
+
+    settings = _in_order(2)
+    results = replay_check.check(replay_check.scaled(copy.deepcopy(table), 0.5), "tpe-asha", [0], settings)
+    assert results[0]["replay"] == [[{"train.optimizer.lr": A}, 4], [{"train.optimizer.lr": B}, 1],
+                                    [{"train.optimizer.lr": C}, 2]]
+    assert results[0]["same"], results[0]
