@@ -90,9 +90,9 @@ def _base(s: _Shape, skin) -> list[Ellipsoid]:
     return [
         Ellipsoid(Part.SKIN, (0.0, -0.12, 0.12), (w + 0.04, 1.0, 0.96), skin),
         Ellipsoid(Part.SKIN, (0.0, -0.3, z + 0.45), (w - 0.1, 0.5, 0.45), skin),  # forehead
-        Ellipsoid(Part.SKIN, (0.0, 0.42, -0.1), (s.jaw_width + 0.1, s.chin_y - 0.32, 0.7), skin),  # jaw
+        Ellipsoid(Part.SKIN, (0.0, 0.36, -0.1), (s.jaw_width + 0.12, s.chin_y - 0.3, 0.7), skin),  # jaw
         Ellipsoid(Part.SKIN, (0.0, s.chin_y - 0.13, z + 0.3), (0.2, 0.14, 0.2), skin),  # chin
-        *[Ellipsoid(Part.SKIN, (side * (w - 0.3), 0.22, z + 0.46), (0.27, 0.26, 0.3), skin) for side in (1, -1)],
+        *[Ellipsoid(Part.SKIN, (side * (w - 0.32), 0.2, z + 0.4), (0.22, 0.2, 0.22), skin) for side in (1, -1)],
     ]
 
 

@@ -27,9 +27,12 @@ def _on_surface(base, xy: np.ndarray, lift: float = 0.0) -> np.ndarray:
 def _jaw(s, base) -> np.ndarray:
     phi = np.linspace(-np.pi / 2, np.pi / 2, 17)
     top = 0.02
-    x = np.sin(phi) * (s.half_width - 0.05) * (1 - 0.18 * np.cos(phi) ** 2)
+    x = np.sin(phi) * (s.half_width - 0.05) * (1 - 0.25 * np.cos(phi) ** 2)
     y = top + (s.chin_y - top) * np.cos(phi)
-    return _on_surface(base, np.column_stack([x, y * 0.985]))
+    points = _on_surface(base, np.column_stack([x, y * 0.985]))
+    # The upper ends run back to the ear, as 300W-LP's contour follows the jaw's silhouette there.
+    points[:, 2] += 0.35 * np.sin(phi) ** 4
+    return points
 
 
 def _brows(s) -> np.ndarray:
