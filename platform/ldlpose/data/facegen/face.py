@@ -1,0 +1,209 @@
+"""A human head of ellipsoids with human proportions, and its 68 landmarks (300W-LP's scheme).
+
+Head frame as synthhead's (:mod:`ldlpose.data.synthhead.head`): x toward the subject's left, y down,
+z away from the camera, the face looking toward -z; one unit is about half the head's height
+(crown to chin about 2.15), the origin at eye level in the middle of the skull.
+
+Unlike synthhead, the face is built to be seen close up, as a 300W-LP crop shows it: a forehead,
+cheeks and a jaw that narrow to a chin, a nose bridge and tip that stand out of the face, eyelids
+that give the eyes their almond shape, dark sockets, two lips and a mouth that opens, ears at eye
+to nose level. Identities vary every proportion; expressions open the mouth and close the eyes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ldlpose.data.synthhead.head import Ellipsoid, Part, rng_for
+
+__all__ = ["Face", "make_face"]
+
+IDENTITY_STREAM = 11  # facegen's own streams: never the same draws as synthhead's
+_HAIR = ((0.06, 0.05, 0.04), (0.18, 0.11, 0.06), (0.35, 0.22, 0.12), (0.6, 0.45, 0.25),
+         (0.75, 0.62, 0.4), (0.45, 0.16, 0.06), (0.55, 0.55, 0.55), (0.85, 0.85, 0.85))
+_IRIS = ((0.22, 0.13, 0.06), (0.15, 0.28, 0.45), (0.22, 0.32, 0.2), (0.07, 0.05, 0.04))
+_SKIN = np.array((0.96, 0.76, 0.64))
+
+
+@dataclass(frozen=True)
+class Face:
+    """One identity: its parts (head frame), its 68 landmarks (68, 3) and its colours."""
+
+    name: str
+    index: int
+    parts: tuple[Ellipsoid, ...]
+    landmarks: np.ndarray
+    skin: tuple[float, float, float]
+    hair: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The proportions one identity draws (head units)."""
+
+    half_width: float  # cheek to cheek, at eye level
+    chin_y: float
+    jaw_width: float  # half width at the mouth
+    face_z: float  # depth of the forehead's front
+    eye_x: float
+    eye_r: float
+    brow_y: float
+    nose_len: float
+    nose_out: float
+    mouth_y: float
+    mouth_w: float
+
+
+def _draw_shape(rng: np.random.Generator) -> _Shape:
+    u = rng.uniform
+    return _Shape(half_width=u(0.66, 0.78), chin_y=u(0.95, 1.12), jaw_width=u(0.42, 0.56), face_z=u(-0.84, -0.76),
+                  eye_x=u(0.26, 0.31), eye_r=u(0.095, 0.115), brow_y=u(-0.24, -0.17), nose_len=u(0.34, 0.46),
+                  nose_out=u(0.16, 0.28), mouth_y=u(0.62, 0.72), mouth_w=u(0.17, 0.24))
+
+
+def _skin(rng: np.random.Generator) -> tuple[float, float, float]:
+    tone = rng.uniform(0.3, 1.05)
+    warm = np.array((1.0, 0.92 + 0.06 * rng.random(), 0.85 + 0.1 * rng.random()))
+    return tuple(np.clip(_SKIN * tone * warm * (1 + rng.uniform(-0.05, 0.05, 3)), 0, 1))
+
+
+def _shade(colour, factor) -> tuple[float, float, float]:
+    return tuple(np.clip(np.asarray(colour) * factor, 0, 1))
+
+
+def _front(parts: list[Ellipsoid], x: float, y: float) -> float:
+    """Depth of the nearest camera-facing surface of the (unrotated) ``parts`` at (x, y)."""
+    best = 0.0
+    for p in parts:
+        (cx, cy, cz), (ax, ay, az) = p.center, p.axes
+        r = 1.0 - ((x - cx) / ax) ** 2 - ((y - cy) / ay) ** 2
+        if r > 0:
+            best = min(best, cz - az * np.sqrt(r))
+    return best
+
+
+def _base(s: _Shape, skin) -> list[Ellipsoid]:
+    """Skull, forehead, cheeks, jaw and chin: the surface features sit on."""
+    w, z = s.half_width, s.face_z
+    return [
+        Ellipsoid(Part.SKIN, (0.0, -0.12, 0.12), (w + 0.04, 1.0, 0.96), skin),
+        Ellipsoid(Part.SKIN, (0.0, -0.3, z + 0.45), (w - 0.1, 0.5, 0.45), skin),  # forehead
+        Ellipsoid(Part.SKIN, (0.0, 0.36, -0.1), (s.jaw_width + 0.12, s.chin_y - 0.3, 0.7), skin),  # jaw
+        Ellipsoid(Part.SKIN, (0.0, s.chin_y - 0.13, z + 0.3), (0.2, 0.14, 0.2), skin),  # chin
+        *[Ellipsoid(Part.SKIN, (side * (w - 0.32), 0.2, z + 0.4), (0.22, 0.2, 0.22), skin) for side in (1, -1)],
+    ]
+
+
+def _nose(s: _Shape, base: list[Ellipsoid], skin) -> list[Ellipsoid]:
+    top, tip_y = -0.02, s.nose_len - 0.02
+    bridge_z = _front(base, 0.0, (top + tip_y) / 2)
+    tone = _shade(skin, 1.03)
+    tip_z = _front(base, 0.0, tip_y) - s.nose_out
+    return [
+        Ellipsoid(Part.NOSE, (0.0, (top + tip_y) / 2, bridge_z - s.nose_out * 0.45),
+                  (0.07, (tip_y - top) / 2 + 0.02, s.nose_out * 0.5), tone, rot=(-18.0, 0.0), texture=0.02),
+        Ellipsoid(Part.NOSE, (0.0, tip_y, tip_z + 0.09), (0.085, 0.075, 0.09), tone, shine=0.25, texture=0.02),
+        *[Ellipsoid(Part.NOSE, (side * 0.085, tip_y + 0.02, tip_z + 0.17), (0.065, 0.06, 0.08), _shade(skin, 0.96),
+                    texture=0.02) for side in (1, -1)],
+    ]
+
+
+def _eyes(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], skin, hair, closed: float) -> list[Ellipsoid]:
+    """Sclera, iris and pupil, lids that make the almond, a dark socket, a brow; both sides."""
+    iris = _shade(_IRIS[rng.integers(len(_IRIS))], rng.uniform(0.8, 1.2))
+    brow_h, brow_tilt, socket = rng.uniform(0.025, 0.05), rng.uniform(-4, 12), rng.uniform(0.7, 0.9)
+    brow_colour = _shade(hair, rng.uniform(0.6, 1.0)) if np.mean(hair) < 0.5 else _shade(skin, 0.55)
+    r, parts = s.eye_r, []
+    for side, part in ((1.0, Part.EYE_LEFT), (-1.0, Part.EYE_RIGHT)):
+        x = side * s.eye_x
+        surface = _front(base, x, 0.0)
+        ez = surface + 0.45 * r
+        lid = ez - 0.02
+        parts += [
+            Ellipsoid(Part.SKIN, (x, 0.0, surface + 0.02), (r * 1.9, r * 1.35, 0.04), _shade(skin, socket),
+                      texture=0.02),
+            Ellipsoid(part, (x, 0.0, ez), (r * 1.05, r, r), (0.92, 0.9, 0.87), shine=0.5, texture=0),
+            Ellipsoid(Part.IRIS, (x, 0.0, ez - r * 0.6), (r * 0.48,) * 3, iris, shine=0.8, texture=0),
+            Ellipsoid(Part.IRIS, (x, 0.0, ez - r * 0.86), (r * 0.2,) * 3, (0.02, 0.02, 0.02), shine=0.9, texture=0),
+            # Upper lid: lowered by ``closed`` (0 open, 1 shut); lower lid: a thin rim.
+            Ellipsoid(Part.SKIN, (x, -r * (1.05 - 1.0 * closed), lid), (r * 1.25, r * 0.75, r * 1.05),
+                      _shade(skin, 0.92), texture=0.02),
+            Ellipsoid(Part.SKIN, (x, r * 1.15, lid), (r * 1.2, r * 0.55, r * 1.0), _shade(skin, 0.95), texture=0.02),
+            Ellipsoid(Part.BROW, (x + side * 0.03, s.brow_y, _front(base, x, s.brow_y) + 0.03), (0.16, brow_h, 0.05),
+                      brow_colour, rot=(0.0, side * brow_tilt), texture=0.2),
+        ]
+    return parts
+
+
+def _mouth(s: _Shape, base: list[Ellipsoid], skin, opening: float) -> list[Ellipsoid]:
+    y, w = s.mouth_y, s.mouth_w
+    z = _front(base, 0.0, y)
+    lips = _shade(skin, (0.86, 0.6, 0.6))
+    return [
+        Ellipsoid(Part.LIPS, (0.0, y - 0.03, z + 0.025), (w, 0.04, 0.06), lips, shine=0.3, texture=0.02),
+        Ellipsoid(Part.LIPS, (0.0, y + 0.04 + opening, z + 0.03), (w * 0.88, 0.05, 0.06), lips, shine=0.35,
+                  texture=0.02),
+        Ellipsoid(Part.LIPS, (0.0, y + 0.005 + opening / 2, z + 0.045), (w * 0.85, 0.012 + opening / 2, 0.04),
+                  (0.12, 0.04, 0.04), texture=0),  # the dark gap between the lips
+    ]
+
+
+def _ears(s: _Shape, skin) -> list[Ellipsoid]:
+    return [Ellipsoid(Part.EAR, (side * (s.half_width + 0.02), 0.18, 0.18), (0.08, 0.26, 0.15), _shade(skin, 0.94),
+                      rot=(0.0, side * -8.0)) for side in (1, -1)]
+
+
+def _hair(rng: np.random.Generator, s: _Shape, colour) -> list[Ellipsoid]:
+    """Bald, short, short with a fringe, long over the ears, or tied back."""
+    style = rng.choice(5, p=(0.1, 0.3, 0.2, 0.28, 0.12))
+    if style == 0:
+        return []
+    w, grow = s.half_width, rng.uniform(0.03, 0.12)
+    line = rng.uniform(0.08, 0.2)  # how far back the hairline sits
+    cap = Ellipsoid(Part.HAIR, (0.0, -0.2 - rng.uniform(0.0, 0.1), 0.12 + line), (w + 0.06, 1.0 + grow, 0.96 + grow),
+                    colour, shine=0.15, texture=0.25)
+    out = [cap]
+    if style in (2, 3) and rng.random() < 0.7:  # fringe over the forehead
+        out.append(Ellipsoid(Part.HAIR, (0.0, -0.6 + rng.uniform(0.0, 0.15), s.face_z + 0.25),
+                             (w - 0.05, 0.3, 0.3), colour, rot=(0.0, rng.uniform(-20, 20)), texture=0.25))
+    if style == 3:  # long: over the ears, down past the jaw
+        length = rng.uniform(0.8, 1.6)
+        out += [Ellipsoid(Part.HAIR, (side * (w + 0.02), 0.2 + length / 2, 0.25), (0.2, 0.4 + length / 2, 0.55),
+                          colour, shine=0.1, texture=0.25) for side in (1, -1)]
+        out.append(Ellipsoid(Part.HAIR, (0.0, 0.4 + length / 2, 0.55), (w + 0.1, 0.5 + length / 2, 0.4), colour,
+                             texture=0.25))
+    if style == 4:  # tied back: a bun
+        out.append(Ellipsoid(Part.HAIR, (0.0, -0.5, 1.05), (0.3, 0.3, 0.25), colour, texture=0.25))
+    return out
+
+
+def _facial_hair(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], colour) -> list[Ellipsoid]:
+    if rng.random() > 0.18:
+        return []
+    out = [Ellipsoid(Part.HAIR, (0.0, s.mouth_y - 0.1, _front(base, 0.0, s.mouth_y - 0.1) + 0.04),
+                     (s.mouth_w + 0.03, 0.05, 0.06), colour, texture=0.3)]  # moustache
+    if rng.random() < 0.6:  # beard: the jaw's lower part, a little proud of the skin
+        out.append(Ellipsoid(Part.HAIR, (0.0, 0.62, -0.08), (s.jaw_width + 0.13, s.chin_y - 0.44, 0.71),
+                             colour, texture=0.3))
+    return out
+
+
+def make_face(split: str, index: int, *, seed: int = 0) -> Face:
+    """Identity ``index`` of ``split``: shape, skin, hair, expression, and its 68 landmarks."""
+    from ldlpose.data.facegen.landmarks import landmarks_68
+
+    rng = rng_for(seed, split, index, IDENTITY_STREAM)
+    s, skin = _draw_shape(rng), _skin(rng)
+    hair = _shade(_HAIR[rng.integers(len(_HAIR))], rng.uniform(0.8, 1.2))
+    opening = rng.choice([0.0, rng.uniform(0.01, 0.12)], p=[0.7, 0.3])
+    closed = rng.choice([0.0, rng.uniform(0.2, 0.9)], p=[0.85, 0.15])
+    base = _base(s, skin)
+    parts = base + _nose(s, base, skin) + _eyes(rng, s, base, skin, hair, closed) + _mouth(s, base, skin, opening)
+    parts += _ears(s, skin) + _hair(rng, s, hair) + _facial_hair(rng, s, base, hair)
+    parts += [Ellipsoid(Part.NECK, (0.0, 1.15, 0.3), (0.4, 0.8, 0.4), _shade(skin, 0.9), attached=False),
+              Ellipsoid(Part.BODY, (0.0, 2.35, 0.6), (1.8, 0.85, 0.8), tuple(rng.uniform(0.05, 0.95, 3)),
+                        attached=False, texture=0.1)]
+    return Face(name=f"facegen-{split}-{index:05d}", index=index, parts=tuple(parts),
+                landmarks=landmarks_68(s, base, opening), skin=skin, hair=hair)

@@ -1,0 +1,72 @@
+"""bench/sim2real.py's plumbing: arguments, the quickstart's start_from configuration, the zero
+predictor on the real dev pairs (skipped, naming the folder, where they are absent), the table."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def sim2real():
+    spec = importlib.util.spec_from_file_location("bench_sim2real", BENCH / "sim2real.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_start_from_is_the_quickstarts_first_trial(sim2real):
+    space, overrides = sim2real.start_from_config()
+    assert "search" not in space and space["model"]["backbone"] == "shufflenet_v2_x0_5"
+    assert space["method"] == {"name": "hopenet"} and space["data"]["image_size"] == 64
+    assert sorted(o.split("=")[0] for o in overrides) == ["method.hparams.alpha", "train.optimizer.lr"]
+    from ldlpose.config import apply_overrides, run_config_from_dict
+
+    run = run_config_from_dict(apply_overrides({**space, "name": "x"}, overrides))  # valid as a run config
+    assert run.train.epochs == 7 and abs(run.train.optimizer.lr - 6.44e-3) < 1e-12
+
+
+def test_arguments_are_checked(sim2real, capsys):
+    with pytest.raises(SystemExit):
+        sim2real.parse_args(["--seeds", "0"])
+    assert "--seeds must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sim2real.parse_args(["--generators", "nosuch"])
+    args = sim2real.parse_args(["--epochs", "1", "--train", "10"])
+    assert args.generators == ["synthhead", "facegen"] and args.seeds == 3 and args.epochs == 1
+
+
+def test_absent_dev_folder_skips_naming_it(sim2real, tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert sim2real.main(["--dev", str(missing), "--out", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and str(missing) in out and not (tmp_path / "r.json").exists()
+
+
+def test_summary_and_table(sim2real):
+    runs = [{"seed": s, "yaw": y, "pitch": 5.0, "roll": 4.0, "mae": m, "val_mae": 7.0}
+            for s, y, m in ((0, 10.0, 6.0), (1, 30.0, 13.0), (2, 20.0, 9.0))]
+    summary = sim2real.summary(runs)
+    assert summary["mae"] == {"median": 9.0, "min": 6.0, "max": 13.0} and summary["yaw"]["median"] == 20.0
+    table = sim2real.markdown({"zero_predictor": {"yaw": 25.0, "pitch": 14.0, "roll": 14.0, "mae": 17.67,
+                                                  "rows": 396},
+                               "generators": {"g": {"runs": runs, "summary": summary}},
+                               "size": {"train": 10, "val": 5, "epochs": 1}})
+    assert "| g | 3 | 20.00 (10.00-30.00) |" in table and "**17.67**" in table and "396 real" in table
+
+
+def test_zero_predictor_on_the_dev_pairs(sim2real, tmp_path, capsys):
+    if not sim2real.DEFAULT_DEV.is_dir():
+        pytest.skip(f"real AFLW2000 dev pairs not found at {sim2real.DEFAULT_DEV.resolve()}")
+    out = tmp_path / "r.json"
+    assert sim2real.main(["--zero-only", "--work", str(tmp_path / "w"), "--out", str(out)]) == 0
+    import json
+
+    zero = json.loads(out.read_text())["zero_predictor"]
+    assert zero["rows"] == 396  # the aflw2000 benchmark's filter leaves out the 4 rows beyond 99 degrees
+    assert 10 < zero["mae"] < 30 and zero["mae"] == pytest.approx((zero["yaw"] + zero["pitch"] + zero["roll"]) / 3)
+    assert "zero predictor (0, 0, 0)" in capsys.readouterr().out
