@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ldlpose.data.facegen.landmarks import landmarks_68, surface_depth
 from ldlpose.data.synthhead.head import Ellipsoid, Part, rng_for
 
 __all__ = ["Face", "make_face"]
@@ -73,17 +74,6 @@ def _shade(colour, factor) -> tuple[float, float, float]:
     return tuple(np.clip(np.asarray(colour) * factor, 0, 1))
 
 
-def _front(parts: list[Ellipsoid], x: float, y: float) -> float:
-    """Depth of the nearest camera-facing surface of the (unrotated) ``parts`` at (x, y)."""
-    best = 0.0
-    for p in parts:
-        (cx, cy, cz), (ax, ay, az) = p.center, p.axes
-        r = 1.0 - ((x - cx) / ax) ** 2 - ((y - cy) / ay) ** 2
-        if r > 0:
-            best = min(best, cz - az * np.sqrt(r))
-    return best
-
-
 def _base(s: _Shape, skin) -> list[Ellipsoid]:
     """Skull, forehead, cheeks, jaw and chin: the surface features sit on."""
     w, z = s.half_width, s.face_z
@@ -98,9 +88,9 @@ def _base(s: _Shape, skin) -> list[Ellipsoid]:
 
 def _nose(s: _Shape, base: list[Ellipsoid], skin) -> list[Ellipsoid]:
     top, tip_y = -0.02, s.nose_len - 0.02
-    bridge_z = _front(base, 0.0, (top + tip_y) / 2)
+    bridge_z = surface_depth(base, 0.0, (top + tip_y) / 2)
     tone = _shade(skin, 1.03)
-    tip_z = _front(base, 0.0, tip_y) - s.nose_out
+    tip_z = surface_depth(base, 0.0, tip_y) - s.nose_out
     return [
         Ellipsoid(Part.NOSE, (0.0, (top + tip_y) / 2, bridge_z - s.nose_out * 0.45),
                   (0.07, (tip_y - top) / 2 + 0.02, s.nose_out * 0.5), tone, rot=(-18.0, 0.0), texture=0.02),
@@ -118,7 +108,7 @@ def _eyes(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], skin, hair
     r, parts = s.eye_r, []
     for side, part in ((1.0, Part.EYE_LEFT), (-1.0, Part.EYE_RIGHT)):
         x = side * s.eye_x
-        surface = _front(base, x, 0.0)
+        surface = surface_depth(base, x, 0.0)
         ez = surface + 0.45 * r
         lid = ez - 0.02
         parts += [
@@ -131,7 +121,8 @@ def _eyes(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], skin, hair
             Ellipsoid(Part.SKIN, (x, -r * (1.05 - 1.0 * closed), lid), (r * 1.25, r * 0.75, r * 1.05),
                       _shade(skin, 0.92), texture=0.02),
             Ellipsoid(Part.SKIN, (x, r * 1.15, lid), (r * 1.2, r * 0.55, r * 1.0), _shade(skin, 0.95), texture=0.02),
-            Ellipsoid(Part.BROW, (x + side * 0.03, s.brow_y, _front(base, x, s.brow_y) + 0.03), (0.16, brow_h, 0.05),
+            Ellipsoid(Part.BROW, (x + side * 0.03, s.brow_y, surface_depth(base, x, s.brow_y) + 0.03),
+                      (0.16, brow_h, 0.05),
                       brow_colour, rot=(0.0, side * brow_tilt), texture=0.2),
         ]
     return parts
@@ -139,7 +130,7 @@ def _eyes(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], skin, hair
 
 def _mouth(s: _Shape, base: list[Ellipsoid], skin, opening: float) -> list[Ellipsoid]:
     y, w = s.mouth_y, s.mouth_w
-    z = _front(base, 0.0, y)
+    z = surface_depth(base, 0.0, y)
     lips = _shade(skin, (0.86, 0.6, 0.6))
     return [
         Ellipsoid(Part.LIPS, (0.0, y - 0.03, z + 0.025), (w, 0.04, 0.06), lips, shine=0.3, texture=0.02),
@@ -182,7 +173,7 @@ def _hair(rng: np.random.Generator, s: _Shape, colour) -> list[Ellipsoid]:
 def _facial_hair(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], colour) -> list[Ellipsoid]:
     if rng.random() > 0.18:
         return []
-    out = [Ellipsoid(Part.HAIR, (0.0, s.mouth_y - 0.1, _front(base, 0.0, s.mouth_y - 0.1) + 0.04),
+    out = [Ellipsoid(Part.HAIR, (0.0, s.mouth_y - 0.1, surface_depth(base, 0.0, s.mouth_y - 0.1) + 0.04),
                      (s.mouth_w + 0.03, 0.05, 0.06), colour, texture=0.3)]  # moustache
     if rng.random() < 0.6:  # beard: the jaw's lower part, a little proud of the skin
         out.append(Ellipsoid(Part.HAIR, (0.0, 0.62, -0.08), (s.jaw_width + 0.13, s.chin_y - 0.44, 0.71),
@@ -192,7 +183,6 @@ def _facial_hair(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], col
 
 def make_face(split: str, index: int, *, seed: int = 0) -> Face:
     """Identity ``index`` of ``split``: shape, skin, hair, expression, and its 68 landmarks."""
-    from ldlpose.data.facegen.landmarks import landmarks_68
 
     rng = rng_for(seed, split, index, IDENTITY_STREAM)
     s, skin = _draw_shape(rng), _skin(rng)

@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NOSE_TIP", "landmarks_68"]
+__all__ = ["NOSE_TIP", "landmarks_68", "surface_depth"]
 
 NOSE_TIP = 30
 
 
-def _on_surface(base, xy: np.ndarray, lift: float = 0.0) -> np.ndarray:
-    from ldlpose.data.facegen.face import _front
+def surface_depth(parts, x: float, y: float) -> float:
+    """Depth of the nearest camera-facing surface of the (unrotated) ellipsoid ``parts`` at (x, y)."""
+    best = 0.0
+    for p in parts:
+        (cx, cy, cz), (ax, ay, az) = p.center, p.axes
+        r = 1.0 - ((x - cx) / ax) ** 2 - ((y - cy) / ay) ** 2
+        if r > 0:
+            best = min(best, cz - az * np.sqrt(r))
+    return best
 
-    z = [_front(base, float(x), float(y)) - lift for x, y in xy]
+
+def _on_surface(base, xy: np.ndarray, lift: float = 0.0) -> np.ndarray:
+    z = [surface_depth(base, float(x), float(y)) - lift for x, y in xy]
     return np.column_stack([xy, z])
 
 
@@ -64,12 +73,10 @@ def _lips(s, opening: float) -> np.ndarray:
 
 def landmarks_68(s, base, opening: float) -> np.ndarray:
     """(68, 3) head-frame points of a face of shape ``s`` whose skin surface is ``base``."""
-    from ldlpose.data.facegen.face import _front
-
     tip_y = s.nose_len - 0.02
-    tip_z = _front(base, 0.0, tip_y) - s.nose_out
+    tip_z = surface_depth(base, 0.0, tip_y) - s.nose_out
     ys = np.linspace(-0.02, tip_y, 4)
-    bridge = np.column_stack([np.zeros(4), ys, np.linspace(_front(base, 0.0, ys[0]) - 0.05, tip_z, 4)])
+    bridge = np.column_stack([np.zeros(4), ys, np.linspace(surface_depth(base, 0.0, ys[0]) - 0.05, tip_z, 4)])
     nostrils = np.column_stack([np.linspace(-0.1, 0.1, 5), np.full(5, tip_y + 0.07), np.full(5, tip_z + 0.12)])
     points = np.vstack([
         _jaw(s, base),
