@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import _cluster_processes, training_frozen
 
 from ldlpose.cli import main
 
@@ -123,13 +124,15 @@ def test_a_submitted_search_whose_driver_is_killed_resumes_when_submitted_again(
         assert status in ("PENDING", "RUNNING"), f"job {status}:\n{client.get_job_logs('lost-driver')[-3000:]}"
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.2)
-    victims = entrypoint_pids(space)
-    assert victims, "the job's entrypoint process was not found"
-    for pid in victims:
-        os.kill(pid, signal.SIGKILL)
-    killed_at = time.monotonic() - started
-    assert wait_for_job_end(client, "lost-driver") == "FAILED"
-    before = finished_checkpoints(storage)
+    # Every training process is frozen first: no other trial can finish before the driver is gone.
+    with training_frozen(lambda: _cluster_processes(int(ray_cluster.rsplit(":", 1)[1]))):
+        victims = entrypoint_pids(space)
+        assert victims, "the job's entrypoint process was not found"
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic() - started
+        assert wait_for_job_end(client, "lost-driver") == "FAILED"
+        before = finished_checkpoints(storage)
     assert before and len(before) < 3
 
     assert submit(ray_cluster, space, storage, mlflow_server) == 0  # jobs/search.py resumes what it finds
