@@ -37,10 +37,13 @@ EPOCHS = 3
 
 
 def _old_package(target: Path) -> Path:
+    known = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{BEFORE_THE_SPLIT}^{{commit}}"],
+                           capture_output=True, check=False)
+    if known.returncode != 0:  # a shallow clone, or an unpacked archive: the old code is not here
+        pytest.skip(f"needs commit {BEFORE_THE_SPLIT} in this clone's history (git fetch --unshallow)")
     archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", BEFORE_THE_SPLIT, "platform"],
                              capture_output=True, check=False)
-    assert archive.returncode == 0, (
-        f"this test needs the repository's history (commit {BEFORE_THE_SPLIT}): {archive.stderr.decode()[-500:]}")
+    assert archive.returncode == 0, archive.stderr.decode()[-500:]
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(target, filter="data")
     return target / "platform"
