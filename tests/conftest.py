@@ -351,6 +351,10 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _agent_port() -> list[str]:
+    return [f"--dashboard-agent-listen-port={_free_port()}"]
+
+
 @contextlib.contextmanager
 def _started_cluster(env: dict[str, str], worker_cpus: list[int], head: tuple[str, ...] = ("--num-cpus=1",)):
     """``ray start --head`` (``head``'s options, the job server) and one ``ray start --address`` per worker node.
@@ -361,12 +365,16 @@ def _started_cluster(env: dict[str, str], worker_cpus: list[int], head: tuple[st
     address = f"127.0.0.1:{port}"
     common = ["--disable-usage-stats"]
     try:
+        # Ports Ray would otherwise take by fixed default (the job agent's 52365, the client server's
+        # 10001) are free ones: where another Ray runs on this host (another test run's, a user's),
+        # this cluster's job agent could not listen, and every job submission would be refused.
         subprocess.run([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", *head,
-                        "--include-dashboard=true", f"--dashboard-port={dashboard}", *common],
+                        "--include-dashboard=true", f"--dashboard-port={dashboard}",
+                        f"--ray-client-server-port={_free_port()}", *common, *_agent_port()],
                        env=env, check=True, capture_output=True)
         for cpus in worker_cpus:
-            subprocess.run([_ray_cli(), "start", f"--address={address}", f"--num-cpus={cpus}", *common], env=env,
-                           check=True, capture_output=True)
+            subprocess.run([_ray_cli(), "start", f"--address={address}", f"--num-cpus={cpus}", *common,
+                            *_agent_port()], env=env, check=True, capture_output=True)
         yield RayCluster(address, f"http://127.0.0.1:{dashboard}")
     finally:
         _stop_cluster(port)
