@@ -219,7 +219,7 @@ def test_a_search_submitted_as_a_ray_job_runs_on_the_cluster(tmp_path, synth_roo
                  "--tracking-uri", mlflow_server, "--set", f"data.root={synth_root}",
                  "--set", "search.name=submitted"])
     assert code == 0
-    runs = [r for r in child_runs(mlflow_server, "submitted") if r.data.tags["ldlpose.role"] == "trial"]
+    runs = [r for r in child_runs(mlflow_server, "submitted-smoke") if r.data.tags["ldlpose.role"] == "trial"]
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
 
 
@@ -343,3 +343,32 @@ def test_confirmation_retrains_the_top_configurations_with_new_seeds_and_registe
     candidates = [trials[winner], *(r for r in reruns if r.data.tags["ldlpose.confirms"] == winner)]
     best_run = min(candidates, key=lambda r: r.data.metrics["selected_val_mae"])
     assert version.tags["run_id"] == best_run.info.run_id
+
+
+def test_a_smoke_test_is_a_search_of_its_own_and_resume_then_trains_the_real_one(
+        tmp_path, synth_root, ray_cluster, mlflow_server, capsys):
+    """The documented cluster path: a smoke test first, then the search with --resume (as jobs do)."""
+    import mlflow
+
+    space = write_space(tmp_path, synth_root, "smoked", parameters=CONDITIONAL, trials=3, train_samples=32)
+    storage = tmp_path / "results"
+    for _ in range(2):  # a second smoke test starts afresh: no "pass --resume", no state of the first
+        assert search_and_report(str(space), smoke_test=True, resume=True, storage=str(storage),
+                                 address=ray_cluster, tracking_uri=mlflow_server) == 0
+    printed = capsys.readouterr().out
+    assert "smoke test smoked-smoke: the previous smoke test's results are replaced" in printed
+    assert "nothing registered" in printed and "registered headpose-synth version" not in printed
+    assert not (storage / "smoked").exists()
+    smoke_runs = [r for r in child_runs(mlflow_server, "smoked-smoke") if r.data.tags["ldlpose.role"] == "trial"]
+    assert len(smoke_runs) == 4  # two smoke tests of two trials, in the smoke test's own experiment
+    assert len({p.name for p in storage.glob("smoked-smoke-*")}) == 2  # the first smoke test's runs are gone
+
+    assert search_and_report(str(space), resume=True, storage=str(storage), address=ray_cluster,
+                             tracking_uri=mlflow_server) == 0
+    assert "registered headpose-synth version" in capsys.readouterr().out
+    trials = [r for r in child_runs(mlflow_server, "smoked") if r.data.tags["ldlpose.role"] == "trial"]
+    real_runs = [p for p in storage.glob("smoked-*") if not p.name.startswith("smoked-smoke")]
+    assert len(trials) == 3 and len(real_runs) == 3  # the real budget, trained
+    client = mlflow.MlflowClient(mlflow_server)
+    registered = {v.tags.get("search_id") for v in client.search_model_versions("name = 'headpose-synth'")}
+    assert "smoked" in registered and "smoked-smoke" not in registered

@@ -67,6 +67,7 @@ INVALID = [
     ("search|budget|trials", 0, "search.budget.trials: must be >= 1"),
     ("search|budget|concurrency", "two", "search.budget.concurrency"),
     ("search|name", "bad name!", "search.name: must be letters"),
+    ("search|name", "quick-smoke", "search.name: 'quick-smoke' ends in '-smoke', which names the smoke tests"),
     (P + "train.optimizer.lr", {"distribution": "log_uniform", "min": 0, "max": 1e-2}, "search.parameters.train.optimizer.lr.min: a log distribution needs min > 0"),
     (P + "train.optimizer.lr", {"distribution": "uniform", "min": 0.1, "max": 0.01}, "search.parameters.train.optimizer.lr.min: min (0.1) must be < max (0.01)"),
     (P + "train.optimizer.lr", {"distribution": "gaussian", "min": 0.1, "max": 0.2}, "search.parameters.train.optimizer.lr.distribution: must be one of"),

@@ -42,7 +42,7 @@ def test_a_search_submitted_with_the_token_runs_on_a_token_cluster(
     client_env.setenv("RAY_AUTH_TOKEN", token)
     assert submit(cluster, tmp_path, synth_root, mlflow_server, "tokened") == 0
     client = mlflow.MlflowClient(mlflow_server)
-    experiment = client.get_experiment_by_name("tokened")
+    experiment = client.get_experiment_by_name("tokened-smoke")  # a smoke test is a search of its own
     runs = client.search_runs([experiment.experiment_id], "tags.`ldlpose.role` = 'trial'")
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
 

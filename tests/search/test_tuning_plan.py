@@ -47,7 +47,10 @@ def test_drivers_prefer_the_driver_resource():
 
 
 def test_smoke_test_shrinks_the_search():
-    space = smoke_test_space(load_search_space(QUICKSTART))
+    real = load_search_space(QUICKSTART)
+    space = smoke_test_space(real)
     run = space.base_run
     assert space.num_trials == 2 and run.train.epochs == 1
+    # A search of its own: its storage folder, MLflow experiment and runs are named after it.
+    assert space.name == space.search.name == f"{real.name}-smoke"
     assert run.data.max_train_samples == 64 and run.data.max_eval_samples == 32

@@ -18,7 +18,14 @@ from ldlpose.report.tables import table
 from ldlpose.search import confirm, trials
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace, load_search_space
-from ldlpose.search.tuning import CONFIRM_SUFFIX, SearchOutcome, run_confirmation, run_search, smoke_test_space
+from ldlpose.search.tuning import (
+    CONFIRM_SUFFIX,
+    SearchOutcome,
+    clear_smoke_test,
+    run_confirmation,
+    run_search,
+    smoke_test_space,
+)
 
 
 def results_table(ranked: list[dict], space: SearchSpace, limit: int = 10) -> str:
@@ -204,6 +211,8 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     space = dataclasses.replace(space, base={**space.base, "data": {**space.base.get("data", {}), "root": root}})
     if smoke_test:
         space = smoke_test_space(space)
+        if clear_smoke_test(space, storage):
+            print(f"smoke test {space.name}: the previous smoke test's results are replaced")
     ensure_training_data(space.base_run)
     uri = resolve_tracking_uri(tracking_uri)
     yaml_text = Path(path).read_text()
@@ -229,26 +238,34 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
         print(f"\nfailed trials:\n{failed}")
     if len(ranked) >= 2:
         callback.safely("search plots", callback.tracker.log_search_plots, _study(space, ranked))
-    champions, problems = {}, list(callback.problems)
-    if ranked:
-        best, statistics = ranked[0], None
-        if space.search.confirm.top_k:
-            best, statistics, rows = _confirm(space, ranked, outcome, callback, storage, verbose)
-            if rows:
-                print(f"\nconfirmation over {space.search.confirm.seeds} new seeds (champion: best mean):\n")
-                print(confirmation_table(rows, space))
-        if space.search.objectives:  # several objectives: the whole Pareto front is registered
-            from ldlpose.search import pareto
-
-            pareto.report_front(callback, space, ranked, outcome)
-        else:
-            champions = register(callback, space, best, statistics)
+    problems = list(callback.problems)
+    champions = _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) if ranked else {}
     callback.safely("search end", callback.tracker.finish, "FINISHED" if ranked else "FAILED")
     _print_champions(champions, uri)
     for problem in problems + callback.problems[len(problems):]:
         print(f"tracking problem: {problem}")
     print(f"\nresults: {outcome.path}")
     return 0 if ranked else 1
+
+
+def _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) -> dict:
+    """Confirm the best configurations where the space asks for it, then register what the rule chose."""
+    best, statistics = ranked[0], None
+    if space.search.confirm.top_k:
+        best, statistics, rows = _confirm(space, ranked, outcome, callback, storage, verbose)
+        if rows:
+            print(f"\nconfirmation over {space.search.confirm.seeds} new seeds (champion: best mean):\n")
+            print(confirmation_table(rows, space))
+    if smoke_test:
+        print(f"\nsmoke test {space.name}: nothing registered (a smoke test never registers a model); "
+              "the search itself runs without --smoke-test")
+        return {}
+    if space.search.objectives:  # several objectives: the whole Pareto front is registered
+        from ldlpose.search import pareto
+
+        pareto.report_front(callback, space, ranked, outcome)
+        return {}
+    return register(callback, space, best, statistics)
 
 
 def _print_champions(champions: dict, uri: str) -> None:

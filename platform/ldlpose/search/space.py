@@ -49,6 +49,8 @@ from ldlpose.search.sections import (  # the sections lived here once: pickled s
     SearchSection,
 )
 
+SMOKE_SUFFIX = "-smoke"  # a smoke test runs as the search <name>-smoke (ldlpose.search.tuning)
+
 __all__ = [
     "BudgetSection",
     "ChampionSection",
@@ -360,6 +362,9 @@ def search_space_from_dict(data: dict, *, file: str | None = None, default_name:
         run_configs.check_name(name)
     except FieldError as err:
         raise _err(file, "search.name", err.message) from None
+    if name.endswith(SMOKE_SUFFIX):
+        raise _err(file, "search.name", f"{name!r} ends in {SMOKE_SUFFIX!r}, which names the smoke tests of "
+                                        "searches (ldlpose search --smoke-test); choose another name")
     _check_sampler(space, file)
     space = replace(space, start_points=_start_points(space, file))
     if space.num_trials < 1:

@@ -19,6 +19,7 @@ from ldlpose.errors import ConfigError
 from ldlpose.infra.locations import DEFAULT_DATA_ROOT, DEFAULT_STORAGE
 
 _DONE = {"SUCCEEDED", "FAILED", "STOPPED"}
+AGENT_WAIT_S = 120  # how long a submission waits for a (re)starting head's job agent
 _TOKEN_HELP = ("set RAY_AUTH_TOKEN to the cluster's token (or RAY_AUTH_TOKEN_PATH to a file that holds it, "
                "or write it to ~/.ray/auth_token); `ray get-auth-token` on the head node prints it")
 
@@ -94,7 +95,7 @@ def entrypoint(space: str, *, storage: str, tracking_uri: str | None, smoke_test
 def submit_search(args) -> int:
     from ray.exceptions import AuthenticationError
 
-    from ldlpose.search.space import load_search_space
+    from ldlpose.search.space import SMOKE_SUFFIX, load_search_space
 
     if not args.address:
         raise ConfigError("submit: give the cluster's job server with --address http://HEAD:8265 "
@@ -104,23 +105,44 @@ def submit_search(args) -> int:
     space = load_search_space(space_file, args.overrides)  # fail here, not on the cluster
     client, source = connect(args.address)
     # The job runs with the cluster's own authentication settings (its nodes' RAY_AUTH_MODE and token).
+    name = space.name + SMOKE_SUFFIX if args.smoke_test else space.name
     try:
-        job_id = client.submit_job(
+        job_id = _submit(
+            client,
             entrypoint=entrypoint(args.space, storage=args.storage, tracking_uri=args.tracking_uri,
                                   smoke_test=args.smoke_test, overrides=args.overrides),
             runtime_env={"working_dir": str(working_dir),
                          "excludes": [".venv*", DEFAULT_DATA_ROOT, DEFAULT_STORAGE, "mlflow.db", "mlartifacts",
                                       ".git"]},
             submission_id=args.submission_id,
-            metadata={"ldlpose.search": space.name},
+            metadata={"ldlpose.search": name},
         )
     except AuthenticationError:
         raise _refused(args.address, source) from None
-    print(f"submitted search {space.name!r} as job {job_id} to {args.address}")
+    print(f"submitted search {name!r} as job {job_id} to {args.address}")
     if args.no_wait:
         print(f"follow it with: ray job logs --address {args.address} --follow {job_id}")
         return 0
     return follow(client, job_id)
+
+
+def _submit(client, wait_s: float = AGENT_WAIT_S, **job) -> str:
+    """``client.submit_job(**job)``, waiting while the head has no job agent yet.
+
+    A head that has just started (or restarted) answers HTTP 500 "No available agent to submit job"
+    until its dashboard agent registers, seconds later: a state that passes, not a refusal.
+    """
+    deadline, said = time.monotonic() + wait_s, False
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as err:
+            if "No available agent" not in str(err) or time.monotonic() > deadline:
+                raise
+            if not said:
+                print("waiting for the cluster's job agent to start ...", flush=True)
+                said = True
+            time.sleep(1.0)
 
 
 def follow(client, job_id: str, poll_s: float = 2.0) -> int:

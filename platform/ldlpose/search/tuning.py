@@ -32,7 +32,7 @@ from ldlpose.infra.storage import name as storage_name
 from ldlpose.infra.storage import resolve as resolve_storage
 from ldlpose.search import ray_compat
 from ldlpose.search.callback import TrackingCallback
-from ldlpose.search.space import SearchSpace
+from ldlpose.search.space import SMOKE_SUFFIX, SearchSpace
 from ldlpose.search.trials import TrialSummary, error_text, objective_key
 
 # A trial's driver only waits on its trainer; the workers hold the real resources. Where the cluster
@@ -58,15 +58,43 @@ class SearchOutcome:
 
 
 def smoke_test_space(space: SearchSpace) -> SearchSpace:
-    """The same search shrunk to seconds: 2 trials of 1 epoch on a few dozen images, no confirmation."""
+    """The same search shrunk to seconds: 2 trials of 1 epoch on a few dozen images, no confirmation.
+
+    It runs as a search of its own, ``<name>-smoke`` (storage folder, MLflow experiment, run names),
+    so that nothing of it can be resumed, ranked or registered as the real search.
+    """
     base = dict(space.base)
     base["train"] = {**base.get("train", {}), "epochs": 1, "batch_size": 16}
     base["data"] = {**base.get("data", {}), "max_train_samples": 64, "max_eval_samples": 32,
                     "image_size": min(64, base.get("data", {}).get("image_size", 64))}
     budget = space.search.budget.model_copy(update={"trials": min(2, space.num_trials)})
     confirm = space.search.confirm.model_copy(update={"top_k": 0})
-    search = space.search.model_copy(update={"budget": budget, "confirm": confirm})
-    return dataclasses.replace(space, base=base, search=search)
+    name = space.name + SMOKE_SUFFIX
+    search = space.search.model_copy(update={"budget": budget, "confirm": confirm, "name": name})
+    return dataclasses.replace(space, name=name, base=base, search=search)
+
+
+def clear_smoke_test(space: SearchSpace, storage: str) -> bool:
+    """Remove what an earlier run of this smoke test left in ``storage``: a smoke test starts afresh
+    (``ldlpose submit`` always resumes). Only the smoke test's own folders go. Whether any existed."""
+    from ldlpose.infra.storage import delete, exists, listing
+
+    assert space.name.endswith(SMOKE_SUFFIX), space.name
+    storage = resolve_storage(storage)
+    state = storage_join(storage, space.name)
+    if not exists(state):
+        return False
+    runs = [storage_join(storage, item.base_name) for item in listing(storage)
+            if _is_trial_folder(item.base_name, space.name)]
+    for location in [state, *runs]:
+        delete(location)
+    return True
+
+
+def _is_trial_folder(folder: str, search: str) -> bool:
+    """``<search>-<Tune trial id>``: a training run's folder (ids are 8 hexadecimal digits, or 5 + _5 digits)."""
+    rest = folder.removeprefix(search + "-")
+    return rest != folder and rest.replace("_", "").isalnum() and "-" not in rest
 
 
 def in_process(space: SearchSpace) -> bool:
