@@ -169,6 +169,20 @@ def test_a_copy_of_a_test_set_under_another_name_is_found_by_its_content_hash(da
         check_split_content(run_on(data_copy, val="train-copy").data, "run.yaml")
 
 
+
+def test_a_search_checks_the_content_of_every_training_folder_it_searches(tmp_path, data_copy):
+    from ldlpose.search.driver import check_splits
+
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({
+        "data": {"root": str(data_copy), "benchmarks": ["synth"]},
+        "search": {"parameters": {"data.train": {"values": ["synthhead/train", "renamed"]}}}}))
+    space = load_search_space(path)  # two different paths: the load-time rule cannot tell
+    with pytest.raises(ConfigError, match=rf"^{path}: data.train: .*renamed holds the same prepared data .* as the "
+                                          r"test folder of benchmark 'synth'"):
+        check_splits(space)
+
+
 # --- one validation split whatever the seed --------------------------------------------------------
 
 def test_the_subject_split_ignores_train_seed_so_confirmation_seeds_keep_the_validation_rows(tmp_path, synth_root):
