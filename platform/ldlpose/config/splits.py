@@ -46,6 +46,7 @@ class DataKeys(Protocol):
     @property
     def benchmarks(self) -> Sequence[str]: ...
 
+
 _SAME_ROWS = "every trial must be ranked on the same validation rows"
 _NULL_SPLIT = "with data.val: null the validation rows are a subject-disjoint split of data.train"
 _SET_ONCE = "set it once in the run config (or as {value: ...}) and search other keys"
@@ -58,15 +59,15 @@ _ALWAYS = {
                           _SET_ONCE),
     "data.max_eval_samples": ((f"it caps the validation rows, so trials would be scored on different subsets; "
                               f"{_SAME_ROWS}"), _SET_ONCE),
-    "data.max_abs_angle_deg": (("it filters the validation rows too: a trial that drops the large angles would win "
-                               f"on easier faces; {_SAME_ROWS}"), _SET_ONCE),
+    "data.max_abs_angle_deg": ((f"it filters the validation rows too: a trial that drops the large angles would win on "
+                               f"easier faces; {_SAME_ROWS}"), _SET_ONCE),
 }
 _WITH_NULL_VAL = {
     "data.train": (f"{_NULL_SPLIT}, so each training folder would be ranked on its own validation rows",
                    "give data.val a prepared folder to compare training sets"),
-    "train.seed": ((f"{_NULL_SPLIT}, and a seed must change training only; a searched seed ranks luck, not "
-                   "settings"), ("use search.confirm (top_k, seeds) to retrain the best configurations with new "
-                   "seeds, or give data.val a prepared folder")),
+    "train.seed": (f"{_NULL_SPLIT}, and a seed must change training only; a searched seed ranks luck, not settings",
+                   ("use search.confirm (top_k, seeds) to retrain the best configurations with new seeds, or give "
+                   "data.val a prepared folder")),
 }
 
 
