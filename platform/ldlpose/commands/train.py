@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldlpose.config import load_run_config
+    from ldlpose.config.splits import check_split_content
     from ldlpose.data.ensure import ensure_training_data
     from ldlpose.infra.ray_cluster import ensure_ray
     from ldlpose.report.tables import metrics_table
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--register needs tracking: drop --no-track")
     config = load_run_config(args.config, args.overrides)
     ensure_training_data(config)
+    check_split_content(config.data, args.config)  # copies of a test set under another name, before training
     ensure_ray(args.address)
     name = args.name or config.name
     outcome = fit(config, storage_path=args.storage, name=name)

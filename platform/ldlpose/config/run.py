@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from ldlpose.config.hparams import MethodConfig, default_method
 from ldlpose.config.schema import FieldError, Strict, parse_override, set_dotted, validate
+from ldlpose.config.splits import check_split_paths
 from ldlpose.errors import ConfigError, unknown
 from ldlpose.infra.locations import resolve_data_root
 
@@ -45,7 +46,8 @@ class DataConfig(Strict):
     root: str = Field(default_factory=resolve_data_root)
     train: str = "synthhead/train"  # a prepared dataset, relative to root or absolute
     # Model selection uses a subject-disjoint split: a prepared dataset given here, or else
-    # val_fraction of the training subjects held out.
+    # val_fraction of the training subjects held out (drawn with a fixed seed, never train.seed).
+    # Neither may be the training folder or a benchmark's test folder (ldlpose.config.splits).
     val: str | None = "synthhead/val"
     val_fraction: float = Field(default=0.1, gt=0, lt=1)
     benchmarks: list[str] = Field(default_factory=lambda: ["synth"])
@@ -197,6 +199,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read a run-config YAML, apply ``--set dotted.key=value`` overrides, validate strictly."""
+    """Read a run-config YAML, apply ``--set dotted.key=value`` overrides, validate strictly, and check
+    that its training, validation and test folders are distinct (ldlpose.config.splits). Stored run
+    configs (checkpoints, trials) are rebuilt with :func:`run_config_from_dict`, without that check."""
     data = apply_overrides(read_yaml(path), list(overrides))
-    return run_config_from_dict(data, file=str(path))
+    run = run_config_from_dict(data, file=str(path))
+    check_split_paths(run.data, str(path))
+    return run

@@ -199,6 +199,15 @@ def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False
         return _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose)
 
 
+def check_splits(space: SearchSpace) -> None:
+    """Every placement of the data a trial can have keeps training, validation and test apart by content
+    (ldlpose.config.splits), checked before Ray, MLflow or any trial starts."""
+    from ldlpose.config.splits import check_split_content
+
+    for run in space.data_variants():
+        check_split_content(run.data, space.file)
+
+
 def _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose) -> int:
     from ldlpose.data.ensure import ensure_training_data
     from ldlpose.infra.ray_cluster import ensure_ray
@@ -214,6 +223,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
         if clear_smoke_test(space, storage):
             print(f"smoke test {space.name}: the previous smoke test's results are replaced")
     ensure_training_data(space.base_run)
+    check_splits(space)
     uri = resolve_tracking_uri(tracking_uri)
     yaml_text = Path(path).read_text()
     callback = tracking_callback(space, yaml_text, uri, storage)

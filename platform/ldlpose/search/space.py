@@ -33,6 +33,7 @@ from ldlpose import config as run_configs
 from ldlpose.config import RunConfig
 from ldlpose.config.hparams import HPARAMS
 from ldlpose.config.schema import FieldError, set_dotted, validate
+from ldlpose.config.splits import check_split_paths, unsearchable
 from ldlpose.errors import ConfigError, closest
 from ldlpose.search import objectives
 from ldlpose.search.sections import (  # the sections lived here once: pickled searches name them here
@@ -124,6 +125,12 @@ class SearchSpace:
                 set_dotted(data, name, value)
         return run_configs.run_config_from_dict(data, file=self.file)
 
+    def data_variants(self) -> list[RunConfig]:
+        """The base run and one run per value of a searched ``data.train`` or ``data.benchmarks``: every
+        placement of the data a trial can have (ldlpose.config.splits checks them before a search starts)."""
+        return [self.base_run] + [self.run_config({p.name: v}) for p in self.params
+                                  if p.key in ("data.train", "data.benchmarks") for v in p.choices]
+
     def _fixed_hparams(self, method: str) -> dict:
         base = self.base.get("method", {})
         return dict(base.get("hparams", {})) if base.get("name") == method else {}
@@ -191,7 +198,7 @@ def _check_run_key(base: dict, param: Param, where: str, file: str | None) -> No
         data = copy.deepcopy(base)
         try:
             set_dotted(data, param.key, value)
-            run_configs.run_config_from_dict(data)
+            check_split_paths(run_configs.run_config_from_dict(data).data)  # a searched data.train too
         except ConfigError as err:
             message = str(err)
             if "unknown key" in message:
@@ -342,7 +349,8 @@ def search_space_from_dict(data: dict, *, file: str | None = None, default_name:
     _check_objective(section, data, file)
     objectives.check_costs(section, file)
     objectives.check_champion_rule(section, file)
-    run_configs.run_config_from_dict(data, file=file)  # the base must be valid on its own
+    base_run = run_configs.run_config_from_dict(data, file=file)  # the base must be valid on its own
+    check_split_paths(base_run.data, file)
     params, method_params = [], {}
     for key, raw in section.parameters.items():
         where = f"search.parameters.{key}"
@@ -353,6 +361,9 @@ def search_space_from_dict(data: dict, *, file: str | None = None, default_name:
             raise _err(file, where, "the method is searched: put its hyperparameters under "
                                     "search.parameters.method.values.<method>")
         param = _param_from_spec(key, key, raw, where, file)
+        varies = param.distribution in _NUMERIC or len(param.choices) > 1
+        if varies and (why := unsearchable(key, base_run.data.val)):
+            raise _err(file, where, why)
         _check_run_key(data, param, where, file)
         params.append(param)
     name = section.name or default_name

@@ -117,7 +117,7 @@ def validation_split(run: RunConfig) -> dict:
     import json
 
     from ldlpose.data.shards import read_manifest
-    from ldlpose.data.splits import rows_within, split_by_subject
+    from ldlpose.data.splits import VAL_SPLIT_SEED, rows_within, split_by_subject
 
     d = run.data
     folder = _path(d.root, d.val if d.val else d.train)
@@ -127,8 +127,8 @@ def validation_split(run: RunConfig) -> dict:
         name = d.val
     else:
         kept = rows_within(folder, d.max_abs_angle_deg) if d.max_abs_angle_deg is not None else None
-        rows = split_by_subject(folder, d.val_fraction, run.train.seed, indices=kept)[1]
-        name = f"{d.train} (subject-disjoint {d.val_fraction:g}, seed {run.train.seed})"
+        rows = split_by_subject(folder, d.val_fraction, VAL_SPLIT_SEED, indices=kept)[1]
+        name = f"{d.train} (subject-disjoint {d.val_fraction:g}, split seed {VAL_SPLIT_SEED})"
     if d.max_eval_samples is not None and d.max_eval_samples < len(rows):
         rows = rows[np.linspace(0, len(rows) - 1, d.max_eval_samples).round().astype(int)]
     identity = json.dumps([read_manifest(folder).get("content_hash"), np.asarray(rows).tolist()])
@@ -136,11 +136,14 @@ def validation_split(run: RunConfig) -> dict:
 
 
 def build_loaders(run: RunConfig, method, *, rank: int = 0, world: int = 1) -> Loaders:
+    from ldlpose.data.splits import VAL_SPLIT_SEED
+
     d = run.data
     val_dir = _path(d.root, d.val) if d.val else None
+    # The split's seed is fixed: train.seed changes training only, never the validation rows.
     train_ds, val_ds = pipeline.train_val_datasets(
         _path(d.root, d.train), image_size=d.image_size, val_dir=val_dir, val_fraction=d.val_fraction,
-        seed=run.train.seed, augment=_augment(run), max_abs_angle_deg=d.max_abs_angle_deg)
+        seed=VAL_SPLIT_SEED, augment=_augment(run), max_abs_angle_deg=d.max_abs_angle_deg)
     train_ds = _limit(train_ds, d.max_train_samples, run.train.seed, spread=False)
     sets = {"val": val_ds}
     for name in d.benchmarks:
