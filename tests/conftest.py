@@ -363,6 +363,9 @@ def _started_cluster(env: dict[str, str], worker_cpus: list[int], head: tuple[st
     """
     port, dashboard = _free_port(), _free_port()
     address = f"127.0.0.1:{port}"
+    # A temp folder of its own: Ray's jobs find their cluster through <temp>/ray_current_cluster, which
+    # under the shared /tmp/ray names whichever cluster on this host started last (another test run's).
+    temp = Path(tempfile.gettempdir()) / f"ray{port}"  # short: Ray's socket paths must stay under 108 bytes
     common = ["--disable-usage-stats"]
     try:
         # Ports Ray would otherwise take by fixed default (the job agent's 52365, the client server's
@@ -370,7 +373,7 @@ def _started_cluster(env: dict[str, str], worker_cpus: list[int], head: tuple[st
         # this cluster's job agent could not listen, and every job submission would be refused.
         subprocess.run([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", *head,
                         "--include-dashboard=true", f"--dashboard-port={dashboard}",
-                        f"--ray-client-server-port={_free_port()}", *common, *_agent_port()],
+                        f"--ray-client-server-port={_free_port()}", f"--temp-dir={temp}", *common, *_agent_port()],
                        env=env, check=True, capture_output=True)
         for cpus in worker_cpus:
             subprocess.run([_ray_cli(), "start", f"--address={address}", f"--num-cpus={cpus}", *common,
@@ -378,6 +381,7 @@ def _started_cluster(env: dict[str, str], worker_cpus: list[int], head: tuple[st
         yield RayCluster(address, f"http://127.0.0.1:{dashboard}")
     finally:
         _stop_cluster(port)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
