@@ -8,12 +8,10 @@ import struct
 import zlib
 from pathlib import Path
 
-import torch
 from PIL import Image
+from tinymodels import tiny_checkpoint
 
 from ldlpose.cli import main
-
-SIZE = 64
 
 
 def blank_png(path: Path, width: int, height: int) -> Path:
@@ -29,21 +27,6 @@ def blank_png(path: Path, width: int, height: int) -> Path:
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
     return path
-
-
-def tiny_checkpoint(directory: Path) -> Path:
-    from ldlpose import methods
-    from ldlpose.config import run_config_from_dict
-    from ldlpose.models import build_model
-
-    torch.manual_seed(0)
-    run = run_config_from_dict({"name": "tiny", "method": {"name": "gldl"},
-                                "model": {"backbone": "shufflenet_v2_x0_5", "weights": "none"},
-                                "data": {"root": str(directory / "absent"), "image_size": SIZE}})
-    net = build_model(methods.create("gldl"), "shufflenet_v2_x0_5", "none")
-    torch.save({"model": net.state_dict(), "run": run.to_dict(), "metrics": {}, "epoch": 0},
-               directory / "checkpoint.pt")
-    return directory
 
 
 def test_a_huge_photo_is_reported_and_the_others_are_predicted(tmp_path, capsys):
