@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
             check_name(args.name)
         except FieldError as err:
             raise ConfigError(f"--name: {err.message}") from None
+    if not args.no_track:  # not after the training: an unreachable tracking server fails now, in seconds
+        from ldlpose.tracking import require_reachable, resolve_tracking_uri
+
+        require_reachable(resolve_tracking_uri(args.tracking_uri))
     config = load_run_config(args.config, args.overrides)
     ensure_training_data(config)
     ensure_ray(args.address)
