@@ -5,7 +5,8 @@ models:/m-...) or a checkpoint folder (or checkpoint.pt) written by training. Wr
 or model.pt2: input float32 (N, 3, S, S) RGB in [0, 1], any batch; output (N, 3) yaw, pitch, roll
 in degrees; normalisation and decoding inside) and OUT's .json description beside it, the one
 `ldlpose evaluate` reads for ONNX models and `ldlpose predict` takes its face crop recipe from.
---format defaults to OUT's suffix. An existing OUT or .json is replaced only with --force. ASG models cannot go to ONNX: their decoding needs an SVD,
+--format defaults to OUT's suffix. An existing OUT or .json is replaced only
+with --force. ASG models cannot go to ONNX: their decoding needs an SVD,
 which ONNX has no operator for (pt2 works).
 """
 

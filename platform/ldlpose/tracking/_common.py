@@ -98,7 +98,7 @@ def require_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
     except (OSError, ValueError) as err:  # refused, no route, unknown host, timed out, bad port
-        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        reason = "timed out" if isinstance(err, TimeoutError) else (getattr(err, "strerror", None) or str(err))
         raise TrackingError(f"the MLflow tracking server at {redact(uri)} is unreachable ({reason}); start it, "
                             "or pass --tracking-uri (or set MLFLOW_TRACKING_URI) to one that runs") from None
 
