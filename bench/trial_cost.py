@@ -16,8 +16,15 @@ and the phases: scheduling, engine start (Ray Train: controller, workers, proces
 (once, on the selected epoch), and the end in the Tune driver (model export and logging, plots,
 MLflow records).
 
+Also the seconds that checking the shards against their manifest hashes adds to a trial
+(ldlpose.data.shards.shard_paths): the trial's data opened in this process as a trial opens it,
+with the time inside the check summed; once with the cache of verified shards (what every trial
+after the first use of the data pays) and once without it (the first use: every shard hashed).
+``--shards-only`` measures just that, on the prepared data, in seconds.
+
     python bench/trial_cost.py [--trials 3] [--epochs 2] [--train 256] [--json out.json]
     python bench/trial_cost.py --smoke-test
+    python bench/trial_cost.py --shards-only [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, help="keep data, results and traces here (default: a temp folder)")
     p.add_argument("--json", type=Path, help="write the figures here as JSON")
     p.add_argument("--smoke-test", action="store_true", help="2 trials of 1 epoch on 32 images")
+    p.add_argument("--shards-only", action="store_true", help="only the cost of the shard hash check")
     return p.parse_args(argv)
 
 
@@ -198,6 +206,55 @@ def trial_ids(storage: Path, name: str) -> list[str]:
     return [p.name.removeprefix("trial_") for p in folders]
 
 
+def shard_check_cost(space_file: Path, repeats: int = 3) -> dict:
+    """Seconds the shard hash check adds to opening one trial's data (train, validation, test
+    benchmark), with the cache of verified shards (warm, median of ``repeats``) and without (cold)."""
+    from ldlpose import methods
+    from ldlpose.data import shards
+    from ldlpose.search.space import load_search_space
+    from ldlpose.train import data as train_data
+
+    run = load_search_space(space_file).base_run
+    spent = {"s": 0.0, "calls": 0}
+    check = shards.mismatched_files
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return check(*args, **kwargs)
+        finally:
+            spent["s"] += time.perf_counter() - started
+            spent["calls"] += 1
+
+    def open_data(cold: bool) -> tuple[float, float]:
+        if cold:
+            for cache in Path(run.data.root).rglob(shards.VERIFIED):
+                cache.unlink()
+        spent["s"], spent["calls"] = 0.0, 0
+        started = time.perf_counter()
+        train_data.build_loaders(run, methods.create(run.method.name))
+        return spent["s"], time.perf_counter() - started
+
+    shards.mismatched_files = timed  # type: ignore[assignment]  # shard_paths looks it up at each call
+    try:
+        cold, cold_open = open_data(cold=True)
+        warm_runs = [open_data(cold=False) for _ in range(repeats)]
+    finally:
+        shards.mismatched_files = check  # type: ignore[assignment]
+    folders = {p.parent for p in Path(run.data.root).rglob(shards.VERIFIED)}
+    size = sum(p.stat().st_size for f in folders for p in f.glob("part-*.parquet"))
+    return {"cold_s": cold, "cold_open_data_s": cold_open, "warm_s": statistics.median(w[0] for w in warm_runs),
+            "warm_open_data_s": statistics.median(w[1] for w in warm_runs), "checks_per_trial": spent["calls"],
+            "datasets": len(folders), "shard_bytes": size}
+
+
+def print_shard_check(cost: dict) -> None:
+    print(f"shard hash check per trial: {cost['warm_s']:.4f} s with the cache of verified shards "
+          f"({cost['checks_per_trial']} checks; opening the data takes {cost['warm_open_data_s']:.2f} s in all); "
+          f"{cost['cold_s']:.3f} s on the data's first use, hashing {cost['shard_bytes'] / 1e6:.1f} MB of "
+          f"{cost['datasets']} datasets")
+
+
 ROWS = ["trial", "train", "validation", "fixed", "per-epoch overhead %", "fixed + end", "scheduling", "driver to loop",
         "engine start", "setup", "open data", "first batch", "checkpoint+report", "test (once)", "MLflow start",
         "end: model", "end: plots", "end: MLflow", "end work"]
@@ -235,6 +292,12 @@ def main(argv=None) -> int:
                         "--val", "128", "--test", "128", "--size", "64"]) == 0
         space_file = work / "cost.yaml"
         space_file.write_text(space_yaml(root, args))
+        shard_check = shard_check_cost(space_file)
+        if args.shards_only:
+            print_shard_check(shard_check)
+            if args.json:
+                args.json.write_text(json.dumps({"shard_check": shard_check}, indent=2) + "\n")
+            return 0
         storage, uri = work / "results", f"sqlite:///{work / 'mlflow.db'}"
         ensure_ray(None)
         started = time.time()
@@ -249,9 +312,10 @@ def main(argv=None) -> int:
         print_table(summary)
         print(f"\n{args.trials} trials x {args.epochs} epochs x {args.train} images per engine; "
               f"{time.time() - started:.0f} s in all")
+        print_shard_check(shard_check)
         if args.json:
             args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                             "summary": summary}, indent=2) + "\n")
+                                             "summary": summary, "shard_check": shard_check}, indent=2) + "\n")
     return 0
 
 

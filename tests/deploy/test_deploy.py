@@ -163,5 +163,6 @@ def test_asg_goes_to_pt2_though_not_to_onnx(tmp_path, batch, capsys):
         got = torch.export.load(str(tmp_path / "asg.pt2")).module()(batch).double().numpy()
     np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
     assert "crop" not in json.loads((tmp_path / "asg.json").read_text())  # its training data is not here
-    assert main(["export", str(asg), "--out", str(tmp_path / "asg.onnx")]) == 2
+    # Another folder: asg.onnx would share asg.json with asg.pt2, and export does not overwrite it.
+    assert main(["export", str(asg), "--out", str(tmp_path / "onnx" / "asg.onnx")]) == 2
     assert "SVD" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from conftest import tiny_run
 
 from ldlpose import methods
 from ldlpose.errors import LdlposeError
+from ldlpose.infra.files import sha256_file
 from ldlpose.train.checkpoints import load_checkpoint
 from ldlpose.train.run import fit
 
@@ -120,6 +122,12 @@ def test_a_non_finite_loss_ends_the_run_with_epoch_and_step(engine, synth_root, 
         table = table.set_column(table.schema.get_field_index("yaw"), "yaw",
                                  pa.array(nan, type=table.schema.field("yaw").type))
         pq.write_table(table, shard)
+    # Re-sign the copy: the manifest's shard hashes would refuse a modified shard before any training.
+    manifest_file = bad / "synthhead" / "train" / "_manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    for entry in manifest["shards"]:
+        entry["sha256"] = sha256_file(bad / "synthhead" / "train" / entry["file"])
+    manifest_file.write_text(json.dumps(manifest))
     run = tiny_run(bad, train__epochs=1, resources={"workers": 1, "engine": engine})
     with pytest.raises(LdlposeError, match=r"non-finite training loss \(nan\) at epoch 1, step 0"):
         fit(run, storage_path=str(tmp_path), name="nan")

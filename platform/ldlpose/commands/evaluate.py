@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     for name in args.benchmark:
         benchmarks.get(name)  # unknown names fail before the model loads
+    if not args.no_log:  # an unreachable tracking server fails before the work, in seconds
+        from ldlpose.tracking import require_reachable, resolve_tracking_uri
+
+        require_reachable(resolve_tracking_uri(args.tracking_uri))
     model = load_model(args.model, args.tracking_uri, args.preprocessing)
     results = []
     for name in args.benchmark:

@@ -30,16 +30,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldlpose.config import load_run_config
+    from ldlpose.config.run import check_name
+    from ldlpose.config.schema import FieldError
     from ldlpose.config.splits import check_split_content
     from ldlpose.data.ensure import ensure_training_data
+    from ldlpose.errors import ConfigError
     from ldlpose.infra.ray_cluster import ensure_ray
     from ldlpose.report.tables import metrics_table
     from ldlpose.train.run import fit
 
     if args.register and args.no_track:
-        from ldlpose.errors import ConfigError
-
         raise ConfigError("--register needs tracking: drop --no-track")
+    if args.name is not None:  # checked before data and Ray: the name becomes the folder STORAGE/NAME
+        try:
+            check_name(args.name)
+        except FieldError as err:
+            raise ConfigError(f"--name: {err.message}") from None
+    if not args.no_track:  # not after the training: an unreachable tracking server fails now, in seconds
+        from ldlpose.tracking import require_reachable, resolve_tracking_uri
+
+        require_reachable(resolve_tracking_uri(args.tracking_uri))
     config = load_run_config(args.config, args.overrides)
     ensure_training_data(config)
     check_split_content(config.data, args.config)  # copies of a test set under another name, before training

@@ -18,7 +18,11 @@ One row per face::
     width, height                 int32    size of the stored image in pixels
 
 The manifest's ``content_hash`` (sha256 over the shards' own hashes, in order) identifies the data
-a run used; :func:`verify` recomputes it.
+a run used; :func:`verify` recomputes it. Every read checks each shard against its hash in the
+manifest first (:func:`shard_paths`), so a damaged or modified shard is an error naming it rather
+than a Parquet error or, worse, silently different rows under the recorded hash; ``_verified.json``
+beside the manifest remembers the shards already verified by (name, size, mtime), so a shard is
+hashed once, not on every read (bench/trial_cost.py measures what the check adds to a trial).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import pyarrow.parquet as pq
 from ldlpose import __version__
 from ldlpose.data.records import IMAGE_FORMATS, Problem, beyond_wrap
 from ldlpose.errors import ConfigError, DataError
-from ldlpose.infra.files import sha256_file
+from ldlpose.infra.files import mismatched_files, sha256_file
 
 __all__ = [
     "FORMAT",
@@ -57,6 +61,7 @@ FORMAT = "ldlpose-headpose-shards"
 FORMAT_VERSION = 1
 MANIFEST = "_manifest.json"
 PROBLEMS = "_problems.jsonl"
+VERIFIED = "_verified.json"  # shards already checked against the manifest (a cache; see shard_paths)
 LEGACY_MANIFEST, LEGACY_PROBLEMS = "manifest.json", "problems.jsonl"  # format 1 folders written before
 MAX_PROBLEMS_IN_MANIFEST = 1000  # all of them go to _problems.jsonl
 MAX_FLAGGED_KEYS = 1000
@@ -214,7 +219,7 @@ class ShardWriter:
 def _claim(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     old = sorted(out_dir.glob("part-*.parquet")) + [
-        p for p in (out_dir / name for name in (MANIFEST, PROBLEMS, LEGACY_MANIFEST, LEGACY_PROBLEMS))
+        p for p in (out_dir / name for name in (MANIFEST, PROBLEMS, VERIFIED, LEGACY_MANIFEST, LEGACY_PROBLEMS))
         if p.exists()
     ]
     if old and not overwrite:
@@ -254,7 +259,22 @@ def read_manifest(dataset_dir) -> dict:
 
 
 def shard_paths(dataset_dir, manifest: dict | None = None) -> list[Path]:
+    """The shards of a prepared dataset, in manifest order, each checked against its manifest hash
+    (shards verified before are not read again: :data:`VERIFIED`); DataError naming every missing or
+    damaged shard."""
     manifest = manifest or read_manifest(dataset_dir)
+    paths = _listed_shards(dataset_dir, manifest)
+    expected = {path: s["sha256"] for path, s in zip(paths, manifest["shards"]) if s.get("sha256")}
+    bad = mismatched_files(expected, manifest_path(dataset_dir).with_name(VERIFIED))
+    if bad:
+        raise DataError(f"{dataset_dir}: {len(bad)} of {len(paths)} shards do not match their sha256 in "
+                        f"{manifest_path(dataset_dir).name} (damaged or modified since preparation): "
+                        f"{', '.join(p.name for p in bad)}; prepare the dataset again (ldlpose prepare "
+                        "... --overwrite) or restore those files")
+    return paths
+
+
+def _listed_shards(dataset_dir, manifest: dict) -> list[Path]:
     paths = [Path(dataset_dir) / s["file"] for s in manifest["shards"]]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -287,7 +307,7 @@ def read_labels(dataset_dir) -> dict[str, np.ndarray]:
 def verify(dataset_dir) -> str:
     """Recompute every shard's hash; returns the content hash or raises DataError on a mismatch."""
     manifest = read_manifest(dataset_dir)
-    for shard, path in zip(manifest["shards"], shard_paths(dataset_dir, manifest)):
+    for shard, path in zip(manifest["shards"], _listed_shards(dataset_dir, manifest)):
         if sha256_file(path) != shard["sha256"]:
             raise DataError(f"{path} does not match its hash in the manifest; the shard was modified")
     expected = _content_hash(manifest["shards"])

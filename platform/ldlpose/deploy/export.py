@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ldlpose.errors import ConfigError, DataError
 
-__all__ = ["FORMATS", "export_model", "export_pt2", "load_exportable"]
+__all__ = ["FORMATS", "check_targets", "export_model", "export_pt2", "load_exportable"]
 
 FORMATS = ("onnx", "pt2")
 
@@ -57,9 +57,20 @@ def export_pt2(module, image_size: int, path) -> Path:
     return path
 
 
-def export_model(module, info: dict, out, fmt: str) -> tuple[Path, Path]:
+def check_targets(out, *, force: bool = False) -> None:
+    """Refuse to replace an existing ``out`` or its description unless ``force``: an exported model
+    may be the one a deployment serves, and its .json may carry a description edited by hand."""
+    from ldlpose.inference.onnx import description_path
+
+    existing = [str(p) for p in (Path(out), description_path(out)) if p.exists()]
+    if existing and not force:
+        raise ConfigError(f"--out {out}: {' and '.join(existing)} exist{'s' if len(existing) == 1 else ''} "
+                          "already; pass --force to overwrite, or choose another --out")
+
+
+def export_model(module, info: dict, out, fmt: str, *, force: bool = False) -> tuple[Path, Path]:
     """Write ``module`` to ``out`` in format ``fmt`` ("onnx" or "pt2") and its description beside
-    it; returns both paths."""
+    it; returns both paths. Existing files are replaced only with ``force`` (:func:`check_targets`)."""
     from ldlpose.deploy.onnx import export_onnx, write_description
     from ldlpose.inference.onnx import description_path
 
@@ -68,6 +79,7 @@ def export_model(module, info: dict, out, fmt: str) -> tuple[Path, Path]:
     out = Path(out)
     if out.suffix != f".{fmt}":
         raise ConfigError(f"--out must end in .{fmt} for --format {fmt}, got {out}")
+    check_targets(out, force=force)
     size, method, backbone = int(info["image_size"]), info.get("method"), info.get("backbone")
     if fmt == "onnx":
         export_onnx(module, size, out, method=method, backbone=backbone, crop=info.get("crop"))

@@ -175,6 +175,10 @@ class OnnxPredictor:
             raise LdlposeError(f"cannot load ONNX model {self.path}: {type(err).__name__}: {err}") from None
         self.input_name = self.pre.input_name or self._only("input", self.session.get_inputs())
         self.output_name = self.pre.output_name or self._only("output", self.session.get_outputs())
+        # Published models often have a fixed batch (input 1x3x64x64): feed them batches of that size.
+        self.fixed_batch = self._fixed_batch()
+        if self.fixed_batch:
+            self.batch_size = self.fixed_batch
 
     def _only(self, kind: str, items) -> str:
         if len(items) != 1:
@@ -182,10 +186,32 @@ class OnnxPredictor:
                               f"to use as {kind}.name in {description_path(self.path)}")
         return items[0].name
 
+    def _fixed_batch(self) -> int | None:
+        """The model's batch size where its input fixes one (None: any batch); an input whose fixed
+        shape contradicts the description is a ConfigError naming both."""
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if self.input_name not in inputs:
+            raise ConfigError(f"{description_path(self.path)}: input.name: {self.path} has no input "
+                              f"{self.input_name!r}; its inputs: {sorted(inputs)}")
+        shape = list(inputs[self.input_name].shape)
+        expected = [None, 3, self.pre.size, self.pre.size] if self.pre.layout == "NCHW" else \
+            [None, self.pre.size, self.pre.size, 3]
+        fixed = [d if isinstance(d, int) else None for d in shape]
+        if len(shape) != 4 or any(f is not None and f != e for f, e in zip(fixed[1:], expected[1:])):
+            raise ConfigError(f"{self.path}: its input {self.input_name!r} has shape {shape}; the description "
+                              f"{description_path(self.path)} gives {self.pre.layout} at {self.pre.size} px "
+                              f"({['N', *expected[1:]]}); fix input.size or input.layout")
+        return fixed[0] if fixed[0] and fixed[0] > 0 else None
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB at the model's input size -> (N, 3) yaw, pitch, roll degrees."""
         outputs = []
         for start in range(0, len(images), self.batch_size):
-            feed = {self.input_name: self.pre.inputs(images[start:start + self.batch_size])}
-            outputs.append(self.pre.angles(self.session.run([self.output_name], feed)[0]))
+            chunk = images[start:start + self.batch_size]
+            padding = (self.fixed_batch or len(chunk)) - len(chunk)
+            if padding:  # a fixed-batch model's last batch: repeat its last image, drop the extra answers
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], padding, axis=0)])
+            feed = {self.input_name: self.pre.inputs(chunk)}
+            angles = self.pre.angles(self.session.run([self.output_name], feed)[0])
+            outputs.append(angles[:len(chunk) - padding])
         return np.concatenate(outputs) if outputs else np.zeros((0, 3))

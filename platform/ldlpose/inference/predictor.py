@@ -129,6 +129,9 @@ def load_image(path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as err:  # not an OSError: Pillow refuses it before decoding
+        raise DataError(f"cannot read image {path}: too large to decode safely ({err}); shrink it, "
+                        "e.g. to a few thousand pixels a side") from None
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise DataError(f"cannot read image {path}: {err}") from None
 

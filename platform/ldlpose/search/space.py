@@ -179,6 +179,20 @@ def _param_from_spec(name: str, key: str, raw: Any, where: str, file: str | None
     return Param(name, key, d, low=float(low), high=float(high), step=spec.step)
 
 
+def _sections_as_mappings(data: dict, file: str | None) -> dict:
+    """An empty section (``train:``) means its defaults, as in a run config; the checks below read the
+    sections as mappings, so anything else is refused here, by key, before they do."""
+    for key, field in RunConfig.model_fields.items():
+        if key in data and data[key] is None and field.annotation is not str:
+            data[key] = {}
+        elif key != "name" and not isinstance(data.get(key, {}), dict):
+            raise _err(file, key, f"must be a mapping of settings, got {type(data[key]).__name__}")
+    method = data.get("method", {})
+    if "hparams" in method and method["hparams"] is None:
+        method["hparams"] = {}
+    return data
+
+
 def _err(file: str | None, key: str, message: str) -> ConfigError:
     return ConfigError(f"{file + ': ' if file else ''}{key}: {message}")
 
@@ -341,7 +355,7 @@ def _outside(param: Param, value: Any) -> str | None:
 def search_space_from_dict(data: dict, *, file: str | None = None, default_name: str = "search") -> SearchSpace:
     if not isinstance(data, dict):
         raise _err(file, "<top level>", "expected a mapping")
-    data = copy.deepcopy(data)
+    data = _sections_as_mappings(copy.deepcopy(data), file)
     if "search" not in data:
         raise _err(file, "search", "is required: a search space is a run config plus a search section")
     raw = objectives.multi_objective_defaults(data.pop("search"), file)

@@ -29,6 +29,7 @@ _STATUSES = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",
 # MLflow's per-request limits for log_batch.
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
 _MAX_PARAM_CHARS, _MAX_TAG_CHARS = 6000, 8000
+REACH_TIMEOUT_S = 5.0  # a tracking server that accepts no connection in this long is reported as down
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,249}")  # also safe to quote in filter strings
 
 
@@ -64,11 +65,42 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def _require_existing_store(uri: str) -> None:
-    """Read-only commands must not create an empty database where the user expected one."""
+    """Read-only commands must not create an empty database where the user expected one, nor wait
+    minutes in MLflow's HTTP retries for a server that is not there."""
     path = _sqlite_path(uri)
     if path is not None and not path.is_file():
         raise TrackingError(f"no tracking database at {path} ({uri}); run a search first, or pass "
                             "--tracking-uri (or set MLFLOW_TRACKING_URI) to where it logged")
+    require_reachable(uri)
+
+
+def redact(uri: str) -> str:
+    """``uri`` without the password of its user part, fit to print."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def require_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """For an http(s) tracking URI, a TrackingError within ``timeout_s`` when nothing accepts a
+    connection at its host and port (MLflow's client would retry, silently, for minutes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except (OSError, ValueError) as err:  # refused, no route, unknown host, timed out, bad port
+        reason = "timed out" if isinstance(err, TimeoutError) else (getattr(err, "strerror", None) or str(err))
+        raise TrackingError(f"the MLflow tracking server at {redact(uri)} is unreachable ({reason}); start it, "
+                            "or pass --tracking-uri (or set MLFLOW_TRACKING_URI) to one that runs") from None
 
 
 def _client(uri: str):

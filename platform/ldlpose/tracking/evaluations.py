@@ -29,6 +29,7 @@ from ldlpose.tracking._common import (
     _log_batch,
     _require_existing_store,
     _sqlite_path,
+    require_reachable,
     resolve_tracking_uri,
 )
 
@@ -94,6 +95,7 @@ def log_evaluation(tracking_uri: str | None, result: Mapping, model: Mapping,
     """Log one benchmark result of ``ldlpose.evaluation.harness.evaluate`` for ``model`` (its ``describe()``);
     returns the run id."""
     uri = resolve_tracking_uri(tracking_uri)
+    require_reachable(uri)
     client = _client(uri)
     experiment_id = _experiment(client, uri)
     key = evaluation_key(model["id"], result["benchmark"], result["protocol"], result["content_hash"])

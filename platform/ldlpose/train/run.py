@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from ldlpose.config import RunConfig
-from ldlpose.errors import LdlposeError
+from ldlpose.errors import ConfigError, LdlposeError
 from ldlpose.infra import storage, trace
 from ldlpose.infra.locations import DEFAULT_STORAGE
 from ldlpose.train.checkpoints import Selected, latest_checkpoint, load_checkpoint, retention, select_checkpoint
@@ -101,6 +101,9 @@ def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None
     run = resolve_paths(run)
     location = storage.resolve(storage_path)
     name = name or run.name
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        # The run's folder, and the checkpoint pruning inside it, must stay under the storage.
+        raise ConfigError(f"run name {name!r}: must be one folder name under {location} (no '/', '\\', '..')")
     if engine(run) == "in_process":
         return fit_in_process(run, storage_path=location, name=name, publish=publish,
                               fail_after_epoch=fail_after_epoch, retry=retry)
