@@ -184,7 +184,7 @@ def test_resumed_search_and_retried_trial_reuse_their_runs(search, checkpoints):
 
 def test_champion_loads_as_pt2_and_predicts_like_the_checkpoint(search, checkpoints):
     assert search["registered"]["synth"] == {"model": "headpose-synth", "version": "1", "mae": 16.0,
-                                             "champion": "1", "moved": True, "comparable": True}
+                                             "alias": "champion", "champion": "1", "moved": True, "comparable": True}
     predictor, info = tracking.load_predictor("models:/headpose-synth@champion", search["uri"])
     assert info["image_size"] == 32 and info["method"] == "gldl" and info["backbone"] == "resnet18"
     assert info["normalisation"]["mean"] == [0.485, 0.456, 0.406]
@@ -258,6 +258,9 @@ def test_versions_selected_on_other_validation_rows_are_not_compared(search):
     assert explicit["moved"] and explicit["comparable"]
     tags = MlflowClient(uri).get_model_version("headpose-splits", explicit["version"]).tags
     assert tags["champion_rule"] == "benchmark"
+    assert explicit["alias"] == "champion-benchmark"  # its own alias: "champion" stays the validation rule's
+    model = MlflowClient(uri).get_registered_model("headpose-splits")
+    assert model.aliases == {"champion": same["version"], "champion-benchmark": explicit["version"]}
     with pytest.raises(tracking.TrackingError, match="champion rule must be one of validation, benchmark"):
         _register(uri, "bad-rule", model_uri, 8.0, "splits", rule="newest")
 
@@ -318,11 +321,11 @@ def test_registry_command_lists_champions(search, capsys):
                            search["uri"]], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["benchmark", "model", "version", "selected", "by", "test", "MAE", "protocol", "data",
-                                "rule", "method", "backbone", "run"]
+    assert lines[0].split() == ["benchmark", "model", "alias", "version", "selected", "by", "test", "MAE", "protocol",
+                                "data", "rule", "method", "backbone", "run"]
     synth = next(line.split() for line in lines if line.startswith("synth"))
-    assert synth == ["synth", "headpose-synth", "1", "val_mae", "15.00", "16.00", "synth", "test-hash", "validation",
-                     "gldl", "resnet18", search["runs"]["trial_0"]]
+    assert synth == ["synth", "headpose-synth", "champion", "1", "val_mae", "15.00", "16.00", "synth", "test-hash",
+                     "validation", "gldl", "resnet18", search["runs"]["trial_0"]]
     assert champions["synth"]["selection_value"] == 15.0 and champions["synth"]["rule"] == "validation"
     assert champions["synth"]["protocol"] == "synth" and champions["synth"]["data_hash"] == "test-hash"
 
@@ -388,3 +391,32 @@ def test_registration_honours_a_sqlite_store_outside_the_working_directory(tmp_p
     assert out["synth"]["moved"]
     assert [c["version"] for c in tracking.list_champions(uri)] == [out["synth"]["version"]]
     assert list(work.iterdir()) == []  # no mlflow.db, no mlruns/
+
+
+def test_each_rule_moves_its_own_alias_among_its_own_versions_and_the_model_says_which(search):
+    """Two rules on one registered model: a search under one never moves, nor is judged by, the other's alias."""
+    uri, model_uri = search["uri"], search["model_uri"]
+    rule = "min val_mae where latency_ms <= 5"
+    fast = {"latency_ms": 2.0}
+    by_validation = _register(uri, "quick", model_uri, 6.0, "rules")
+    by_rule = tracking.register_champions(uri, "pareto", {**entry("trial_0", None, model_uri, 9.0, None, split="rows-a",
+                                                                  benchmark="rules"), "profile": fast},
+                                          ["rules"], rule=rule)["rules"]
+    assert by_rule["alias"] == "champion-min-val_mae-where-latency_ms-le-5" and by_rule["moved"]
+    # A better validation score registered under the rule moves the rule's alias only ...
+    better = tracking.register_champions(uri, "pareto2", {**entry("trial_0", None, model_uri, 4.0, None,
+                                                                  split="rows-a", benchmark="rules"), "profile": fast},
+                                         ["rules"], rule=rule)["rules"]
+    client = MlflowClient(uri)
+    assert client.get_registered_model("headpose-rules").aliases == {
+        "champion": by_validation["version"], by_rule["alias"]: better["version"]}
+    # ... and a validation-rule search compares itself with validation-rule versions only (5.0 > 4.0 above).
+    second = _register(uri, "quick2", model_uri, 5.0, "rules")
+    assert second["moved"] and second["champion"] == second["version"]
+    model = client.get_registered_model("headpose-rules")
+    assert model.aliases["champion"] == second["version"] and model.aliases[by_rule["alias"]] == better["version"]
+    # The model states the rule behind each alias: in its tags, and in its description.
+    assert model.tags["alias.champion"] == "validation" and model.tags[f"alias.{by_rule['alias']}"] == rule
+    assert "Alias 'champion': rule 'validation'" in model.description
+    rows = [(c["alias"], c["rule"], c["version"]) for c in tracking.list_champions(uri) if c["benchmark"] == "rules"]
+    assert rows == [("champion", "validation", second["version"]), (by_rule["alias"], rule, better["version"])]

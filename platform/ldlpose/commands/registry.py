@@ -1,9 +1,10 @@
-"""List the champion model of every benchmark in the MLflow model registry.
+"""List the champions of every benchmark in the MLflow model registry: one row per alias.
 
-One registered model per benchmark (headpose-<benchmark>); its alias 'champion' is the version
-with the best validation objective among versions selected on the same validation rows (the
-benchmark's test MAE is shown, never used to choose, unless a search asked for rule 'benchmark'). Load one with, e.g.,
-`ldlpose predict --model models:/headpose-synth@champion IMAGE`.
+One registered model per benchmark (headpose-<benchmark>). Its alias 'champion' is the version with
+the best validation objective among versions selected on the same validation rows (the benchmark's
+test MAE is shown, never used to choose). A search under another champion rule moves that rule's
+own alias ('champion-benchmark', 'champion-min-val_mae-where-latency_ms-le-5', ...; docs/tracking.md).
+Load one with, e.g., `ldlpose predict --model models:/headpose-synth@champion IMAGE`.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     def number(value) -> str:
         return "-" if value is None else f"{value:.2f}"
 
-    rows = [[c["benchmark"], c["model"], c["version"], f"{c['selection_metric'] or '-'} {number(c['selection_value'])}",
-             number(c["mae"]), c["protocol"] or "-", (c["data_hash"] or "-")[:19], c["rule"] or "-",
+    rows = [[c["benchmark"], c["model"], c["alias"], c["version"],
+             f"{c['selection_metric'] or '-'} {number(c['selection_value'])}", number(c["mae"]),
+             c["protocol"] or "-", (c["data_hash"] or "-")[:19], c["rule"] or "-",
              c["method"] or "-", c["backbone"] or "-", c["run_id"] or "-"] for c in champions]
-    print(table(["benchmark", "model", "version", "selected by", "test MAE", "protocol", "data", "rule", "method",
-                 "backbone", "run"], rows))
+    print(table(["benchmark", "model", "alias", "version", "selected by", "test MAE", "protocol", "data", "rule",
+                 "method", "backbone", "run"], rows))
     return 0

@@ -280,16 +280,17 @@ def _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) -> d
 
 def _print_champions(champions: dict, uri: str) -> None:
     for benchmark, info in sorted(champions.items()):
+        alias = info["alias"]  # "champion" under rule validation; each other rule has its own
         if info["moved"]:
-            verdict = "now the champion"
+            verdict = f"now the {alias}"
         elif not info["comparable"]:
-            verdict = (f"champion stays version {info['champion']}: it was selected on other validation rows, "
+            verdict = (f"{alias} stays version {info['champion']}: it was selected on other validation rows, "
                        "so the two are not comparable (set search.champion.rule: benchmark to compare test MAEs)")
         else:
-            verdict = f"champion stays version {info['champion']}"
+            verdict = f"{alias} stays version {info['champion']}"
         mae = "-" if info["mae"] is None else f"{info['mae']:.2f}"
         print(f"registered {info['model']} version {info['version']} ({benchmark} test MAE {mae}): {verdict}")
     print(f"MLflow:  {uri}\n  open the UI with: mlflow ui --backend-store-uri {uri}")
     if champions:
-        first = sorted(champions)[0]
-        print(f"  predict with:     ldlpose predict --model models:/headpose-{first}@champion IMAGE...")
+        first = champions[sorted(champions)[0]]
+        print(f"  predict with:     ldlpose predict --model models:/{first['model']}@{first['alias']} IMAGE...")

@@ -116,20 +116,21 @@ def _champion_lines(registered: dict, rule: str) -> list[str]:
         trial_of = {v: t for t, v in info["versions"].items()}
         versions = ", ".join(sorted(info["versions"].values(), key=int))
         if info["champion"] is None:
-            verdict = f"no version meets the rule {rule!r}, so there is no champion"
+            verdict = f"no version meets the rule {rule!r}, so alias {info['alias']!r} names none"
         elif info["moved"]:
-            verdict = f"champion is now version {info['champion']} (trial {trial_of[info['champion']]}) by {rule!r}"
+            verdict = (f"alias {info['alias']!r} is now version {info['champion']} (trial {trial_of[info['champion']]})"
+                       f" by {rule!r}")
         elif not info["comparable"]:
-            verdict = (f"champion stays version {info['champion']}: it was selected on other validation rows, "
-                       "so the two are not comparable")
+            verdict = (f"alias {info['alias']!r} stays version {info['champion']}: it was selected on other "
+                       "validation rows, so the two are not comparable")
         else:
-            verdict = f"champion stays version {info['champion']} by {rule!r}"
+            verdict = f"alias {info['alias']!r} stays version {info['champion']} by {rule!r}"
         lines.append(f"registered {info['model']} versions {versions} (its Pareto front, ldlpose.pareto=true): "
                      f"{verdict}")
     with_champion = sorted(b for b, info in registered.items() if info["champion"] is not None)
     if with_champion:
-        lines.append(f"  predict with:     ldlpose predict --model "
-                     f"models:/{registered[with_champion[0]]['model']}@champion IMAGE...")
+        first = registered[with_champion[0]]
+        lines.append(f"  predict with:     ldlpose predict --model models:/{first['model']}@{first['alias']} IMAGE...")
     return lines
 
 

@@ -133,7 +133,7 @@ class SearchSection(Strict):
     budget: BudgetSection = Field(default_factory=BudgetSection)
     parameters: dict[str, Any] = Field(default_factory=dict)
     # Configurations the sampler tries first, in order (a known-good setting, a paper's): each a
-    # partial assignment by run-config key, the rest sampled (:func:`_start_points`).
+    # partial assignment by run-config key, the rest sampled (:func:`ldlpose.search.start_from.checked`).
     start_from: list[dict[str, Any]] = Field(default_factory=list)
     profile: ProfileSection = Field(default_factory=ProfileSection)
     objectives: list[MetricSection] = Field(default_factory=list)  # derived from a list metric, never read from YAML

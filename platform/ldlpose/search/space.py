@@ -35,7 +35,7 @@ from ldlpose.config.hparams import HPARAMS
 from ldlpose.config.schema import FieldError, set_dotted, validate
 from ldlpose.config.splits import check_split_paths, unsearchable
 from ldlpose.errors import ConfigError, closest
-from ldlpose.search import objectives
+from ldlpose.search import objectives, start_from
 from ldlpose.search.sections import (  # the sections lived here once: pickled searches name them here
     _NUMERIC,
     BudgetSection,
@@ -289,69 +289,6 @@ def _check_objective(section: SearchSection, base: dict, file: str | None) -> No
     base.setdefault("train", {})["select_metric"] = section.first_metric.name
 
 
-def _start_points(space: SearchSpace, file: str | None) -> tuple[dict, ...]:
-    """``search.start_from`` checked against the searched dimensions: each point names only searched
-    keys (a method's own as ``method.hparams.<name>``, with ``method`` in the point when the method is
-    searched) with values their distributions can take. Keys left out are sampled as usual."""
-    given, section = space.search.start_from, space.search
-    if not given:
-        return ()
-    if section.sampler.name == "grid":
-        raise _err(file, "search.start_from", "a grid search evaluates every point of its grid; start_from is for "
-                                             "the samplers that choose (tpe, random, cmaes, nsga2)")
-    if len(given) > section.budget.trials:
-        raise _err(file, "search.start_from", f"lists {len(given)} configurations, more than search.budget.trials "
-                                             f"({section.budget.trials})")
-    shared = {p.key: p for p in space.params if p.distribution != "constant"}
-    points = []
-    for i, raw in enumerate(given):
-        where = f"search.start_from[{i}]"
-        method = raw.get("method")
-        if "method" in raw and not space.method_params:
-            raise _err(file, f"{where}.method", "the method is not searched here (no search.parameters.method)")
-        if method is not None and method not in space.method_params:
-            raise _err(file, f"{where}.method", f"must be one of the searched methods "
-                                                f"{', '.join(sorted(space.method_params))}, got {method!r}")
-        own = {p.key: p for p in space.method_params.get(method, ()) if p.distribution != "constant"} if method else {}
-        point = {}
-        for key, value in raw.items():
-            if key == "method":
-                point[key] = value
-                continue
-            if key.startswith("method.hparams.") and space.method_params and method is None:
-                raise _err(file, f"{where}.{key}", "names a method's hyperparameter: give the point's method too")
-            param = own.get(key) or shared.get(key)
-            fixed = [p for p in space.params if p.key == key and p.distribution == "constant"]
-            if param is None and fixed:
-                raise _err(file, f"{where}.{key}", f"is fixed at {fixed[0].choices[0]!r} by search.parameters, "
-                                                   f"not searched")
-            if param is None:
-                searched = sorted(shared) + (["method"] if space.method_params else []) + sorted(own)
-                raise _err(file, f"{where}.{key}", f"is not a searched parameter{closest(key, searched)}; "
-                                                   f"searched: {', '.join(searched)}")
-            problem = _outside(param, value)
-            if problem:
-                raise _err(file, f"{where}.{key}", f"{problem}, got {value!r}")
-            point[param.name] = value
-        points.append(point)
-    return tuple(points)
-
-
-def _outside(param: Param, value: Any) -> str | None:
-    """Why ``value`` is not a value ``param`` can take, or None."""
-    if param.distribution == "categorical":
-        return None if value in param.choices else f"must be one of {list(param.choices)}"
-    assert param.low is not None and param.high is not None  # numeric
-    integer = param.distribution.startswith("int")
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        return f"must be {'an integer' if integer else 'a number'}"
-    if not param.low <= value <= param.high:
-        return f"must be in [{param.low:g}, {param.high:g}]"
-    if param.step and abs(round((value - param.low) / param.step) * param.step + param.low - value) > 1e-9:
-        return f"must be min + a multiple of step ({param.low:g} + k * {param.step:g})"
-    return None
-
-
 def search_space_from_dict(data: dict, *, file: str | None = None, default_name: str = "search") -> SearchSpace:
     if not isinstance(data, dict):
         raise _err(file, "<top level>", "expected a mapping")
@@ -391,7 +328,7 @@ def search_space_from_dict(data: dict, *, file: str | None = None, default_name:
         raise _err(file, "search.name", f"{name!r} ends in {SMOKE_SUFFIX!r}, which names the smoke tests of "
                                         "searches (ldlpose search --smoke-test); choose another name")
     _check_sampler(space, file)
-    space = replace(space, start_points=_start_points(space, file))
+    space = replace(space, start_points=start_from.checked(space.search, space.params, space.method_params, file))
     if space.num_trials < 1:
         raise _err(file, "search.parameters", "the grid is empty")
     return space

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ldlpose.errors import ConfigError, LdlposeError
+from ldlpose.tracking.champion_rule import CHAMPION as CHAMPION  # re-exported: the validation rule's alias
 
 TAG_SEARCH = "ldlpose.search_id"
 TAG_TRIAL = "ldlpose.trial_id"
@@ -22,7 +23,6 @@ TAG_MODEL_SHA = "ldlpose.model_checkpoint_sha256"
 TAG_SELECTED_EPOCH = "ldlpose.selected_epoch"  # the epoch of the checkpoint a trial is judged by
 TAG_SELECTED_SHA = "ldlpose.selected_checkpoint_sha256"  # set once the trial is finalised
 TAG_CONFIRMS = "ldlpose.confirms"  # on a confirmation run: the trial whose configuration it repeats
-CHAMPION = "champion"
 MODEL_INFO_FILE = "ldlpose_model.json"
 _STATUSES = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",
              "TERMINATED": "FINISHED", "ERROR": "FAILED"}  # Ray Tune's names map onto MLflow's

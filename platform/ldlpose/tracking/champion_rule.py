@@ -21,9 +21,11 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-__all__ = ["FIXED_RULES", "Condition", "Rule", "RuleError", "parse_rule"]
+__all__ = ["CHAMPION", "FIXED_RULES", "Condition", "Rule", "RuleError", "alias_of", "parse_rule"]
 
 FIXED_RULES = ("validation", "benchmark")
+CHAMPION = "champion"  # the alias of rule "validation"; every other rule has an alias of its own (alias_of)
+_OP_WORDS = {"<=": "le", "<": "lt", ">=": "ge", ">": "gt"}
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 _METRIC = re.compile(r"[a-z][a-z0-9_]*")
@@ -141,3 +143,24 @@ def parse_rule(text: str, accepted: Collection[str] | None = None) -> str | Rule
             current.append(word)
     clauses.append(current)
     return Rule(text.strip(), minimise, tuple(_condition(c, accepted) for c in clauses))
+
+
+def alias_of(rule: str | Rule) -> str:
+    """The registry alias that names the best version under ``rule``: one alias per rule, so that
+    searches under different rules never move each other's alias.
+
+    ``validation`` -> ``champion``; any other rule -> ``champion-`` and a slug of the rule (MLflow's
+    alias characters, ``[A-Za-z0-9_-]``): ``benchmark`` -> ``champion-benchmark``, ``min val_mae where
+    latency_ms <= 5`` -> ``champion-min-val_mae-where-latency_ms-le-5``. Rules written differently
+    but meaning the same (spacing, ``5`` or ``5.0``) share their alias.
+    """
+    parsed = parse_rule(rule) if isinstance(rule, str) else rule
+    if parsed == "validation":
+        return CHAMPION
+    if isinstance(parsed, str):
+        return f"{CHAMPION}-{parsed}"
+    words = ["min", parsed.minimise]
+    for i, condition in enumerate(parsed.conditions):
+        number = f"{condition.bound:g}".replace("-", "m").replace("+", "").replace(".", "p")
+        words += ["where" if i == 0 else "and", condition.metric, _OP_WORDS[condition.op], number]
+    return "-".join([CHAMPION, *words])

@@ -1,4 +1,10 @@
-"""Registered models ``headpose-<benchmark>`` and their ``champion`` alias (:func:`register_champions`)."""
+"""Registered models ``headpose-<benchmark>`` and their aliases, one per champion rule (:func:`register_champions`).
+
+``champion`` is always the best version under rule ``validation``; a search under another rule
+moves that rule's own alias (:func:`ldlpose.tracking.champion_rule.alias_of`), deciding among the
+versions registered under the same rule only. Two rules never fight over one alias, and concurrent
+registrations under different rules never see each other's writes.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from ldlpose.tracking._common import (
     _require_existing_store,
     registered_model_name,
 )
-from ldlpose.tracking.champion_rule import FIXED_RULES, Rule, RuleError, parse_rule
+from ldlpose.tracking.champion_rule import FIXED_RULES, Rule, RuleError, alias_of, parse_rule
 from ldlpose.tracking.champion_rule import tag_number as _number
 
 # Tests set this to interleave two registrations at the worst moment: called with
@@ -29,9 +35,20 @@ TAG_SPLIT_HASH, TAG_SELECTION_METRIC, TAG_SELECTION_VALUE = (
     "selection.content_hash", "selection.metric", "selection.value")
 
 
-def _versions(client, name: str) -> dict[str, dict]:
-    """Version -> its tags, for every version of ``name``."""
-    return {str(v.version): dict(v.tags) for v in client.search_model_versions(f"name = '{name}'")}
+def _versions(client, name: str, alias: str | None = None) -> dict[str, dict]:
+    """Version -> its tags, for every version of ``name`` (registered under the rule of ``alias``, if given)."""
+    everything = {str(v.version): dict(v.tags) for v in client.search_model_versions(f"name = '{name}'")}
+    if alias is None:
+        return everything
+    return {v: tags for v, tags in everything.items() if _alias_of_tag(tags.get("champion_rule")) == alias}
+
+
+def _alias_of_tag(rule: str | None) -> str | None:
+    """The alias of the rule a version was registered under (versions from before the tag: ``validation``)."""
+    try:
+        return alias_of(rule or "validation")
+    except RuleError:
+        return None  # a rule this version of ldlpose cannot read names no alias it moves
 
 
 def champion_target(versions: Mapping[str, Mapping], current: str | None, own: str, rule: str) -> str | None:
@@ -89,17 +106,17 @@ def _parsed(rule: str) -> str | Rule:
         raise TrackingError(f"champion rule {where}{err}") from None
 
 
-def _champion_version(client, name: str) -> str | None:
+def _champion_version(client, name: str, alias: str = CHAMPION) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+        return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:  # no alias yet
         return None
 
 
 def _settle_champion(client, name: str, own: str, rule: str) -> str | None:
-    """Point ``champion`` at :func:`champion_target` and return it, once a read confirms it.
+    """Point the rule's alias at :func:`champion_target` over the rule's versions; return it once a read confirms it.
 
     Why this is right with concurrent searches, whose alias writes are last-writer-wins: every
     registrant creates its version (tags included, in the same request) *before* its first read
@@ -114,36 +131,47 @@ def _settle_champion(client, name: str, own: str, rule: str) -> str | None:
     """
     from mlflow.exceptions import MlflowException
 
+    alias = alias_of(rule)
     for attempt in range(_SETTLE_ATTEMPTS):
-        current = _champion_version(client, name)
-        best = champion_target(_versions(client, name), current, own, rule)
+        current = _champion_version(client, name, alias)
+        best = champion_target(_versions(client, name, alias), current, own, rule)
         if current == best:
             return best
         assert best is not None  # champion_target gives None only when there is no champion (current None)
         if _before_alias_write is not None:
             _before_alias_write(name, best, attempt)
         try:
-            client.set_registered_model_alias(name, CHAMPION, best)
+            client.set_registered_model_alias(name, alias, best)
         except MlflowException:
             # MLflow's SQL store checks for the alias row, then inserts it: two first writes at the
             # same instant collide on PostgreSQL's unique key. The loser's write counts as never
             # made (the argument above holds), and it re-reads; anything else is a real refusal.
-            if _champion_version(client, name) is None:
+            if _champion_version(client, name, alias) is None:
                 raise
-    raise TrackingError(f"alias {CHAMPION!r} of {name} did not settle after {_SETTLE_ATTEMPTS} attempts; "
+    raise TrackingError(f"alias {alias!r} of {name} did not settle after {_SETTLE_ATTEMPTS} attempts; "
                         "are many searches registering at once? Run the registration again")
 
 
-def _ensure_registered_model(client, name: str, benchmark: str) -> None:
+def _ensure_registered_model(client, name: str, benchmark: str, rule: str) -> None:
+    """Create ``name`` if needed; say in its description and a tag which rule chooses each alias."""
     from mlflow.exceptions import MlflowException
 
+    description = (
+        f"Head pose on {benchmark}: RGB face crop -> yaw/pitch/roll degrees. Each alias is the best version "
+        f"under one champion rule, chosen among the versions registered under that rule. Alias '{CHAMPION}': rule "
+        "'validation', the lowest validation objective (tag 'selection.value') among versions selected on the "
+        "same validation rows (tag 'selection.content_hash'); test benchmarks never choose it. Alias "
+        f"'{CHAMPION}-<rule>': the rule of that name (search.champion.rule), e.g. '{alias_of('benchmark')}' for "
+        "rule 'benchmark' (the lowest test MAE, tag 'mae'); tag 'alias.<alias>' on this model holds each rule "
+        "as written, and tag 'champion_rule' on each version the rule it was registered under.")
     try:
-        client.create_registered_model(name, tags={"benchmark": benchmark}, description=(
-            f"Head pose on {benchmark}: RGB face crop -> yaw/pitch/roll degrees. Alias '{CHAMPION}' "
-            "is the version with the lowest MAE (tag 'mae')."))
+        client.create_registered_model(name, tags={"benchmark": benchmark}, description=description)
     except MlflowException as err:
         if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
+        if client.get_registered_model(name).description != description:  # made by an older ldlpose
+            client.update_registered_model(name, description=description)
+    client.set_registered_model_tag(name, f"alias.{alias_of(rule)}", rule)
 
 
 def _version_tags(best: Mapping, benchmark: str, search_name: str, rule: str) -> dict[str, str]:
@@ -208,22 +236,23 @@ def register_champions(uri: str, search_name: str, best: Mapping, benchmarks: li
     ``selection`` (``metric``, ``value``, ``split``, ``rows``, ``content_hash`` of the validation rows),
     ``scores`` (the selected checkpoint's ``val_*`` and ``<benchmark>_*`` metrics), and optionally
     ``benchmark_data`` (``{benchmark: {content_hash, rows, ...}}``) and ``confirmation`` (seed statistics).
-    ``rule``: see :func:`champion_target`. Returns ``{benchmark: {"model", "version", "mae", "champion",
-    "moved", "comparable"}}``; registering the same trial again adds no version.
+    ``rule``: see :func:`champion_target`; it moves its own alias (:func:`alias_of`). Returns
+    ``{benchmark: {"model", "version", "mae", "alias", "champion", "moved", "comparable"}}``;
+    registering the same trial again adds no version.
     """
     _parsed(rule)
-    client = _client(uri)
+    client, alias = _client(uri), alias_of(rule)
     outcome = {}
     for benchmark in benchmarks:
         name = registered_model_name(benchmark)
-        _ensure_registered_model(client, name, benchmark)
+        _ensure_registered_model(client, name, benchmark, rule)
         tags = _version_tags(best, benchmark, search_name, rule)
         version = _version_for(client, uri, name, best, tags)
-        before = _champion_version(client, name)
+        before = _champion_version(client, name, alias)
         champion = _settle_champion(client, name, version, rule)
         versions = _versions(client, name)
         comparable = rule == "benchmark" or _same_split(versions, champion, version)
-        outcome[benchmark] = {"model": name, "version": version, "mae": _number(tags.get("mae")),
+        outcome[benchmark] = {"model": name, "version": version, "mae": _number(tags.get("mae")), "alias": alias,
                               "champion": champion, "moved": champion == version and before != version,
                               "comparable": comparable}
     return outcome
@@ -241,18 +270,18 @@ def register_front(uri: str, search_name: str, members: list[Mapping], benchmark
     _parsed(rule)
     if not members:
         return {}
-    client = _client(uri)
+    client, alias = _client(uri), alias_of(rule)
     outcome = {}
     for benchmark in benchmarks:
         name = registered_model_name(benchmark)
-        _ensure_registered_model(client, name, benchmark)
+        _ensure_registered_model(client, name, benchmark, rule)
         versions = {str(m["trial_id"]): _version_for(client, uri, name, m,
                                                      _version_tags(m, benchmark, search_name, rule))
                     for m in members}
-        before = _champion_version(client, name)
+        before = _champion_version(client, name, alias)
         champion = _settle_champion(client, name, next(iter(versions.values())), rule)
         everything = _versions(client, name)
-        outcome[benchmark] = {"model": name, "versions": versions, "champion": champion,
+        outcome[benchmark] = {"model": name, "versions": versions, "champion": champion, "alias": alias,
                               "moved": champion in versions.values() and before != champion,
                               "comparable": champion is None or _same_split(everything, champion,
                                                                             next(iter(versions.values())))}
@@ -266,22 +295,27 @@ def _same_split(versions: Mapping[str, Mapping], a: str | None, b: str) -> bool:
 
 
 def list_champions(uri: str) -> list[dict]:
-    """The ``champion`` of every ``headpose-*`` registered model, by benchmark."""
+    """Every alias of every ``headpose-*`` registered model (one per champion rule), by benchmark,
+    ``champion`` (rule ``validation``) first."""
     _require_existing_store(uri)
     client = _client(uri)
     rows = []
     for model in client.search_registered_models("name LIKE 'headpose-%'"):
-        version = _champion_version(client, model.name)
-        if version is None:
-            continue
-        tags = client.get_model_version(model.name, version).tags
-        rows.append({"benchmark": tags.get("benchmark", model.name[len("headpose-"):]), "model": model.name,
-                     "version": version, "mae": _number(tags.get("mae")),
-                     "selection_metric": tags.get(TAG_SELECTION_METRIC),
-                     "selection_value": _number(tags.get(TAG_SELECTION_VALUE)),
-                     "split": tags.get("selection.split"), "rule": tags.get("champion_rule"),
-                     "protocol": tags.get("test.data.protocol"), "data_hash": tags.get("test.data.content_hash"),
-                     "method": tags.get("method"), "backbone": tags.get("backbone"),
-                     "run_id": tags.get("run_id"), "search_id": tags.get("search_id"),
-                     "trial_id": tags.get("trial_id"), "uri": f"models:/{model.name}@{CHAMPION}"})
-    return sorted(rows, key=lambda r: r["benchmark"])
+        aliases = dict(getattr(model, "aliases", None) or {})
+        for alias in sorted(aliases, key=lambda a: (a != CHAMPION, a)):
+            tags = client.get_model_version(model.name, str(aliases[alias])).tags
+            rows.append(_champion_row(model, alias, str(aliases[alias]), tags))
+    return sorted(rows, key=lambda r: (r["benchmark"], r["alias"] != CHAMPION, r["alias"]))
+
+
+def _champion_row(model, alias: str, version: str, tags: Mapping[str, str]) -> dict:
+    return {"benchmark": tags.get("benchmark", model.name[len("headpose-"):]), "model": model.name,
+            "version": version, "alias": alias, "mae": _number(tags.get("mae")),
+            "selection_metric": tags.get(TAG_SELECTION_METRIC),
+            "selection_value": _number(tags.get(TAG_SELECTION_VALUE)),
+            "split": tags.get("selection.split"),
+            "rule": (model.tags or {}).get(f"alias.{alias}") or tags.get("champion_rule"),
+            "protocol": tags.get("test.data.protocol"), "data_hash": tags.get("test.data.content_hash"),
+            "method": tags.get("method"), "backbone": tags.get("backbone"),
+            "run_id": tags.get("run_id"), "search_id": tags.get("search_id"),
+            "trial_id": tags.get("trial_id"), "uri": f"models:/{model.name}@{alias}"}
