@@ -210,3 +210,51 @@ def test_bias_reports_the_methods_expectation_bias_on_the_benchmarks_angles(
     assert main(["evaluate", str(sixd), "--benchmark", "synth", "--data-root", str(synth_root), "--no-log",
                  "--out", str(tmp_path), "--bias"]) == 0
     assert "synth: expectation bias none (sixdrepnet regresses the pose directly" in capsys.readouterr().out
+
+
+def _columns(table: dict, prefix: str) -> np.ndarray:
+    return np.stack([np.asarray(table[f"{prefix}_{a}_deg"], dtype=np.float64) for a in ("yaw", "pitch", "roll")], 1)
+
+
+def test_predictions_file_holds_each_rows_key_angles_and_errors(checkpoint, synth_root, tmp_path, capsys):
+    import csv
+
+    import pyarrow.parquet as pq
+    from mlflow import MlflowClient
+
+    from ldlpose.data import benchmarks
+    from ldlpose.data.shards import read_labels
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--tracking-uri", uri,
+                        "--out", tmp_path / "eval", "--predictions", tmp_path / "rows.parquet")
+    result, metrics = out["results"][0], out["results"][0]["metrics"]
+    assert out["predictions"] == str(tmp_path / "rows.parquet")
+    rows = pq.read_table(tmp_path / "rows.parquet").to_pydict()
+    labels = read_labels(benchmarks.get("synth").resolve(synth_root))
+    assert rows["key"] == [str(k) for k in labels["key"]] and rows["row"] == list(range(32))
+    assert set(rows["benchmark"]) == {"synth"} and set(rows["protocol"]) == {"synth"}
+    true, pred = _columns(rows, "true"), _columns(rows, "pred")
+    np.testing.assert_allclose(true, labels["angles_deg"])
+    np.testing.assert_allclose(_columns(rows, "abs_error"), np.abs(pred - true))
+    # The rows are the ones the scores were computed from: their means are the logged metrics.
+    for column, metric in (("abs_error_yaw_deg", "mae_yaw"), ("abs_error_roll_deg", "mae_roll"), ("mae_deg", "mae"),
+                           ("maev_deg", "maev"), ("geodesic_deg", "geodesic")):
+        assert np.mean(rows[column]) == pytest.approx(metrics[metric], rel=1e-6), column
+    logged = [f.path for f in MlflowClient(uri).list_artifacts(result["run_id"])]
+    assert "rows.parquet" in logged  # kept with the evaluation run, for error analysis later
+    # CSV by the extension: the same rows.
+    evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                  "--out", tmp_path / "eval", "--predictions", tmp_path / "rows.csv")
+    with open(tmp_path / "rows.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["key"] for r in table] == rows["key"]
+    np.testing.assert_allclose(_columns({k: [float(r[k]) for r in table] for k in table[0] if k.endswith("_deg")},
+                                        "pred"), pred, rtol=1e-6)
+
+
+def test_a_predictions_file_of_unknown_format_fails_before_anything_runs(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nothing"), "--benchmark", "synth", "--no-log",
+                 "--predictions", str(tmp_path / "rows.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "rows.txt" in err and ".csv" in err and ".parquet" in err and not (tmp_path / "rows.txt").exists()
