@@ -41,7 +41,8 @@ def test_search_train_and_evaluation_experiments_are_model_development(tmp_path)
     log_evaluation(uri, RESULT, MODEL)
     client = MlflowClient(uri)
     assert kind_of(client, "a-search") == kind_of(client, EXPERIMENT) == "custom_model_development"
-    assert client.get_experiment_by_name("a-search").tags["ldlpose.search_id"] == "a-search"  # kept beside it
+    experiment = client.get_experiment_by_name("a-search")
+    assert experiment is not None and experiment.tags["ldlpose.search_id"] == "a-search"  # kept beside it
 
 
 def test_experiments_of_an_older_store_are_tagged_when_next_used(tmp_path):
@@ -57,7 +58,17 @@ def test_experiments_of_an_older_store_are_tagged_when_next_used(tmp_path):
     assert kind_of(client, "old-search") == kind_of(client, EXPERIMENT) == "custom_model_development"
     assert kind_of(client, "someone-elses") is None  # only what ldlpose uses is touched
     # Checked on every use: an experiment whose kind was changed (or guessed) goes back to training runs.
-    old = client.get_experiment_by_name("old-search").experiment_id
-    client.set_experiment_tag(old, TAG_EXPERIMENT_KIND, "genai_development")
+    old = client.get_experiment_by_name("old-search")
+    assert old is not None
+    client.set_experiment_tag(old.experiment_id, TAG_EXPERIMENT_KIND, "genai_development")
     tracking.SearchTracker(uri, "old-search").start("space: {}\n", {}, "random", 0, {})
     assert kind_of(client, "old-search") == "custom_model_development"
+
+
+def test_the_printed_link_opens_the_model_training_view():
+    # MLflow 3.17's UI takes GenAI or model training from the link's workflowType (else the browser's
+    # last choice, GenAI at first), so the link ldlpose prints names it.
+    assert tracking.experiment_page("http://10.0.0.5:5000/", "7") == (
+        "http://10.0.0.5:5000/#/experiments/7/runs?workflowType=machine_learning")
+    assert tracking.experiment_page("sqlite:////tmp/mlflow.db", "3") == (
+        "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning")  # mlflow ui's default address

@@ -104,10 +104,10 @@ def draw_legend(picture: Image.Image, avoid: Sequence[Sequence[float]] = ()) -> 
     font = _font(picture.size, 0.028)
     rows = [f"{name} axis" for name in AXIS_NAMES] + ["yaw/pitch/roll: degrees"]
     boxes = [draw.textbbox((0, 0), row, font=font) for row in rows]
-    row_h = max(b[3] - b[1] for b in boxes) + 4
+    row_h = round(max(b[3] - b[1] for b in boxes)) + 4  # bboxes are floats for FreeType fonts
     swatch = 2 * row_h
     pad = max(3, row_h // 3)
-    w = swatch + pad + max(b[2] - b[0] for b in boxes) + 2 * pad
+    w = swatch + pad + round(max(b[2] - b[0] for b in boxes)) + 2 * pad
     h = len(rows) * row_h + 2 * pad
     x, y = _free_corner(picture.size, (w, h), pad, avoid)
     draw.rectangle([x, y, x + w - 1, y + h - 1], fill=LABEL_BACKGROUND)

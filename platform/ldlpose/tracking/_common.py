@@ -121,6 +121,19 @@ def _experiment_id(client, uri: str, name: str, artifact_location: str | None,
     return experiment.experiment_id
 
 
+def experiment_page(uri: str, experiment_id: str | None) -> str:
+    """Where a browser shows the experiment's runs: the server's page for an http(s) URI, else the page
+    of ``mlflow ui`` on its default address.
+
+    MLflow 3.17's UI takes the page from its GenAI / Model training switch (this URL's
+    ``workflowType``, else the browser's last choice, else GenAI), not from the experiment's kind tag,
+    so the link names the model-training view.
+    """
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    where = f"/experiments/{experiment_id}/runs" if experiment_id else "/experiments"
+    return f"{base}/#{where}?workflowType=machine_learning"
+
+
 def _mlflow_key(name: str) -> str:
     """A metric or parameter name MLflow accepts (it rejects other characters)."""
     return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", str(name))[:250]
