@@ -97,7 +97,8 @@ def test_the_same_model_scores_the_same_through_checkpoint_registry_and_onnx(
     evaluate_json(capsys, onnx_model, *common)
     assert main(["leaderboard", "synth", "--tracking-uri", mlflow_server]) == 0
     table = capsys.readouterr().out
-    assert len([line for line in table.splitlines() if "synth" in line and "sha256:" in line]) == 3
+    assert table.count("protocol synth, data sha256:") == 1  # one group: ranked together
+    assert len([line for line in table.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"])]) == 3
     assert str(onnx_model) in table and model_uri in table
 
 
@@ -210,3 +211,116 @@ def test_bias_reports_the_methods_expectation_bias_on_the_benchmarks_angles(
     assert main(["evaluate", str(sixd), "--benchmark", "synth", "--data-root", str(synth_root), "--no-log",
                  "--out", str(tmp_path), "--bias"]) == 0
     assert "synth: expectation bias none (sixdrepnet regresses the pose directly" in capsys.readouterr().out
+
+
+def _columns(table: dict, prefix: str) -> np.ndarray:
+    return np.stack([np.asarray(table[f"{prefix}_{a}_deg"], dtype=np.float64) for a in ("yaw", "pitch", "roll")], 1)
+
+
+def test_predictions_file_holds_each_rows_key_angles_and_errors(checkpoint, synth_root, tmp_path, capsys):
+    import csv
+
+    import pyarrow.parquet as pq
+    from mlflow import MlflowClient
+
+    from ldlpose.data import benchmarks
+    from ldlpose.data.shards import read_labels
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--tracking-uri", uri,
+                        "--out", tmp_path / "eval", "--predictions", tmp_path / "rows.parquet")
+    result, metrics = out["results"][0], out["results"][0]["metrics"]
+    assert out["predictions"] == str(tmp_path / "rows.parquet")
+    rows = pq.read_table(tmp_path / "rows.parquet").to_pydict()
+    labels = read_labels(benchmarks.get("synth").resolve(synth_root))
+    assert rows["key"] == [str(k) for k in labels["key"]] and rows["row"] == list(range(32))
+    assert set(rows["benchmark"]) == {"synth"} and set(rows["protocol"]) == {"synth"}
+    true, pred = _columns(rows, "true"), _columns(rows, "pred")
+    np.testing.assert_allclose(true, labels["angles_deg"])
+    np.testing.assert_allclose(_columns(rows, "abs_error"), np.abs(pred - true))
+    # The rows are the ones the scores were computed from: their means are the logged metrics.
+    for column, metric in (("abs_error_yaw_deg", "mae_yaw"), ("abs_error_roll_deg", "mae_roll"), ("mae_deg", "mae"),
+                           ("maev_deg", "maev"), ("geodesic_deg", "geodesic")):
+        assert np.mean(rows[column]) == pytest.approx(metrics[metric], rel=1e-6), column
+    logged = [f.path for f in MlflowClient(uri).list_artifacts(result["run_id"])]
+    assert "rows.parquet" in logged  # kept with the evaluation run, for error analysis later
+    # CSV by the extension: the same rows.
+    evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--no-log",
+                  "--out", tmp_path / "eval", "--predictions", tmp_path / "rows.csv")
+    with open(tmp_path / "rows.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["key"] for r in table] == rows["key"]
+    np.testing.assert_allclose(_columns({k: [float(r[k]) for r in table] for k in table[0] if k.endswith("_deg")},
+                                        "pred"), pred, rtol=1e-6)
+
+
+def test_a_predictions_file_of_unknown_format_fails_before_anything_runs(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nothing"), "--benchmark", "synth", "--no-log",
+                 "--predictions", str(tmp_path / "rows.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "rows.txt" in err and ".csv" in err and ".parquet" in err and not (tmp_path / "rows.txt").exists()
+
+
+def _register(uri: str, tracker, trial: str, model_uri: str, test_mae: float, data_hash: str, cap: int | None):
+    """A search's chosen trial registered as the search driver does: test scores and their data as version tags."""
+    from ldlpose import tracking
+
+    params = {"method": {"name": "gldl"}, "data": {"max_eval_samples": cap}}
+    run_id = tracker.trial_started(trial, params)
+    scores = {"val_mae": 10.0, "synth_mae": test_mae, "synth_mae_yaw": test_mae - 1, "synth_geodesic": 2 * test_mae}
+    best = {"trial_id": trial, "run_id": run_id, "model_uri": model_uri, "method": "gldl", "backbone": "resnet18",
+            "selected_epoch": 1, "scores": scores,
+            "selection": {"metric": "val_mae", "value": 10.0, "split": "synthhead/val", "rows": 32,
+                          "content_hash": "val-rows"},
+            "benchmark_data": {"synth": {"protocol": "synth", "content_hash": data_hash, "rows": 32}}}
+    return tracking.register_champions(uri, tracker.search_name, best, ["synth"])["synth"]["version"]
+
+
+def test_leaderboard_ranks_search_versions_with_evaluations_of_the_same_protocol_and_data(
+        checkpoint, synth_root, tmp_path, capsys):
+    from ldlpose import tracking
+    from ldlpose.data import benchmarks
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    data_hash = benchmarks.get("synth").identity(root=synth_root)["content_hash"]
+    tracker = tracking.SearchTracker(uri, "lb-search")
+    tracker.start("space: {}\n", {}, "random", 0, {})
+    tracker.trial_started("t0", {})
+    model_uri = tracker.log_trial_model("t0", checkpoint)
+    current = _register(uri, tracker, "t0", model_uri, 5.0, data_hash, cap=16)  # scored 16 of the 32 rows
+    older = _register(uri, tracker, "t1", model_uri, 3.0, "sha256:an-older-preparation", cap=None)
+
+    # Right after the search, before any `ldlpose evaluate`: its versions are there, each in its own group.
+    assert main(["leaderboard", "synth", "--tracking-uri", uri, "--json"]) == 0
+    entries = {e["model"]: e for e in json.loads(capsys.readouterr().out)["entries"]}
+    version = entries[f"models:/headpose-synth/{current}"]
+    assert version["source"] == "search" and version["search_id"] == "lb-search" and version["trial_id"] == "t0"
+    assert version["metrics"] == {"mae": 5.0, "mae_yaw": 4.0, "geodesic": 10.0}
+    assert (version["protocol"], version["content_hash"], version["rows"]) == ("synth", data_hash, 16)
+    assert entries[f"models:/headpose-synth/{older}"]["rows"] == 32
+    assert {e["rank"] for e in entries.values()} == {1} and len({e["group"] for e in entries.values()}) == 2
+
+    # An evaluated checkpoint on the same data is ranked with the current version, not with the older
+    # data's version, whose MAE is lower but measured on other rows.
+    evaluate_json(capsys, checkpoint, "--benchmark", "synth", "--data-root", synth_root, "--tracking-uri", uri,
+                  "--out", tmp_path)
+    assert main(["leaderboard", "synth", "--tracking-uri", uri, "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    same = [e for e in entries if e["content_hash"] == data_hash]
+    assert [e["source"] for e in same] == ["search", "evaluate"]  # 5.0 beats the random network
+    assert [e["rank"] for e in same] == [1, 2] and len({e["group"] for e in same}) == 1
+    (other,) = [e for e in entries if e["content_hash"] != data_hash]
+    assert other["rank"] == 1 and other["group"] != same[0]["group"] and other["metrics"]["mae"] == 3.0
+    assert main(["leaderboard", "synth", "--tracking-uri", uri]) == 0
+    text = capsys.readouterr().out
+    assert f"protocol synth, data {data_hash}:" in text and "protocol synth, data sha256:an-older-preparation:" in text
+    assert "search lb-search" in text and "rows are ranked only within one pair" in text
+
+    # Evaluating the version itself: one line for it, the evaluation's, with its version named.
+    evaluate_json(capsys, f"models:/headpose-synth/{current}", "--benchmark", "synth", "--data-root", synth_root,
+                  "--tracking-uri", uri, "--out", tmp_path)
+    assert main(["leaderboard", "synth", "--tracking-uri", uri, "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    registry = [e for e in entries if e.get("version") == current]
+    assert len(registry) == 1 and registry[0]["source"] == "evaluate" and registry[0]["rows"] == 32
+    assert len(entries) == 3

@@ -64,7 +64,7 @@ def test_image_grid_rejects_mismatched_captions():
 def test_draw_faces_boxes_each_face_and_draws_its_axes_from_the_box_centre():
     photo = np.full((60, 120, 3), 128, dtype=np.uint8)
     faces = [((10, 10, 50, 50), [45, 0, 0]), ((70, 10, 110, 50), [-45, 0, 0])]
-    drawn = viz.draw_faces(photo, faces)
+    drawn = viz.draw_faces(photo, faces, captions=False, legend=False)  # the axes alone (captions: below)
     assert drawn.shape == photo.shape and (photo == 128).all()
     box = pixels_of(drawn, viz.BOX_COLOUR)
     assert {(10, 10), (49, 49), (70, 10), (109, 49)} <= {tuple(p) for p in box}
@@ -73,3 +73,40 @@ def test_draw_faces_boxes_each_face_and_draws_its_axes_from_the_box_centre():
     # Positive yaw turns the first face's front axis toward the image's left, negative the second's right.
     assert left_face[:, 0].mean() < 30 - 3 and right_face[:, 0].mean() > 90 + 3
     assert abs(left_face[:, 0].max() - 30) <= 1 and abs(right_face[:, 0].min() - 90) <= 1  # from the centres
+
+
+def panel_of(image: np.ndarray) -> np.ndarray:
+    """Where the dark label/legend panels are."""
+    return (image == np.array(viz.LABEL_BACKGROUND, dtype=np.uint8)).all(axis=-1)
+
+
+def test_each_face_gets_its_angles_written_beside_its_box():
+    photo = np.full((400, 600, 3), 128, dtype=np.uint8)
+    drawn = viz.draw_faces(photo, [((100, 100, 250, 250), [30.24, -10, 5])], legend=False)
+    panel = panel_of(drawn)
+    ys, xs = np.nonzero(panel)
+    assert xs.min() >= 250 and ys.min() == 100  # right of the box, level with its top
+    written = (drawn[ys.min():ys.max() + 1, xs.min():xs.max() + 1] > 200).all(axis=-1)
+    assert written.sum() > 100  # white text on the panel
+    assert viz._angle_lines([30.24, -10, 5]) == ["yaw +30.2\N{DEGREE SIGN}", "pitch -10.0\N{DEGREE SIGN}",
+                                                  "roll +5.0\N{DEGREE SIGN}"]
+    # A box at the right edge has its caption on its left, inside the picture.
+    edge = panel_of(viz.draw_faces(photo, [((450, 100, 600, 250), [0, 0, 0])], legend=False))
+    ys, xs = np.nonzero(edge)
+    assert xs.max() < 450 and xs.min() >= 0
+    # Two faces: each caption says which face it is, so it is one line taller than a lone face's.
+    two = panel_of(viz.draw_faces(photo, [((100, 100, 250, 250), [0, 0, 0]), ((100, 260, 250, 390), [0, 0, 0])],
+                                  legend=False))
+    assert two[100:260].any(axis=1).sum() > panel.any(axis=1).sum()
+
+
+def test_the_legend_names_each_axis_colour_away_from_the_faces():
+    photo = np.full((400, 600, 3), 128, dtype=np.uint8)
+    drawn = viz.draw_faces(photo, [((250, 50, 350, 150), [0, 0, 0])], captions=False)
+    corner = drawn[250:, :300]  # lower left: free of the face
+    assert panel_of(corner).sum() > 1000
+    for colour in viz.AXIS_COLOURS:  # a swatch of each axis colour inside the legend
+        assert len(pixels_of(corner, colour)) > 10
+    # A face in the lower-left corner pushes the legend to the lower right.
+    moved = viz.draw_faces(photo, [((0, 250, 150, 400), [0, 0, 0])], captions=False)
+    assert panel_of(moved[250:, 300:]).sum() > 1000 and not panel_of(moved[:, :300]).any()

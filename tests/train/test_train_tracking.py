@@ -31,6 +31,7 @@ def test_train_is_tracked_and_registers_by_validation(tmp_path, synth_root, ray_
     assert "synth: protocol synth, 32 rows, data sha256:" in printed  # what the test scores were measured on
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("tracked-run")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # MLflow opens its runs
     (run,) = client.search_runs([experiment.experiment_id], "tags.`ldlpose.role` = 'train'")
     assert run.data.params["method.name"] == "gldl" and run.data.params["train.optimizer.lr"] == "0.002"
     history = client.get_metric_history(run.info.run_id, "val_mae")

@@ -8,6 +8,8 @@ Prints per-angle MAE, MAE, MAEV (from the decoded angles, the same for every met
 checkpoints also get maev_asg, from ASG's raw vectors) and the geodesic error, in degrees, with
 the rows evaluated, the protocol and the prepared data's content hash; draws the error against
 each angle into --out; logs one evaluation run per benchmark (see `ldlpose leaderboard`).
+--predictions FILE writes every evaluated row: its key, true and predicted angles and errors (CSV or
+Parquet by FILE's extension; every benchmark in one file, with a benchmark column).
 
 --flip-tta (checkpoints) adds the scores with horizontal-flip test-time augmentation, as
 flip_tta_<metric> beside the single-view ones; --bias prints the method's expectation bias on the
@@ -37,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-log", action="store_true", help="print and plot only; log nothing to MLflow")
     parser.add_argument("--out", type=Path, default=Path("ldlpose-eval"),
                         help="folder for the error-vs-angle plots and JSON results (default: %(default)s)")
+    parser.add_argument("--predictions", type=Path, metavar="FILE",
+                        help="write each row's key, true and predicted angles and errors to FILE "
+                             "(.csv or .parquet), every benchmark in one file, also logged with each run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--flip-tta", action="store_true",
                         help="also score with horizontal-flip test-time augmentation (checkpoints only)")
@@ -46,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldlpose.data import benchmarks
-    from ldlpose.evaluation.harness import evaluate, load_model
+    from ldlpose.evaluation.harness import evaluate, load_model, predictions_format, write_predictions
 
     for name in args.benchmark:
         benchmarks.get(name)  # unknown names fail before the model loads
@@ -54,17 +59,25 @@ def run(args: argparse.Namespace) -> int:
         from ldlpose.tracking import require_reachable, resolve_tracking_uri
 
         require_reachable(resolve_tracking_uri(args.tracking_uri))
+    if args.predictions:
+        predictions_format(args.predictions)  # so does a file name we cannot write
     model = load_model(args.model, args.tracking_uri, args.preprocessing)
     results = []
     for name in args.benchmark:
         result = evaluate(model, name, root=args.data_root, flip_tta=args.flip_tta, bias=args.bias)
         result["files"] = _save(args.out, model, result)
-        if not args.no_log:
-            from ldlpose.tracking.evaluations import log_evaluation
-
-            result["run_id"] = log_evaluation(args.tracking_uri, result, model.describe(), result["files"])
         results.append(result)
-    print(json.dumps(_plain(model, results), indent=2) if args.json else _text(model, results))
+    written = write_predictions(args.predictions, results) if args.predictions else None
+    if not args.no_log:
+        from ldlpose.tracking.evaluations import log_evaluation
+
+        for result in results:
+            artifacts = [*result["files"], *([written] if written else [])]
+            result["run_id"] = log_evaluation(args.tracking_uri, result, model.describe(), artifacts)
+    if args.json:
+        print(json.dumps({**_plain(model, results), "predictions": str(written) if written else None}, indent=2))
+    else:
+        print(_text(model, results) + (f"\nper-row predictions: {written}" if written else ""))
     return 0
 
 

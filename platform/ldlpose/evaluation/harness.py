@@ -36,7 +36,8 @@ import numpy as np
 
 from ldlpose.errors import ConfigError, DataError
 
-__all__ = ["Model", "evaluate", "expectation_bias_summary", "flip_tta_outputs", "load_model"]
+__all__ = ["Model", "evaluate", "expectation_bias_summary", "flip_tta_outputs", "load_model", "predictions_format",
+           "write_predictions"]
 
 BATCH = 64
 
@@ -172,7 +173,8 @@ def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH, *, fli
     Returns ``benchmark``, ``protocol``, ``content_hash``, ``rows`` (evaluated), ``rows_stored``,
     ``metrics`` (:func:`ldlpose.metrics.evaluate`, plus ``maev_asg`` for ASG checkpoints and
     ``flip_tta_<metric>`` with ``flip_tta``), ``expectation_bias`` with ``bias``, and the
-    ``pred_deg`` / ``true_deg`` arrays.
+    ``pred_deg`` / ``true_deg`` arrays with each row's index in the prepared folder (``row_indices``)
+    and its ``keys`` (:func:`write_predictions`).
     """
     if flip_tta and model.predict_flip_tta is None:
         raise ConfigError(f"flip test-time augmentation needs the network's raw outputs, which a {model.kind} "
@@ -184,7 +186,8 @@ def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH, *, fli
     bench = benchmarks.get(benchmark)
     folder = bench.resolve(root)
     identity = bench.identity(folder)
-    true_all = read_labels(folder)["angles_deg"]
+    labels = read_labels(folder)
+    true_all = labels["angles_deg"]
     rows = bench.row_indices(folder)
     if len(rows) == 0:
         raise DataError(f"benchmark {benchmark!r}: none of the {len(true_all)} rows of {folder} passes its filter "
@@ -204,7 +207,8 @@ def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH, *, fli
     if tta:
         scores.update({f"flip_tta_{k}": v for k, v in metrics.evaluate(np.concatenate(tta), true).items()})
     result = {"benchmark": benchmark, **identity, "rows": len(rows), "rows_stored": len(true_all),
-              "filter": bench.protocol.keeps(), "metrics": scores, "pred_deg": pred, "true_deg": true}
+              "filter": bench.protocol.keeps(), "metrics": scores, "pred_deg": pred, "true_deg": true,
+              "row_indices": np.asarray(rows), "keys": labels["key"][rows]}
     if bias:
         result["expectation_bias"] = expectation_bias_summary(model.info, true)
     return result
@@ -230,3 +234,58 @@ def slug(spec: str) -> str:
     """A file-name-safe short name of a model spec, with a hash so two specs never collide."""
     tail = "".join(c if c.isalnum() or c in "-_." else "-" for c in spec.rstrip("/").split("/")[-1])[:40]
     return f"{tail}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+
+
+_PREDICTION_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def predictions_format(path: Path) -> str:
+    """``csv`` or ``parquet``, from the file's extension."""
+    kind = _PREDICTION_FORMATS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise ConfigError(f"--predictions {path}: the extension must be one of {sorted(_PREDICTION_FORMATS)} "
+                          "(CSV or Parquet); e.g. --predictions predictions.csv")
+    return kind
+
+
+def write_predictions(path: Path, results: list[dict]) -> Path:
+    """One line per evaluated row of every result of :func:`evaluate`, for error analysis: benchmark,
+    protocol, row (index in the prepared folder), key, true and predicted yaw/pitch/roll, their
+    absolute errors, and the row's MAEV and geodesic errors, all in degrees (:mod:`ldlpose.metrics`).
+    CSV or Parquet by the extension (:func:`predictions_format`)."""
+    import pyarrow as pa
+
+    kind = predictions_format(path)
+    table = pa.concat_tables([_prediction_table(r) for r in results])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "csv":
+        import pyarrow.csv as pa_csv
+
+        pa_csv.write_csv(table, path)
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    return path
+
+
+def _prediction_table(result: dict):
+    import pyarrow as pa
+
+    from ldlpose.metrics import per_sample_errors
+
+    pred, true = np.asarray(result["pred_deg"]), np.asarray(result["true_deg"])
+    errors = {k: v.numpy() for k, v in per_sample_errors(pred, true).items()}
+    n = len(pred)
+    columns = {"benchmark": [result["benchmark"]] * n, "protocol": [result["protocol"]] * n,
+               "row": np.asarray(result["row_indices"], dtype=np.int64),
+               "key": [str(k) for k in result["keys"]]}
+    for i, angle in enumerate(("yaw", "pitch", "roll")):
+        columns[f"true_{angle}_deg"] = true[:, i]
+        columns[f"pred_{angle}_deg"] = pred[:, i]
+        columns[f"abs_error_{angle}_deg"] = errors["abs"][:, i]
+    columns["mae_deg"] = errors["abs"].mean(axis=1)
+    columns["maev_deg"] = errors["vector"].mean(axis=1)
+    columns["geodesic_deg"] = errors["geodesic"]
+    return pa.table(columns)

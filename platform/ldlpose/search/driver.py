@@ -251,7 +251,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     problems = list(callback.problems)
     champions = _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) if ranked else {}
     callback.safely("search end", callback.tracker.finish, "FINISHED" if ranked else "FAILED")
-    _print_champions(champions, uri)
+    _print_champions(champions, uri, callback.tracker.experiment_id)
     for problem in problems + callback.problems[len(problems):]:
         print(f"tracking problem: {problem}")
     print(f"\nresults: {outcome.path}")
@@ -278,7 +278,9 @@ def _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) -> d
     return register(callback, space, best, statistics)
 
 
-def _print_champions(champions: dict, uri: str) -> None:
+def _print_champions(champions: dict, uri: str, experiment_id: str | None = None) -> None:
+    from ldlpose.tracking import experiment_page
+
     for benchmark, info in sorted(champions.items()):
         alias = info["alias"]  # "champion" under rule validation; each other rule has its own
         if info["moved"]:
@@ -290,7 +292,12 @@ def _print_champions(champions: dict, uri: str) -> None:
             verdict = f"{alias} stays version {info['champion']}"
         mae = "-" if info["mae"] is None else f"{info['mae']:.2f}"
         print(f"registered {info['model']} version {info['version']} ({benchmark} test MAE {mae}): {verdict}")
-    print(f"MLflow:  {uri}\n  open the UI with: mlflow ui --backend-store-uri {uri}")
+    page = experiment_page(uri, experiment_id)
+    if uri.startswith(("http://", "https://")):
+        print(f"MLflow:  {uri}\n  the search's runs: {page}")
+    else:
+        print(f"MLflow:  {uri}\n  open the UI with: mlflow ui --backend-store-uri {uri}\n"
+              f"  then the search's runs: {page}")
     if champions:
         first = champions[sorted(champions)[0]]
         print(f"  predict with:     ldlpose predict --model models:/{first['model']}@{first['alias']} IMAGE...")

@@ -23,6 +23,11 @@ TAG_MODEL_SHA = "ldlpose.model_checkpoint_sha256"
 TAG_SELECTED_EPOCH = "ldlpose.selected_epoch"  # the epoch of the checkpoint a trial is judged by
 TAG_SELECTED_SHA = "ldlpose.selected_checkpoint_sha256"  # set once the trial is finalised
 TAG_CONFIRMS = "ldlpose.confirms"  # on a confirmation run: the trial whose configuration it repeats
+# MLflow 3's UI opens an experiment by this tag: without it, it guesses GenAI (traces) for experiments
+# without runs yet and shows its GenAI overview; this value opens the training runs. The name and value
+# are MLflow's own (its UI's ExperimentKind enum), not ldlpose's.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
 MODEL_INFO_FILE = "ldlpose_model.json"
 _STATUSES = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED",
              "TERMINATED": "FINISHED", "ERROR": "FAILED"}  # Ray Tune's names map onto MLflow's
@@ -123,6 +128,42 @@ def _global_uri(uri: str) -> Iterator[None]:
         yield
     finally:
         mlflow.set_tracking_uri(old)  # type: ignore[arg-type]  # None unsets it; the annotation omits None
+
+
+def _experiment_id(client, uri: str, name: str, artifact_location: str | None,
+                   tags: Mapping[str, str] | None = None, hint: str = "") -> str:
+    """The id of the active experiment ``name``, created if missing; every experiment ldlpose writes to
+    comes through here, so each is tagged as model development, an old one when it is next used."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location,
+                                            tags={**(tags or {}), TAG_EXPERIMENT_KIND: MODEL_DEVELOPMENT})
+        except MlflowException:  # created concurrently by someone else
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage != "active":
+        raise TrackingError(f"experiment {name!r} at {uri} is deleted; restore it "
+                            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}){hint}")
+    if experiment.tags.get(TAG_EXPERIMENT_KIND) != MODEL_DEVELOPMENT:  # made before ldlpose set the tag
+        client.set_experiment_tag(experiment.experiment_id, TAG_EXPERIMENT_KIND, MODEL_DEVELOPMENT)
+    return experiment.experiment_id
+
+
+def experiment_page(uri: str, experiment_id: str | None) -> str:
+    """Where a browser shows the experiment's runs: the server's page for an http(s) URI, else the page
+    of ``mlflow ui`` on its default address.
+
+    MLflow 3.17's UI takes the page from its GenAI / Model training switch (this URL's
+    ``workflowType``, else the browser's last choice, else GenAI), not from the experiment's kind tag,
+    so the link names the model-training view.
+    """
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    where = f"/experiments/{experiment_id}/runs" if experiment_id else "/experiments"
+    return f"{base}/#{where}?workflowType=machine_learning"
 
 
 def _mlflow_key(name: str) -> str:

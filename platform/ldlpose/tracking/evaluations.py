@@ -10,7 +10,9 @@ tagged so that a benchmark's leaderboard is one query::
     ldlpose.evaluation_key                                      sha256 of all of the above
 
 Evaluating the same model on the same data again reuses its run (found by the key) and logs the
-metrics again, so the leaderboard keeps one line per model and data.
+metrics again, so the leaderboard keeps one line per model and data. The leaderboard also lists the
+registered versions of ``headpose-<benchmark>`` with the test scores their searches measured (version
+tags), ranked with the evaluations of the same protocol and data hash (:func:`leaderboard`).
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from pathlib import Path
 
 from ldlpose.tracking._common import (
     TAG_ROLE,
-    TrackingError,
     _client,
+    _experiment_id,
     _log_batch,
     _require_existing_store,
     _sqlite_path,
+    registered_model_name,
     require_reachable,
     resolve_tracking_uri,
 )
+from ldlpose.tracking.champion_rule import tag_number as _number
 
 __all__ = ["EXPERIMENT", "leaderboard", "log_evaluation", "registry_model_identity"]
 
@@ -48,23 +52,9 @@ MODEL_FIELDS = ("method", "backbone", "image_size")  # logged as params when the
 
 
 def _experiment(client, uri: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is not None:
-        if experiment.lifecycle_stage != "active":
-            raise TrackingError(f"experiment {EXPERIMENT!r} at {uri} is deleted; restore it with "
-                                f"mlflow experiments restore --experiment-id {experiment.experiment_id}")
-        return experiment.experiment_id
     path = _sqlite_path(uri)
     location = (path.parent / "mlartifacts" / EXPERIMENT).resolve().as_uri() if path is not None else None
-    try:
-        return client.create_experiment(EXPERIMENT, artifact_location=location)
-    except MlflowException:  # created concurrently
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    return _experiment_id(client, uri, EXPERIMENT, location)
 
 
 def evaluation_key(model_id: str, benchmark: str, protocol: str, data_hash: str) -> str:
@@ -87,7 +77,11 @@ def registry_model_identity(model_uri: str, tracking_uri: str | None = None) -> 
     except Exception:  # an unresolvable URI fails loudly when the model is loaded; keep what was given
         return model_uri
     model_id = getattr(version, "model_id", None)
-    return f"models:/{model_id}" if model_id else f"models:/{version.name}/{version.version}"
+    if model_id:
+        return f"models:/{model_id}"
+    # MLflow's SQL registry leaves model_id empty on a version made from a logged model; its source names it.
+    source = str(getattr(version, "source", "") or "")
+    return source if source.startswith("models:/m-") else f"models:/{version.name}/{version.version}"
 
 
 def log_evaluation(tracking_uri: str | None, result: Mapping, model: Mapping,
@@ -122,25 +116,56 @@ def log_evaluation(tracking_uri: str | None, result: Mapping, model: Mapping,
 
 
 def leaderboard(tracking_uri: str | None, benchmark: str) -> list[dict]:
-    """Every model evaluated on ``benchmark``, best MAE first: model, kind, id, protocol, data hash,
-    rows, metrics and the run id."""
+    """Every score on ``benchmark``: models measured by ``ldlpose evaluate`` (``source`` ``evaluate``)
+    and the registered versions of ``headpose-<benchmark>`` with the test scores their search or
+    training run measured (``source`` ``search``).
+
+    Each entry has model, kind, id, protocol, data hash, rows, metrics, run id, and ``group`` and
+    ``rank``: entries are ranked (best MAE first) only within a group of one protocol and one data
+    hash, since scores on other rows or under another protocol do not compare; groups are numbered
+    largest first. A version that ``ldlpose evaluate`` also measured on the same data is listed
+    once, as the evaluation, with its version added.
+    """
     uri = resolve_tracking_uri(tracking_uri)
     _require_existing_store(uri)
     client = _client(uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return []
+    runs = [] if experiment is None else _evaluation_runs(client, experiment.experiment_id, benchmark)
+    entries = [{**_entry(run), "source": "evaluate"} for run in runs]
+    measured = {(e["model_id"], e["protocol"], e["content_hash"]): e for e in entries}
+    for version in _version_entries(client, benchmark):
+        data = (version["protocol"], version["content_hash"])
+        # by the logged model behind the version, or by name/version (what older evaluations recorded)
+        twin = measured.get((version["model_id"], *data)) or measured.get((version["model"], *data))
+        if twin is None:
+            entries.append(version)
+        else:
+            twin["version"] = version["version"]
+    return _ranked(entries)
+
+
+def _evaluation_runs(client, experiment_id: str, benchmark: str) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment.experiment_id], max_results=1000, page_token=token,
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token,
                                   filter_string=f"tags.`{TAG_ROLE}` = '{ROLE}' "
                                                 f"and tags.`{TAG_BENCHMARK}` = '{benchmark}'")
         runs += page
         token = page.token
         if not token:
-            break
-    entries = [_entry(run) for run in runs]
-    return sorted(entries, key=lambda e: (e["metrics"].get("mae", float("inf")), e["model"]))
+            return runs
+
+
+def _ranked(entries: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for entry in entries:
+        groups.setdefault((entry["protocol"] or "", entry["content_hash"] or ""), []).append(entry)
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    ranked = []
+    for number, (_, members) in enumerate(ordered, 1):
+        members.sort(key=lambda e: (e["metrics"].get("mae", float("inf")), str(e["model"])))
+        ranked += [{**e, "group": number, "rank": rank} for rank, e in enumerate(members, 1)]
+    return ranked
 
 
 def _entry(run) -> dict:
@@ -150,3 +175,46 @@ def _entry(run) -> dict:
             "method": params.get("method"), "backbone": params.get("backbone"),
             "rows": int(params["rows"]) if "rows" in params else None, "metrics": dict(run.data.metrics),
             "run_id": run.info.run_id}
+
+
+def _version_entries(client, benchmark: str) -> list[dict]:
+    """The registered versions of ``headpose-<benchmark>`` that carry test scores (version tags
+    ``test.<metric>`` and ``test.data.*``, written at registration; docs/tracking.md)."""
+    from mlflow.exceptions import MlflowException
+
+    name = registered_model_name(benchmark)
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:  # no such registered model
+        return []
+    entries = []
+    for version in versions:
+        tags = dict(version.tags)
+        metrics = {k[len("test."):]: float(v) for k, v in tags.items()
+                   if k.startswith("test.") and not k.startswith("test.data.") and _number(v) is not None}
+        if not metrics:
+            continue
+        rows = _number(tags.get("test.data.rows"))
+        entries.append({"model": f"models:/{name}/{version.version}", "kind": "search",
+                        "model_id": tags.get("model_uri"), "protocol": tags.get("test.data.protocol"),
+                        "content_hash": tags.get("test.data.content_hash"), "method": tags.get("method") or None,
+                        "backbone": tags.get("backbone") or None,
+                        "rows": _scored_rows(client, tags.get("run_id"), None if rows is None else int(rows)),
+                        "metrics": metrics, "run_id": tags.get("run_id"), "source": "search",
+                        "version": str(version.version), "search_id": tags.get("search_id"),
+                        "trial_id": tags.get("trial_id")})
+    return entries
+
+
+def _scored_rows(client, run_id: str | None, stored: int | None) -> int | None:
+    """The test rows a trial scored: all stored rows unless its run config cut them
+    (``data.max_eval_samples``, a parameter of its run)."""
+    if not run_id or stored is None:
+        return stored
+    from mlflow.exceptions import MlflowException
+
+    try:
+        cap = _number(client.get_run(run_id).data.params.get("data.max_eval_samples"))
+    except MlflowException:  # the run was deleted; the version keeps its tags
+        return stored
+    return stored if cap is None else min(stored, int(cap))

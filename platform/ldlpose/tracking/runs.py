@@ -26,6 +26,7 @@ from ldlpose.tracking._common import (
     TrackingError,
     _check_name,
     _client,
+    _experiment_id,
     _git,
     _log_batch,
     _mlflow_key,
@@ -150,22 +151,8 @@ class SearchTracker:
             self.client.log_artifacts(self.parent_run_id, tmp, prefix.rstrip("/") or None)
 
     def _experiment(self) -> str:
-        from mlflow.exceptions import MlflowException
-
-        experiment = self.client.get_experiment_by_name(self.search_name)
-        if experiment is None:
-            try:
-                return self.client.create_experiment(self.search_name, artifact_location=self._artifact_root(),
-                                                     tags={TAG_SEARCH: self.search_name})
-            except MlflowException:  # created concurrently by someone else
-                experiment = self.client.get_experiment_by_name(self.search_name)
-                if experiment is None:
-                    raise
-        if experiment.lifecycle_stage != "active":
-            raise TrackingError(
-                f"experiment {self.search_name!r} at {self.uri} is deleted; restore it "
-                f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or use another search name")
-        return experiment.experiment_id
+        return _experiment_id(self.client, self.uri, self.search_name, self._artifact_root(),
+                              tags={TAG_SEARCH: self.search_name}, hint=" or use another search name")
 
     def _artifact_root(self) -> str | None:
         """Next to a SQLite database (MLflow's default would be ./mlruns of whatever cwd logs first)."""

@@ -20,7 +20,7 @@ from ldlpose.train.run import TrainOutcome
 
 def record_training(uri: str, run: RunConfig, outcome: TrainOutcome, name: str, config_text: str, *,
                     register: bool = False) -> dict:
-    """Track a finished training run in MLflow; ``{"run_id", "model_uri", "scores", "champions"}``."""
+    """Track a finished training run in MLflow; ``{"run_id", "model_uri", "scores", "champions", "experiment_id"}``."""
     from ldlpose import tracking
     from ldlpose.train.data import validation_split
 
@@ -54,4 +54,5 @@ def record_training(uri: str, run: RunConfig, outcome: TrainOutcome, name: str, 
                 "benchmark_data": identities}
         champions = tracking.register_champions(uri, name, best, run.data.benchmarks)
     tracker.finish("FINISHED")
-    return {"run_id": run_id, "model_uri": model_uri, "scores": scores, "champions": champions}
+    return {"run_id": run_id, "model_uri": model_uri, "scores": scores, "champions": champions,
+            "experiment_id": tracker.experiment_id}
