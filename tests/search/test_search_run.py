@@ -61,7 +61,8 @@ def test_a_search_tracks_every_trial_and_registers_a_loadable_champion(
     assert search_and_report(str(space), storage=str(tmp_path / "results"), address=ray_cluster,
                              tracking_uri=mlflow_server) == 0
     printed = capsys.readouterr().out
-    assert "registered headpose-synth version" in printed and "mlflow ui --backend-store-uri" in printed
+    assert "registered headpose-synth version" in printed
+    assert f"the search's runs: {mlflow_server}/#/experiments/" in printed
     assert "tracking problem" not in printed, printed[-3000:]
     assert "synth: protocol synth, 32 rows, data sha256:" in printed
 
@@ -208,6 +209,22 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(
     trials = [r for r in child_runs(mlflow_server, "resumable") if r.data.tags["ldlpose.role"] == "trial"]
     assert len(trials) == 3  # no duplicate runs after the resume
     assert np.isfinite([r.data.metrics["val_mae"] for r in trials]).all()
+
+    # A changed YAML under the same search id is refused before anything trains, naming the change ...
+    data = yaml.safe_load(space.read_text())
+    data["train"]["epochs"] = 2
+    space.write_text(yaml.safe_dump(data))
+    with pytest.raises(LdlposeError, match=r"(?s)Changed since it started \(1\):\n  train.epochs: 1 -> 2.*--resume"):
+        search_and_report(str(space), storage=str(storage), resume=True, address=ray_cluster,
+                          tracking_uri=mlflow_server)
+    assert set(_finished_trials(storage, "resumable")) == set(final)
+    # ... while a raised budget extends the finished search: one more trial, the others untouched.
+    data["train"]["epochs"], data["search"]["budget"]["trials"] = 1, 4
+    space.write_text(yaml.safe_dump(data))
+    assert search_and_report(str(space), storage=str(storage), resume=True, address=ray_cluster,
+                             tracking_uri=mlflow_server) == 0
+    extended = _finished_trials(storage, "resumable")
+    assert len(extended) == 4 and all(extended[t]["val_mae"] == final[t]["val_mae"] for t in final)
 
 
 def test_a_search_submitted_as_a_ray_job_runs_on_the_cluster(tmp_path, synth_root, ray_cluster, mlflow_server):

@@ -15,7 +15,7 @@ from ldlpose.infra.locations import DEFAULT_STORAGE
 from ldlpose.infra.storage import resolve as resolve_location
 from ldlpose.metrics import metric_key
 from ldlpose.report.tables import table
-from ldlpose.search import confirm, trials
+from ldlpose.search import confirm, fingerprint, trials
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace, load_search_space
 from ldlpose.search.tuning import (
@@ -73,6 +73,23 @@ def _manifests(space: SearchSpace) -> dict[str, dict]:
     from ldlpose.train.data import run_manifests
 
     return run_manifests(space.base_run)
+
+
+def check_identity(space: SearchSpace, storage: str, resume: bool, space_file: str, overrides) -> None:
+    """Before anything trains: record a new search's fingerprint, or refuse a resume whose
+    fingerprinted settings changed (:mod:`ldlpose.search.fingerprint`)."""
+    from ray import tune
+
+    from ldlpose import config as run_configs
+    from ldlpose.infra.storage import join, resolve
+
+    location = resolve(storage)
+    written = run_configs.apply_overrides(run_configs.read_yaml(space_file), list(overrides))
+    if tune.Tuner.can_restore(join(location, space.name)):
+        if resume:
+            fingerprint.check_resume(space, location, _manifests(space), space_file, written)
+        return  # without --resume the stored search is not touched (ldlpose.search.tuning)
+    fingerprint.record(space, location, _manifests(space), written)
 
 
 def _eval_samples(space: SearchSpace, count: int = 32) -> dict:
@@ -224,6 +241,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
             print(f"smoke test {space.name}: the previous smoke test's results are replaced")
     ensure_training_data(space.base_run)
     check_splits(space)
+    check_identity(space, storage, resume, path, overrides)
     uri = resolve_tracking_uri(tracking_uri)
     yaml_text = Path(path).read_text()
     callback = tracking_callback(space, yaml_text, uri, storage)

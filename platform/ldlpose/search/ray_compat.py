@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+
 
 def wait_for_reports_to_drain(timeout_s: float = 60.0) -> None:
     """Return only once Tune has taken the trial's last report.
@@ -45,3 +47,41 @@ def replace_callbacks(tuner, kind: type | tuple[type, ...], callbacks: list) -> 
     run_config = getattr(internal, "_run_config", None)
     if run_config is not None:
         run_config.callbacks = [c for c in (run_config.callbacks or []) if not isinstance(c, kind)] + list(callbacks)
+
+
+def budgeted_search(searcher, trials: int, concurrency: int) -> BudgetedSearch:
+    """``searcher`` as Tune runs it (at most ``concurrency`` trials at once, ``trials`` in all), with a
+    budget that :func:`set_budget` can raise on a restored Tuner."""
+    return BudgetedSearch(ConcurrencyLimiter(searcher, max_concurrent=concurrency), trials)
+
+
+class BudgetedSearch(SearchGenerator):
+    """Tune's SearchGenerator, whose trial budget and concurrency are this session's after a restore.
+
+    Ray 2.60 restores a search's generator with the number of trials it was started with (its
+    pickled state), and ``Tuner.restore`` takes no TuneConfig: a search resumed with a raised
+    ``search.budget.trials`` would stop at the old one.
+    """
+
+    def __init__(self, searcher: ConcurrencyLimiter, budget: int):
+        super().__init__(searcher)
+        self.budget = budget
+        self.concurrency = searcher.max_concurrent
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        self._total_samples = self.budget
+        self._finished = self._finished and self._counter >= self.budget
+        self.searcher.set_max_concurrency(self.concurrency)
+
+
+def set_budget(tuner, trials: int, concurrency: int, time_budget_s: float | None) -> None:
+    """A restored Tuner keeps the budget it was pickled with; give it this session's (see BudgetedSearch)."""
+    internal = getattr(tuner, "_local_tuner", None)
+    tune_config = getattr(internal, "_tune_config", None)
+    assert tune_config is not None, "Ray's Tuner no longer keeps _local_tuner._tune_config: see set_budget"
+    search = tune_config.search_alg
+    if isinstance(search, BudgetedSearch):  # searches started before it keep their stored budget
+        search.budget, search.concurrency = trials, concurrency
+    tune_config.num_samples = trials
+    tune_config.time_budget_s = time_budget_s

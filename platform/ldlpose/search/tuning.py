@@ -274,12 +274,20 @@ def scheduler(space: SearchSpace):
 
 
 def _search_tuner(space: SearchSpace, storage: str, callbacks, verbose: bool):
-    return tune.Tuner(
-        _trainable(space, storage, space.name, None),
-        tune_config=_tune_config(space, search_alg=searcher(space), scheduler=scheduler(space),
-                                 num_samples=space.num_trials),
-        run_config=_run_config(space.name, storage, callbacks, space, verbose),
-    )
+    trials, concurrency = _budget(space)[:2]
+    config = _tune_config(space, search_alg=ray_compat.budgeted_search(searcher(space), trials, concurrency),
+                          scheduler=scheduler(space), num_samples=trials)
+    config.max_concurrent_trials = None  # the search algorithm limits it (and a resume may change it)
+    return tune.Tuner(_trainable(space, storage, space.name, None), tune_config=config,
+                      run_config=_run_config(space.name, storage, callbacks, space, verbose))
+
+
+def _budget(space: SearchSpace) -> tuple[int, int, float | None]:
+    """(trials, trials at once on this cluster, time limit): what a resumed search may change."""
+    import ray
+
+    trials = space.num_trials
+    return trials, trial_concurrency(space, ray.cluster_resources(), trials), space.search.budget.time_limit_s
 
 
 def _confirm_tuner(space: SearchSpace, storage: str, callbacks, points: list[dict], verbose: bool):
@@ -292,7 +300,8 @@ def _confirm_tuner(space: SearchSpace, storage: str, callbacks, points: list[dic
     )
 
 
-def _fit(path: str, build, restore, resume: bool, callbacks):
+def _fit(path: str, build, restore, resume: bool, callbacks, budget: tuple | None = None):
+    """``budget``: (trials, concurrency, time limit) for a restored search, whose stored one it replaces."""
     from ldlpose.search.console import ConsoleView
 
     if tune.Tuner.can_restore(path):
@@ -303,6 +312,8 @@ def _fit(path: str, build, restore, resume: bool, callbacks):
         tuner = tune.Tuner.restore(path, restore(), resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
         ray_compat.replace_callbacks(tuner, (TrackingCallback, ConsoleView), callbacks)
+        if budget is not None:
+            ray_compat.set_budget(tuner, *budget)
     else:
         tuner = build()
     return tuner.fit()
@@ -318,7 +329,7 @@ def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callba
     path = storage_join(storage, space.name)
     with _costs_arrive_last(space):
         grid = _fit(path, lambda: _search_tuner(space, storage, callbacks, verbose),
-                    lambda: _trainable(space, storage, space.name, None), resume, list(callbacks))
+                    lambda: _trainable(space, storage, space.name, None), resume, list(callbacks), _budget(space))
     return _summarise(space, grid, path, storage, space.name, None)
 
 
