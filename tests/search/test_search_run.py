@@ -110,6 +110,10 @@ def test_a_search_tracks_every_trial_and_registers_a_loadable_champion(
     # The champion is the trial with the best validation score at its selected epoch.
     best = min(trials, key=lambda r: r.data.metrics["selected_val_mae"])
     assert champion["trial_id"] == best.data.tags["ldlpose.trial_id"]
+    # The version is filed under the validation rows recorded when its trial was finalised.
+    version_tags = mlflow.MlflowClient(mlflow_server).get_model_version("headpose-synth", champion["version"]).tags
+    assert version_tags["selection.content_hash"] == best.data.tags["ldlpose.selection.content_hash"]
+    assert version_tags["selection.rows"] == best.data.tags["ldlpose.selection.rows"] == "32"
     assert champion["selection_value"] == pytest.approx(best.data.metrics["selected_val_mae"])
     assert info["epoch"] + 1 == int(best.data.tags["ldlpose.selected_epoch"])
 

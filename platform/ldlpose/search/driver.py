@@ -162,7 +162,10 @@ def register(callback: TrackingCallback, space: SearchSpace, best: dict, confirm
     from ldlpose.tracking import register_champions
     from ldlpose.train.data import benchmark_identities
 
-    entry = {**best, "selection": _selection(space, best), "benchmark_data": benchmark_identities(space.base_run)}
+    # The selection identity recorded at the trial's finalisation; computed here only for trials
+    # finalised before it was recorded.
+    entry = {**best, "selection": best.get("selection") or _selection(space, best),
+             "benchmark_data": benchmark_identities(space.base_run)}
     if confirmation is not None:
         entry["confirmation"] = confirmation
     return register_champions(callback.uri, space.name, entry, space.base_run.data.benchmarks,

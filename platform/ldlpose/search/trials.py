@@ -99,7 +99,8 @@ def _finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples) ->
     with trace.phase("end.test_scores", trial.trial_id):  # already measured unless the loop could not
         scores = selected_scores(selected, trial.metrics, space.base_run.data.benchmarks)
     with trace.phase("end.mlflow", trial.trial_id):
-        tracker.trial_selected(trial.trial_id, selected.epoch, scores, digest, identity_tags(space.base_run))
+        tracker.trial_selected(trial.trial_id, selected.epoch, scores, digest,
+                               {**identity_tags(space.base_run), **selection_tags(space.run_config(trial.assignment))})
         tracker.trial_finished(trial.trial_id, "FINISHED", _numeric(trial.metrics), None,
                                trial.metrics.get("node_id"), trial.metrics.get("device"))
     return True
@@ -116,11 +117,16 @@ def candidate(tracker, trial: TrialSummary, space: SearchSpace) -> dict | None:
     if value is None:
         return None
     run = space.run_config(trial.assignment)
-    return {"trial_id": trial.trial_id, "run_id": record["run_id"], "model_uri": tags[TAG_MODEL_URI],
-            "method": run.method.name, "backbone": run.model.backbone, "assignment": trial.assignment,
-            "selected_epoch": int(tags.get(TAG_SELECTED_EPOCH, 0)), "objective": float(value),
-            "scores": {k[len("selected_"):]: v for k, v in metrics.items() if k.startswith("selected_")
-                       and k != "selected_epoch"}}
+    found = {"trial_id": trial.trial_id, "run_id": record["run_id"], "model_uri": tags[TAG_MODEL_URI],
+             "method": run.method.name, "backbone": run.model.backbone, "assignment": trial.assignment,
+             "selected_epoch": int(tags.get(TAG_SELECTED_EPOCH, 0)), "objective": float(value),
+             "scores": {k[len("selected_"):]: v for k, v in metrics.items() if k.startswith("selected_")
+                        and k != "selected_epoch"}}
+    if tags.get(f"{SELECTION_TAG}.content_hash"):  # recorded when the trial was finalised
+        found["selection"] = {"metric": objective, "value": float(value),
+                              "split": tags[f"{SELECTION_TAG}.split"], "rows": int(tags[f"{SELECTION_TAG}.rows"]),
+                              "content_hash": tags[f"{SELECTION_TAG}.content_hash"]}
+    return found
 
 
 # Why a run is closed as KILLED by close_orphans (its ldlpose.failure_reason tag).
@@ -164,6 +170,19 @@ def trial_error(trial) -> str:
     path = getattr(trial, "error_file", None) or ""
     text = Path(path).read_text() if path and Path(path).is_file() else str(getattr(trial, "error_msg", ""))
     return error_text(text) if text else "unknown error"
+
+
+SELECTION_TAG = "ldlpose.selection"  # .split, .rows, .content_hash: the validation rows that judged the trial
+
+
+def selection_tags(run) -> dict[str, str]:
+    """The identity of the validation rows a trial was judged on, recorded when it is finalised, so that
+    registration files the model under the rows it was measured on, never under ones recomputed later."""
+    from ldlpose.train.data import validation_split
+
+    split = validation_split(run)
+    return {f"{SELECTION_TAG}.split": str(split["name"]), f"{SELECTION_TAG}.rows": str(split["rows"]),
+            f"{SELECTION_TAG}.content_hash": str(split["content_hash"])}
 
 
 def identity_tags(run) -> dict[str, str]:
