@@ -55,3 +55,19 @@ def test_summary_ranks_configurations_by_the_mean_of_their_confirmation_runs_onl
     assert [r["trial_id"] for r in rows] == ["c", "a"]
     assert rows[0]["stats"].mean == 3.5 and rows[0]["runs"][0]["objective"] == 2.0
     assert set(confirm.per_method(rows)) == {"gldl", "hopenet"}
+
+
+def test_confirmation_runs_are_known_by_configuration_and_seed_and_checked_on_restore(tmp_path):
+    from ldlpose.errors import LdlposeError
+    from ldlpose.search.confirm import POINTS_FILE, check_points, point_of
+
+    points = [{"assignment": {"train.seed": s}, "confirms": t, "seed": s} for t in ("a", "b") for s in (1, 2)]
+    folder = str(tmp_path / "search-confirm")
+    check_points(folder, points)  # started: the pairs are stored beside the confirmation's state
+    assert (tmp_path / "search-confirm" / POINTS_FILE).exists()
+    check_points(folder, list(reversed(points)))  # the same pairs, in another order: the same confirmation
+    with pytest.raises(LdlposeError, match=r"now also \[\['c', 1\]\], no longer \[\['b', 1\]\]"):
+        check_points(folder, [*points[:2], {**points[2], "confirms": "c", "seed": 1}, points[3]])
+    # A trial carries its own point; a state from before that names it by position.
+    assert point_of({"_point": points[3]}, points[:1]) == points[3]
+    assert point_of({"_point": 2}, points) == points[2]

@@ -364,6 +364,12 @@ def test_confirmation_retrains_the_top_configurations_with_new_seeds_and_registe
     candidates = [trials[winner], *(r for r in reruns if r.data.tags["ldlpose.confirms"] == winner)]
     best_run = min(candidates, key=lambda r: r.data.metrics["selected_val_mae"])
     assert version.tags["run_id"] == best_run.info.run_id
+    # Resumed, the finished confirmation is restored: no run again, each still of its (configuration, seed).
+    assert search_and_report(str(space), storage=str(tmp_path / "results"), resume=True, address=ray_cluster,
+                             tracking_uri=mlflow_server) == 0
+    again = [r for r in child_runs(mlflow_server, "confirmed") if r.data.tags["ldlpose.role"] == "confirmation"]
+    assert sorted((r.info.run_id, r.data.tags["ldlpose.confirms"], r.data.params["train.seed"]) for r in again) == \
+        sorted((r.info.run_id, r.data.tags["ldlpose.confirms"], r.data.params["train.seed"]) for r in reruns)
 
 
 def test_a_smoke_test_is_a_search_of_its_own_and_resume_then_trains_the_real_one(

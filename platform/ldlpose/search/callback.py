@@ -22,6 +22,7 @@ from ray import tune
 
 from ldlpose.errors import LdlposeError
 from ldlpose.infra import storage, trace
+from ldlpose.search.confirm import point_of
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary, finalise, trial_error
 from ldlpose.train.checkpoints import request_stop
@@ -42,7 +43,7 @@ def run_params(space: SearchSpace, assignment: dict) -> dict:
 
 
 class TrackingCallback(tune.Callback):
-    """``points``: for a confirmation search, the assignments its trials' ``_point`` indices name."""
+    """``points``: for a confirmation search, its points; each trial carries its own as ``config["_point"]``."""
 
     def __init__(self, uri: str, space: SearchSpace, start_info: dict, storage: str, prefix: str,
                  points: list[dict] | None = None, eval_samples: dict | None = None, tracker=None):
@@ -93,7 +94,7 @@ class TrackingCallback(tune.Callback):
         config = dict(trial.config or {})
         confirms = None
         if self.points is not None and "_point" in config:
-            point = self.points[config["_point"]]
+            point = point_of(config, self.points)
             assignment, confirms = point["assignment"], point["confirms"]
         else:
             assignment = {k: v for k, v in config.items() if not k.startswith("_")}

@@ -9,9 +9,11 @@ it was picked *because* it scored well, so counting it would bias the mean downw
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
+from ldlpose.errors import LdlposeError
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TrialSummary
 
@@ -84,3 +86,34 @@ def per_method(rows: list[dict]) -> dict[str, Stats]:
     for row in rows:
         values.setdefault(row["method"], []).extend(c["objective"] for c in row["runs"] if c.get("confirms"))
     return {method: stats(v) for method, v in sorted(values.items()) if len(v) >= 2}
+
+
+POINTS_FILE = "ldlpose-points.json"  # the (configuration, seed) pairs a confirmation was started with
+
+
+def point_of(config: dict, points: list[dict]) -> dict:
+    """A confirmation trial's point: its own config's (a state from before points were carried: by index)."""
+    point = config["_point"]
+    return points[point] if isinstance(point, int) else point
+
+
+def check_points(path: str, points: list[dict]) -> None:
+    """Record the confirmation's (configuration, seed) pairs; refuse to resume it with other pairs."""
+    from ldlpose.infra.storage import exists, filesystem, join, read_bytes, write_bytes
+
+    keys = sorted([p["confirms"], p["seed"]] for p in points)
+    location = join(path, POINTS_FILE)
+    if exists(location):
+        stored = json.loads(read_bytes(location))
+        if stored != keys:
+            gone = [k for k in stored if k not in keys]
+            new = [k for k in keys if k not in stored]
+            raise LdlposeError(
+                f"the confirmation at {path} was started for other (configuration, seed) pairs: now also "
+                f"{new or 'none'}, no longer {gone or 'none'} (the top configurations changed, e.g. after a "
+                "raised budget); its runs stay where they are. Confirm the new ones as a new search: "
+                "--set search.name=<another name>")
+        return
+    fs, local = filesystem(path)
+    fs.create_dir(local, recursive=True)
+    write_bytes(location, json.dumps(keys).encode())

@@ -32,6 +32,7 @@ from ldlpose.infra.storage import name as storage_name
 from ldlpose.infra.storage import resolve as resolve_storage
 from ldlpose.search import ray_compat
 from ldlpose.search.callback import TrackingCallback
+from ldlpose.search.confirm import check_points, point_of
 from ldlpose.search.space import SMOKE_SUFFIX, SearchSpace
 from ldlpose.search.trials import TrialSummary, error_text, objective_key
 
@@ -130,11 +131,11 @@ def trial_concurrency(space: SearchSpace, cluster: dict, trials: int | None = No
 def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: list[dict] | None = None) -> None:
     """One Tune trial: one training run with the sampled values, in this process or on Ray Train.
 
-    ``points``: a confirmation search's assignments (each with its seed), indexed by ``config["_point"]``.
+    ``points``: a confirmation search's; its trial's point (assignment, seed) is ``config["_point"]``.
     """
     from ldlpose.train.run import engine, fit
 
-    assignment = points[config["_point"]]["assignment"] if points is not None else config
+    assignment = point_of(config, points)["assignment"] if points is not None else config
     run = space.run_config(assignment)  # an invalid combination fails this trial only, with the reason
     trial_id = tune.get_context().get_trial_id()
     name = f"{prefix}-{trial_id}"
@@ -294,7 +295,9 @@ def _confirm_tuner(space: SearchSpace, storage: str, callbacks, points: list[dic
     name = space.name + CONFIRM_SUFFIX
     return tune.Tuner(
         _trainable(space, storage, name, points),
-        param_space={"_point": tune.grid_search(list(range(len(points))))},
+        # Each trial carries its point, so a restored trial is never matched by a position in a list
+        # rebuilt on every run.
+        param_space={"_point": tune.grid_search(list(points))},
         tune_config=_tune_config(space, search_alg=None, scheduler=None, num_samples=1),
         run_config=_run_config(name, storage, callbacks, space, verbose),
     )
@@ -364,6 +367,7 @@ def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, ca
     storage = resolve_storage(storage)
     name = space.name + CONFIRM_SUFFIX
     path = storage_join(storage, name)
+    check_points(path, points)
     grid = _fit(path, lambda: _confirm_tuner(space, storage, callbacks, points, verbose),
                 lambda: _trainable(space, storage, name, points), True, list(callbacks))
     return _summarise(space, grid, path, storage, name, points)
@@ -378,7 +382,7 @@ def _summarise(space: SearchSpace, grid, path: str, storage: str, prefix: str,
         trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")
         confirms = None
         if points is not None:
-            point = points[config["_point"]]
+            point = point_of(config, points)
             assignment, confirms = point["assignment"], point["confirms"]
         else:
             assignment = {k: v for k, v in config.items() if not k.startswith("_")}
