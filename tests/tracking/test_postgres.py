@@ -48,7 +48,8 @@ def searches(mlflow_server_postgres, tmp_path_factory) -> dict[str, dict]:
     return out
 
 
-def race(uri: str, searches: dict, benchmark: str, schedule: str) -> tuple[dict[str, dict], list]:
+def race(uri: str, searches: dict, benchmark: str, schedule: str,
+         rules: dict[str, str] | None = None) -> tuple[dict[str, dict], list]:
     """Both searches register to ``headpose-<benchmark>``; each one's outcome, and the alias writes.
 
     ``together``: a barrier releases both registrations at once, and a second one holds each
@@ -76,7 +77,9 @@ def race(uri: str, searches: dict, benchmark: str, schedule: str) -> tuple[dict[
                 start.wait()
             elif name == "pg-better":
                 assert worse_decided.wait(60), "the worse search never decided"
-            outcomes[name] = tracking.register_champions(uri, name, searches[name]["best"], [benchmark])[benchmark]
+            rule = (rules or {}).get(name, "validation")
+            outcomes[name] = tracking.register_champions(uri, name, searches[name]["best"], [benchmark],
+                                                         rule=rule)[benchmark]
         except BaseException as err:  # reported by the main thread
             errors.append(f"{name}: {type(err).__name__}: {err}")
             start.abort()
@@ -176,3 +179,16 @@ def test_a_search_tracks_and_registers_on_postgresql(mlflow_server_postgres, tmp
     assert champion.tags["search_id"] == "pg-search"
     best = min(runs, key=lambda r: r.data.metrics["val_mae"])  # one epoch: its validation MAE selects
     assert champion.tags["trial_id"] == best.data.tags["ldlpose.trial_id"]
+
+
+def test_concurrent_registrations_under_different_rules_move_their_own_aliases_once(mlflow_server_postgres, searches):
+    """Released together: each search writes its own rule's alias, once, and neither makes the other retry."""
+    uri = mlflow_server_postgres
+    rules = {"pg-better": "validation", "pg-worse": "benchmark"}
+    outcomes, writes = race(uri, searches, "pgrules", "together", rules)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    model = client.get_registered_model(tracking.registered_model_name("pgrules"))
+    better, worse = outcomes["pg-better"]["version"], outcomes["pg-worse"]["version"]
+    # Each alias is on its own rule's only version, although the worse search's is worse on validation.
+    assert model.aliases == {"champion": better, "champion-benchmark": worse}
+    assert sorted((who, attempt) for who, _, attempt in writes) == [("pg-better", 0), ("pg-worse", 0)]
