@@ -39,17 +39,26 @@ def synth_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray (2 CPUs) shared by the tests that train, torn down at the end."""
+def _ray_local_session():
+    """Shuts the local Ray down when the session ends (:func:`ray_local` starts it)."""
+    yield
     import ray
 
-    if ray.is_initialized():
-        ray.shutdown()
-    # address="local": a new instance of its own even where another Ray runs on this host (a cluster
-    # fixture's, or a user's) and /tmp/ray/ray_current_cluster names it
-    ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False, configure_logging=False)
-    yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_local(_ray_local_session):
+    """A local Ray (2 CPUs) for a test that trains, started once and started again wherever a test
+    before it left none: the cluster fixtures connect this process to their own clusters and
+    disconnect it, which ends the local one. Without a live one, Tune and Ray Train would start or
+    join whatever Ray the host's temp folder names (a cluster of an earlier test, long gone)."""
+    import ray
+
+    if not ray.is_initialized():
+        # address="local": a new instance of its own even where another Ray runs on this host
+        ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False, configure_logging=False)
+    return ray
 
 
 def tiny_run(synth_root, **changes):
