@@ -136,14 +136,16 @@ def freeze_training(node_id: str) -> set[int]:
     return frozen
 
 
-def kill_node_of(node_id: str, frozen: set[int]) -> list[int]:
+def kill_node_of(node_id: str, frozen: set[int], cluster: str) -> list[int]:
     """SIGKILL the raylet of ``node_id`` and every process under it (its workers and agents), once
     Ray confirms that the training workers on it are the ``frozen`` processes."""
     from ray.util.state import list_actors
 
+    # The cluster's address, given: the state API would otherwise look for one in the host's temp
+    # folder, which names another Ray (the cluster keeps a temp folder of its own).
     workers = [actor for kind in TRAINING_ACTORS
-               for actor in list_actors(filters=[("class_name", "=", kind), ("state", "=", "ALIVE"),
-                                                 ("node_id", "=", node_id)])]
+               for actor in list_actors(address=cluster, filters=[("class_name", "=", kind), ("state", "=", "ALIVE"),
+                                                                  ("node_id", "=", node_id)])]
     assert workers, f"no training worker alive on node {node_id}"
     assert {w.pid for w in workers} <= frozen, \
         f"training workers {[w.pid for w in workers]} on node {node_id} are not the frozen processes {frozen}"
@@ -223,7 +225,7 @@ def test_a_trial_survives_the_loss_of_its_worker_node(engine, tmp_path, synth_ro
     try:
         reported = wait_for_first_epoch(storage, search_name(engine), process, log, mlflow_server)
         lost_node, victim_trial = reported["node_id"], reported["trial_id"]
-        kill_node_of(lost_node, freeze_training(lost_node))
+        kill_node_of(lost_node, freeze_training(lost_node), str(ray_cluster_three))
         assert process.wait(timeout=600) == 0, log.read_text()[-4000:]
     finally:
         if process.poll() is None:
