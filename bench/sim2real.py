@@ -37,8 +37,14 @@ ANGLES = ("yaw", "pitch", "roll")
 
 
 def generators() -> dict:
-    """Generator name -> function(out_dir, train, val, size, seed, workers) writing out/train, out/val."""
-    return {"synthhead": _make_synthhead, "facegen": _make_facegen}
+    """Generator name -> function(out_dir, train, val, size, seed, workers) writing out/train, out/val.
+    ``facegen-no-<ingredient>`` is facegen with one ingredient turned off (the ablation)."""
+    from functools import partial
+
+    from ldlpose.data.facegen.recipe import INGREDIENTS
+
+    return {"synthhead": _make_synthhead, "facegen": _make_facegen,
+            **{f"facegen-no-{name}": partial(_make_facegen, without=name) for name in INGREDIENTS}}
 
 
 def _settings(workers: int):
@@ -54,10 +60,14 @@ def _make_synthhead(out: Path, train: int, val: int, size: int, seed: int, worke
                                                            "size": size, "seed": seed})
 
 
-def _make_facegen(out: Path, train: int, val: int, size: int, seed: int, workers: int) -> None:
-    from ldlpose.data.facegen.prepare import prepare_facegen
+def _make_facegen(out: Path, train: int, val: int, size: int, seed: int, workers: int,
+                  without: str | None = None) -> None:
+    from ldlpose.data.facegen.recipe import Recipe
+    from ldlpose.data.sources.synth import write_facegen
 
-    prepare_facegen(out, _settings(workers), train=train, val=val, test=0, size=size, seed=seed)
+    recipe = Recipe().without(without) if without else Recipe()
+    write_facegen(out, _settings(workers), {"train": train, "val": val, "test": 0}, size=size, seed=seed,
+                  recipe=recipe)
 
 
 def start_from_config(path: Path = QUICKSTART) -> tuple[dict, list[str]]:
@@ -184,11 +194,13 @@ def run_generator(name: str, args: argparse.Namespace, config: Path, overrides: 
     label = f"{name}-{args.tag}" if args.tag else name
     data_root = args.work / "data" / f"{label}-t{args.train}-v{args.val}-s{args.data_seed}"
     start = time.time()
-    if not manifest_path(data_root / "synthhead" / "val").is_file():
-        generators()[name](data_root / "synthhead", args.train, args.val, 64, args.data_seed, args.workers)
+    folder = name.split("-")[0]  # facegen-no-<ingredient> writes facegen/, as the quickstart reads it
+    if not manifest_path(data_root / folder / "val").is_file():
+        generators()[name](data_root / folder, args.train, args.val, 64, args.data_seed, args.workers)
     generated = time.time() - start
     work = args.work / label
-    runs = [train_and_evaluate(config, overrides, data_root, seed, work, dev_root) for seed in range(args.seeds)]
+    sets = [*overrides, f"data.train={folder}/train", f"data.val={folder}/val"]
+    runs = [train_and_evaluate(config, sets, data_root, seed, work, dev_root) for seed in range(args.seeds)]
     for run in runs:
         print(f"[sim2real] {name} seed {run['seed']}: MAE {run['mae']:.2f} (val {run['val_mae']:.2f})", file=sys.stderr)
     return {"generate_s": round(generated, 1), "runs": runs, "summary": summary(runs)}

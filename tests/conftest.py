@@ -29,12 +29,14 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
-    """A data root holding ``synthhead/{train,val,test}``: 96 / 32 / 32 images at 64 px."""
+    """A data root holding ``synthhead/{train,val,test}`` and ``facegen/{train,val,test}`` (the
+    quickstart's): 96 / 32 / 32 images each at 64 px."""
     from ldlpose.cli import main
 
     root = tmp_path_factory.mktemp("data")
-    assert main(["prepare", "synthhead", "--out", str(root / "synthhead"), "--train", "96", "--val", "32",
-                 "--test", "32", "--size", "64", "--workers", "1"]) == 0
+    for generator in ("synthhead", "facegen"):
+        assert main(["prepare", generator, "--out", str(root / generator), "--train", "96", "--val", "32",
+                     "--test", "32", "--size", "64", "--workers", "1"]) == 0
     return root
 
 

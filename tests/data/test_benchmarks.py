@@ -13,7 +13,8 @@ from ldlpose.errors import ConfigError, DataError
 
 def test_registry_lists_and_finds_benchmarks():
     assert benchmarks.available() == ["aflw2000", "aflw2000-6drepnet", "aflw2000-fsanet", "aflw2000-fsanet-npz",
-                                      "aflw2000-rankpose", "biwi", "biwi-p2", "biwi-p2-fsanet", "biwi-raw", "synth"]
+                                      "aflw2000-rankpose", "biwi", "biwi-p2", "biwi-p2-fsanet", "biwi-raw", "facegen",
+                                      "synth"]
     assert benchmarks.get("aflw2000").max_abs_angle_deg == 99.0
     assert benchmarks.get("biwi").max_abs_angle_deg == 99.0
     assert benchmarks.get("biwi-p2").max_abs_angle_deg is None

@@ -55,6 +55,7 @@ FIXTURES = {
     "biwi": _real("biwi/hpdb"),
     "fsanet-npz": _npz,
     "synthhead": lambda tmp_path: ["--train", 4, "--val", 2, "--test", 2, "--size", 16],
+    "facegen": lambda tmp_path: ["--train", 4, "--val", 2, "--test", 2, "--size", 16],
 }
 
 

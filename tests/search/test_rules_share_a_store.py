@@ -28,11 +28,12 @@ def test_the_quickstart_then_the_pareto_space_keep_one_alias_each(synth_root, ra
         assert search_and_report(str(REPO / "search_spaces" / f"{space}.yaml"), overrides=overrides,
                                  storage=storage, tracking_uri=uri, verbose=False) == 0
         printed = capsys.readouterr().out
-        assert "registered headpose-synth version" in printed and "tracking problem" not in printed, printed[-3000:]
+        assert "registered headpose-facegen version" in printed and "tracking problem" not in printed, printed[-3000:]
 
     client = MlflowClient(uri)
-    versions = {str(v.version): v.tags for v in client.search_model_versions("name = 'headpose-synth'")}
-    aliases = {alias: str(version) for alias, version in client.get_registered_model("headpose-synth").aliases.items()}
+    versions = {str(v.version): v.tags for v in client.search_model_versions("name = 'headpose-facegen'")}
+    model = client.get_registered_model("headpose-facegen")
+    aliases = {alias: str(version) for alias, version in model.aliases.items()}
     quick = [v for v, tags in versions.items() if tags["search_id"] == "quickstart"]
     assert aliases["champion"] == quick[0] and len(quick) == 1  # the pareto search never moved it
     rule = parse_rule("min val_mae where latency_ms <= 5")

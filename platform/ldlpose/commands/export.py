@@ -1,6 +1,6 @@
 """Export a model to ONNX or a torch.export program (pt2), with its preprocessing description beside it.
 
-MODEL is a registry or logged-model URI (models:/headpose-synth@champion, models:/headpose-synth/3,
+MODEL is a registry or logged-model URI (models:/headpose-facegen@champion, models:/headpose-facegen/3,
 models:/m-...) or a checkpoint folder (or checkpoint.pt) written by training. Writes OUT (model.onnx
 or model.pt2: input float32 (N, 3, S, S) RGB in [0, 1], any batch; output (N, 3) yaw, pitch, roll
 in degrees; normalisation and decoding inside) and OUT's .json description beside it, the one

@@ -23,7 +23,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, ...)")
-    parser.add_argument("--model", default="models:/headpose-synth@champion",
+    parser.add_argument("--model", default="models:/headpose-facegen@champion",
                         help="models:/<name>@<alias>, models:/<name>/<version>, models:/<model_id>, a "
                              "checkpoint folder or file, or a .onnx file (default: %(default)s)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "

@@ -4,7 +4,7 @@ One registered model per benchmark (headpose-<benchmark>). Its alias 'champion' 
 the best validation objective among versions selected on the same validation rows (the benchmark's
 test MAE is shown, never used to choose). A search under another champion rule moves that rule's
 own alias ('champion-benchmark', 'champion-min-val_mae-where-latency_ms-le-5', ...; docs/tracking.md).
-Load one with, e.g., `ldlpose predict --model models:/headpose-synth@champion IMAGE`.
+Load one with, e.g., `ldlpose predict --model models:/headpose-facegen@champion IMAGE`.
 """
 
 from __future__ import annotations

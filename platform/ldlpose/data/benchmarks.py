@@ -81,6 +81,9 @@ class Benchmark:
                     f"benchmark {self.name!r} (protocol {self.protocol.name}) needs test faces cropped with "
                     f"recipe {self.protocol.crop!r}; {path} holds crop {crop!r}. Prepare it with: "
                     f"{self.prepare_command(root)} --overwrite")
+        from ldlpose.data.sources.synth import check_generator
+
+        check_generator(path, read_manifest(path))
         return path
 
     def prepare_command(self, root=None, folder: str | None = None) -> str:
@@ -121,8 +124,12 @@ class Benchmark:
         return {"protocol": self.protocol.name, "content_hash": manifest["content_hash"]}
 
 
+_FACEGEN = "facegen-v2"  # ldlpose.data.facegen.PROTOCOL (not imported here: facegen needs numpy)
 _ALL_2000 = "1,969 of the official 2,000 (31 have an angle beyond 99, 9 of them wrapped past 180)"
 PROTOCOLS = {p.name: p for p in (
+    Protocol(_FACEGEN, "facegen-300w-lp-train", VIEWS["centre-square"], None,
+             "facegen train / val / test, disjoint by identity", "every row of facegen/test (500 by default)",
+             notes="ldlpose's built-in synthetic faces (the generator's version is the protocol's name); no paper"),
     Protocol("synth", "synthhead-full-image", VIEWS["centre-square"], None,
              "synthhead train / val / test, disjoint by subject", "every row of synthhead/test (500 by default)",
              notes="ldlpose's built-in synthetic heads; no paper"),
@@ -188,6 +195,8 @@ def available() -> list[str]:
 
 
 for _name, _description, _folder, _protocol, _train, _val in (
+    ("facegen", "facegen test split (built in; no download; the quickstart's benchmark), every row",
+     "facegen/test", _FACEGEN, "facegen/train", "facegen/val"),
     ("synth", "synthhead test split (built in; no download), every row", "synthhead/test", "synth",
      "synthhead/train", "synthhead/val"),
     ("aflw2000", "protocol 1: train 300W-LP, test AFLW2000 with HopeNet's crop and input", "aflw2000",

@@ -172,7 +172,16 @@ register(Reader("fsanet-npz", "any npz in FSA-Net's format (BGR images, [yaw, pi
                 "ldlpose.data.sources.fsanet:prepare_fsanet_npz",
                 (_source("an npz file or a folder of them"),), test_set=True,
                 folders={"aflw2000-fsanet-npz": "--source <FSA-Net's AFLW2000.npz>"}))
-register(Reader("synthhead", "the built-in synthetic heads, written as OUT/train, OUT/val, OUT/test",
+register(Reader("facegen", "the built-in synthetic faces (the quickstart's data), written as OUT/train, OUT/val, "
+                "OUT/test", "ldlpose.data.sources.synth:prepare_facegen",
+                (argument("--train", type=int, default=8000, help="training images (default 8000)"),
+                 argument("--val", type=int, default=500, help="validation images (default 500)"),
+                 argument("--test", type=int, default=500, help="test images (default 500)"),
+                 argument("--size", type=int, default=64, help="image side in pixels (default 64)"),
+                 argument("--seed", type=int, default=0, help="generator seed (default 0)")),
+                folder="facegen", folders={"facegen": ""}))
+register(Reader("synthhead", "the built-in synthetic heads of earlier versions (cartoon heads, small in the "
+                "frame), written as OUT/train, OUT/val, OUT/test",
                 "ldlpose.data.sources.synth:prepare_synthhead",
                 (argument("--train", type=int, default=2000, help="training images (default 2000)"),
                  argument("--val", type=int, default=500, help="validation images (default 500)"),

@@ -29,7 +29,7 @@ writes, a few batched calls per event (``log_batch``), never the Ray workers. Ca
 **Models** are logged in MLflow 3's ``pt2`` format (``torch.export``; loading unpickles no code)
 as :class:`ldlpose.inference.predictor.PosePredictor`: RGB in [0, 1] to yaw/pitch/roll degrees, with a
 dynamic batch dimension. What inference needs is in the model's metadata and in the extra file
-``ldlpose_model.json``. :func:`load_predictor` loads one, e.g. ``models:/headpose-synth@champion``.
+``ldlpose_model.json``. :func:`load_predictor` loads one, e.g. ``models:/headpose-facegen@champion``.
 
 **Registry.** One registered model per benchmark, ``headpose-<benchmark>``, alias ``champion`` on
 the version with the best validation objective among versions selected on the same validation rows

@@ -98,7 +98,7 @@ def _env(**values: str) -> Iterator[None]:
 
 
 def load_predictor(model_uri: str, tracking_uri: str | None = None) -> tuple[export.LoadedPredictor, dict]:
-    """``(predictor, info)`` of a logged or registered model, e.g. ``models:/headpose-synth@champion``.
+    """``(predictor, info)`` of a logged or registered model, e.g. ``models:/headpose-facegen@champion``.
 
     ``predictor(images)`` maps float32 (N, 3, S, S) RGB in [0, 1] to (N, 3) yaw/pitch/roll degrees;
     ``predictor.predict_images`` takes (H, W, 3) uint8 face crops. ``info`` is what

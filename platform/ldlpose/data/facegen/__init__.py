@@ -26,16 +26,17 @@ import numpy as np
 
 from ldlpose.data import crops
 from ldlpose.data.facegen.face import Face, make_face
-from ldlpose.data.facegen.photo import EVERYWHERE, Photo, develop, edge_inside, sample_photo
+from ldlpose.data.facegen.photo import EVERYWHERE, Photo, develop, edge_inside, natural_background, sample_photo
+from ldlpose.data.facegen.recipe import FULL, INGREDIENTS, Recipe
 from ldlpose.data.synthhead import PoseDistribution
 from ldlpose.data.synthhead.head import SPLITS, Identity, rng_for, sample_extras
 from ldlpose.data.synthhead.raster import Scene, head_matrix, render_scene
 from ldlpose.errors import ConfigError, unknown
 
-__all__ = ["IMAGES_PER_IDENTITY", "POSES", "PROTOCOL", "FaceSample", "Framing", "frame", "generate",
-           "make_face", "project_landmarks", "render_face", "render_parts"]
+__all__ = ["IMAGES_PER_IDENTITY", "INGREDIENTS", "POSES", "PROTOCOL", "FaceSample", "Framing", "Recipe", "frame",
+           "generate", "make_face", "project_landmarks", "render_face", "render_parts"]
 
-PROTOCOL = "facegen-v1"
+PROTOCOL = "facegen-v2"  # the name of the facegen benchmark's protocol (ldlpose.data.benchmarks)
 IMAGES_PER_IDENTITY = 8
 SAMPLE_STREAM = 12
 AFLW_FRAMING = 0.5  # the share of samples framed as AFLW2000's test crop frames its pictures
@@ -113,12 +114,14 @@ def render_face(face: Face, angles_deg, framing: Framing, size: int, photo: Phot
     center = (-framing.x0 / framing.side, -framing.y0 / framing.side)
     scene = Scene(np.asarray(angles_deg, float), identity, center=center, scale=1 / framing.side,
                   light=photo.light, ambient=photo.ambient, diffuse=photo.diffuse, tint=photo.tint,
-                  extras=extras, noise_seed=photo.noise_seed)
+                  extras=extras, noise_seed=photo.noise_seed,
+                  background=natural_background(np.random.default_rng(photo.noise_seed + 2), size)
+                  if photo.natural else None)
     return develop(render_scene(scene, size)[0], photo)
 
 
 def generate(split: str, count: int, *, size: int = 64, seed: int = 0, start: int = 0,
-             images_per_identity: int = IMAGES_PER_IDENTITY) -> Iterator[FaceSample]:
+             images_per_identity: int = IMAGES_PER_IDENTITY, recipe: Recipe = FULL) -> Iterator[FaceSample]:
     """Samples ``start .. start + count - 1`` of ``split``; sample ``i`` shows identity
     ``i // images_per_identity`` and is the same whatever range produced it."""
     if split not in SPLITS:
@@ -127,18 +130,19 @@ def generate(split: str, count: int, *, size: int = 64, seed: int = 0, start: in
                              ("images_per_identity", images_per_identity, 1)):
         if not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"facegen {name} must be an integer >= {low}, got {value!r}")
-    return _generate(split, range(start, start + count), size, seed, images_per_identity)
+    return _generate(split, range(start, start + count), size, seed, images_per_identity, recipe)
 
 
-def _generate(split: str, indices: range, size: int, seed: int, per_identity: int) -> Iterator[FaceSample]:
+def _generate(split: str, indices: range, size: int, seed: int, per_identity: int,
+              recipe: Recipe) -> Iterator[FaceSample]:
     face: Face | None = None
     for index in indices:
         if face is None or face.index != index // per_identity:
-            face = make_face(split, index // per_identity, seed=seed)
-        yield sample(face, split, index, size=size, seed=seed)
+            face = make_face(split, index // per_identity, seed=seed, recipe=recipe)
+        yield sample(face, split, index, size=size, seed=seed, recipe=recipe)
 
 
-def sample(face: Face, split: str, index: int, *, size: int, seed: int) -> FaceSample:
+def sample(face: Face, split: str, index: int, *, size: int, seed: int, recipe: Recipe = FULL) -> FaceSample:
     """Sample ``index``: its pose, crop margin, photograph and occluders, rendered."""
     rng = rng_for(seed, split, index, SAMPLE_STREAM)
     angles = POSES.sample(rng)
@@ -149,7 +153,7 @@ def sample(face: Face, split: str, index: int, *, size: int, seed: int) -> FaceS
         framing = frame(points, rng.uniform(0.2, 0.4))
         inside = (points - [framing.x0, framing.y0]) / framing.side
         picture = edge_inside(rng, inside) if rng.random() < 0.2 else EVERYWHERE
-    photo = sample_photo(rng, picture)
+    photo = sample_photo(rng, picture, natural=recipe.natural_backgrounds)
     extras = sample_extras(rng, Identity(face.name, face.index, face.parts, face.skin)) if rng.random() < 0.5 else ()
     image = render_face(face, angles, framing, size, photo, extras)
     pixels = (points - [framing.x0, framing.y0]) / framing.side * size

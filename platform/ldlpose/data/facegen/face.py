@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ldlpose.data.facegen.landmarks import landmarks_68, surface_depth
+from ldlpose.data.facegen.recipe import FULL, Recipe
 from ldlpose.data.synthhead.head import Ellipsoid, Part, rng_for
 
 __all__ = ["Face", "make_face"]
@@ -24,6 +25,7 @@ __all__ = ["Face", "make_face"]
 IDENTITY_STREAM = 11  # facegen's own streams: never the same draws as synthhead's
 _HAIR = ((0.06, 0.05, 0.04), (0.18, 0.11, 0.06), (0.35, 0.22, 0.12), (0.6, 0.45, 0.25),
          (0.75, 0.62, 0.4), (0.45, 0.16, 0.06), (0.55, 0.55, 0.55), (0.85, 0.85, 0.85))
+_PHOTO_HAIR = (0.3, 0.25, 0.15, 0.1, 0.1, 0.04, 0.04, 0.02)  # _HAIR's colours as often as in photographs
 _IRIS = ((0.22, 0.13, 0.06), (0.15, 0.28, 0.45), (0.22, 0.32, 0.2), (0.07, 0.05, 0.04))
 _SKIN = np.array((0.96, 0.76, 0.64))
 
@@ -64,8 +66,10 @@ def _draw_shape(rng: np.random.Generator) -> _Shape:
                   nose_out=u(0.16, 0.28), mouth_y=u(0.62, 0.72), mouth_w=u(0.17, 0.24))
 
 
-def _skin(rng: np.random.Generator) -> tuple[float, float, float]:
-    tone = rng.uniform(0.3, 1.05)
+def _skin(rng: np.random.Generator, photo_tones: bool) -> tuple[float, float, float]:
+    # Photo collections (300W-LP, AFLW) hold mostly light to medium skin: a skewed draw, still reaching
+    # the darkest tones; v1 drew every tone equally often.
+    tone = 1.05 - 0.75 * rng.beta(1.3, 3.0) if photo_tones else rng.uniform(0.3, 1.05)
     warm = np.array((1.0, 0.92 + 0.06 * rng.random(), 0.85 + 0.1 * rng.random()))
     return tuple(np.clip(_SKIN * tone * warm * (1 + rng.uniform(-0.05, 0.05, 3)), 0, 1))
 
@@ -74,15 +78,17 @@ def _shade(colour, factor) -> tuple[float, float, float]:
     return tuple(np.clip(np.asarray(colour) * factor, 0, 1))
 
 
-def _base(s: _Shape, skin) -> list[Ellipsoid]:
-    """Skull, forehead, cheeks, jaw and chin: the surface features sit on."""
+def _base(s: _Shape, skin, smooth_cheeks: bool) -> list[Ellipsoid]:
+    """Skull, forehead, jaw and chin (and v1's cheek bumps): the surface features sit on."""
     w, z = s.half_width, s.face_z
+    cheeks = [] if smooth_cheeks else [
+        Ellipsoid(Part.SKIN, (side * (w - 0.32), 0.2, z + 0.4), (0.22, 0.2, 0.22), skin) for side in (1, -1)]
     return [
         Ellipsoid(Part.SKIN, (0.0, -0.12, 0.12), (w + 0.04, 1.0, 0.96), skin),
         Ellipsoid(Part.SKIN, (0.0, -0.3, z + 0.45), (w - 0.1, 0.5, 0.45), skin),  # forehead
         Ellipsoid(Part.SKIN, (0.0, 0.36, -0.1), (s.jaw_width + 0.12, s.chin_y - 0.3, 0.7), skin),  # jaw
         Ellipsoid(Part.SKIN, (0.0, s.chin_y - 0.13, z + 0.3), (0.2, 0.14, 0.2), skin),  # chin
-        *[Ellipsoid(Part.SKIN, (side * (w - 0.32), 0.2, z + 0.4), (0.22, 0.2, 0.22), skin) for side in (1, -1)],
+        *cheeks,
     ]
 
 
@@ -100,31 +106,56 @@ def _nose(s: _Shape, base: list[Ellipsoid], skin) -> list[Ellipsoid]:
     ]
 
 
-def _eyes(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], skin, hair, closed: float) -> list[Ellipsoid]:
+@dataclass(frozen=True)
+class _EyeLook:
+    """How much of the eye shows and how dark it is (radii in eye radii, colours as factors)."""
+
+    sclera: tuple[float, float, float]
+    iris_r: float
+    upper_lid_y: float  # the upper lid's centre, below the eye's centre by this (negative: above)
+    lower_lid_y: float
+    lash: bool  # a dark line along the upper lid's edge
+    brow_h: tuple[float, float]  # half height range
+    brow_dark: tuple[float, float]  # hair colour factor range for the brow
+
+
+# v1: a cartoon's big white eyes and light brows. Human: at 64 pixels a real eye is a dark almond under
+# a dark brow, with a sliver of white.
+_CARTOON_EYE = _EyeLook((0.92, 0.9, 0.87), 0.48, -1.05, 1.15, False, (0.025, 0.05), (0.6, 1.0))
+_HUMAN_EYE = _EyeLook((0.74, 0.7, 0.66), 0.6, -0.88, 1.02, True, (0.035, 0.065), (0.35, 0.75))
+
+
+def _eyes(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], skin, hair, closed: float,
+          look: _EyeLook) -> list[Ellipsoid]:
     """Sclera, iris and pupil, lids that make the almond, a dark socket, a brow; both sides."""
-    iris = _shade(_IRIS[rng.integers(len(_IRIS))], rng.uniform(0.8, 1.2))
-    brow_h, brow_tilt, socket = rng.uniform(0.025, 0.05), rng.uniform(-4, 12), rng.uniform(0.7, 0.9)
-    brow_colour = _shade(hair, rng.uniform(0.6, 1.0)) if np.mean(hair) < 0.5 else _shade(skin, 0.55)
+    iris = _shade(_IRIS[rng.integers(len(_IRIS))], rng.uniform(0.8, 1.2) * (0.7 if look.lash else 1.0))
+    brow_h, brow_tilt, socket = rng.uniform(*look.brow_h), rng.uniform(-4, 12), rng.uniform(0.7, 0.9)
+    dark = rng.uniform(*look.brow_dark)
+    brow_colour = _shade(hair, dark) if np.mean(hair) < 0.5 else _shade(skin, 0.55 * dark / look.brow_dark[1])
+    sclera = _shade(look.sclera, rng.uniform(0.9, 1.05))
     r, parts = s.eye_r, []
     for side, part in ((1.0, Part.EYE_LEFT), (-1.0, Part.EYE_RIGHT)):
         x = side * s.eye_x
         surface = surface_depth(base, x, 0.0)
         ez = surface + 0.45 * r
         lid = ez - 0.02
+        upper_y = r * (look.upper_lid_y + 1.0 * closed)  # lowered by ``closed`` (0 open, 1 shut)
         parts += [
             Ellipsoid(Part.SKIN, (x, 0.0, surface + 0.02), (r * 1.9, r * 1.35, 0.04), _shade(skin, socket),
                       texture=0.02),
-            Ellipsoid(part, (x, 0.0, ez), (r * 1.05, r, r), (0.92, 0.9, 0.87), shine=0.5, texture=0),
-            Ellipsoid(Part.IRIS, (x, 0.0, ez - r * 0.6), (r * 0.48,) * 3, iris, shine=0.8, texture=0),
+            Ellipsoid(part, (x, 0.0, ez), (r * 1.05, r, r), sclera, shine=0.5, texture=0),
+            Ellipsoid(Part.IRIS, (x, 0.0, ez - r * 0.6), (r * look.iris_r,) * 3, iris, shine=0.8, texture=0),
             Ellipsoid(Part.IRIS, (x, 0.0, ez - r * 0.86), (r * 0.2,) * 3, (0.02, 0.02, 0.02), shine=0.9, texture=0),
-            # Upper lid: lowered by ``closed`` (0 open, 1 shut); lower lid: a thin rim.
-            Ellipsoid(Part.SKIN, (x, -r * (1.05 - 1.0 * closed), lid), (r * 1.25, r * 0.75, r * 1.05),
-                      _shade(skin, 0.92), texture=0.02),
-            Ellipsoid(Part.SKIN, (x, r * 1.15, lid), (r * 1.2, r * 0.55, r * 1.0), _shade(skin, 0.95), texture=0.02),
+            Ellipsoid(Part.SKIN, (x, upper_y, lid), (r * 1.25, r * 0.75, r * 1.05), _shade(skin, 0.92), texture=0.02),
+            Ellipsoid(Part.SKIN, (x, r * look.lower_lid_y, lid), (r * 1.2, r * 0.55, r * 1.0), _shade(skin, 0.95),
+                      texture=0.02),
             Ellipsoid(Part.BROW, (x + side * 0.03, s.brow_y, surface_depth(base, x, s.brow_y) + 0.03),
                       (0.16, brow_h, 0.05),
                       brow_colour, rot=(0.0, side * brow_tilt), texture=0.2),
         ]
+        if look.lash:  # just below the upper lid's edge, in front of the eyeball
+            parts.append(Ellipsoid(Part.BROW, (x, upper_y + r * 0.72, lid - 0.01), (r * 1.12, r * 0.1, r * 0.97),
+                                   _shade(hair, 0.3), texture=0))
     return parts
 
 
@@ -146,9 +177,10 @@ def _ears(s: _Shape, skin) -> list[Ellipsoid]:
                       rot=(0.0, side * -8.0)) for side in (1, -1)]
 
 
-def _hair(rng: np.random.Generator, s: _Shape, colour) -> list[Ellipsoid]:
-    """Bald, short, short with a fringe, long over the ears, or tied back."""
-    style = rng.choice(5, p=(0.1, 0.3, 0.2, 0.28, 0.12))
+def _hair(rng: np.random.Generator, s: _Shape, colour, framing: bool) -> list[Ellipsoid]:
+    """Bald, short, short with a fringe, long over the ears, or tied back. ``framing``: long hair
+    (more common) falls beside the cheeks, where it frames a face seen from the front."""
+    style = rng.choice(5, p=(0.06, 0.26, 0.2, 0.38, 0.1) if framing else (0.1, 0.3, 0.2, 0.28, 0.12))
     if style == 0:
         return []
     w, grow = s.half_width, rng.uniform(0.03, 0.12)
@@ -160,9 +192,9 @@ def _hair(rng: np.random.Generator, s: _Shape, colour) -> list[Ellipsoid]:
         out.append(Ellipsoid(Part.HAIR, (0.0, -0.6 + rng.uniform(0.0, 0.15), s.face_z + 0.25),
                              (w - 0.05, 0.3, 0.3), colour, rot=(0.0, rng.uniform(-20, 20)), texture=0.25))
     if style == 3:  # long: over the ears, down past the jaw
-        length = rng.uniform(0.8, 1.6)
-        out += [Ellipsoid(Part.HAIR, (side * (w + 0.02), 0.2 + length / 2, 0.25), (0.2, 0.4 + length / 2, 0.55),
-                          colour, shine=0.1, texture=0.25) for side in (1, -1)]
+        length, forward = rng.uniform(0.8, 1.6), rng.uniform(0.0, 0.3) if framing else 0.0
+        out += [Ellipsoid(Part.HAIR, (side * (w + 0.02 - forward * 0.3), 0.2 + length / 2, 0.25 - forward),
+                          (0.2, 0.4 + length / 2, 0.55), colour, shine=0.1, texture=0.25) for side in (1, -1)]
         out.append(Ellipsoid(Part.HAIR, (0.0, 0.4 + length / 2, 0.55), (w + 0.1, 0.5 + length / 2, 0.4), colour,
                              texture=0.25))
     if style == 4:  # tied back: a bun
@@ -181,17 +213,21 @@ def _facial_hair(rng: np.random.Generator, s: _Shape, base: list[Ellipsoid], col
     return out
 
 
-def make_face(split: str, index: int, *, seed: int = 0) -> Face:
+def make_face(split: str, index: int, *, seed: int = 0, recipe: Recipe = FULL) -> Face:
     """Identity ``index`` of ``split``: shape, skin, hair, expression, and its 68 landmarks."""
 
     rng = rng_for(seed, split, index, IDENTITY_STREAM)
-    s, skin = _draw_shape(rng), _skin(rng)
-    hair = _shade(_HAIR[rng.integers(len(_HAIR))], rng.uniform(0.8, 1.2))
+    s, skin = _draw_shape(rng), _skin(rng, recipe.photo_skin_tones)
+    # Photo collections: mostly black and brown hair, some blond, little grey; v1 drew each colour equally.
+    weights = _PHOTO_HAIR if recipe.photo_hair else None
+    hair = _shade(_HAIR[rng.choice(len(_HAIR), p=weights)], rng.uniform(0.8, 1.2))
     opening = rng.choice([0.0, rng.uniform(0.01, 0.12)], p=[0.7, 0.3])
     closed = rng.choice([0.0, rng.uniform(0.2, 0.9)], p=[0.85, 0.15])
-    base = _base(s, skin)
-    parts = base + _nose(s, base, skin) + _eyes(rng, s, base, skin, hair, closed) + _mouth(s, base, skin, opening)
-    parts += _ears(s, skin) + _hair(rng, s, hair) + _facial_hair(rng, s, base, hair)
+    base = _base(s, skin, recipe.smooth_cheeks)
+    look = _HUMAN_EYE if recipe.human_eyes else _CARTOON_EYE
+    parts = base + _nose(s, base, skin) + _eyes(rng, s, base, skin, hair, closed, look)
+    parts += _mouth(s, base, skin, opening)
+    parts += _ears(s, skin) + _hair(rng, s, hair, recipe.photo_hair) + _facial_hair(rng, s, base, hair)
     parts += [Ellipsoid(Part.NECK, (0.0, 1.15, 0.3), (0.4, 0.8, 0.4), _shade(skin, 0.9), attached=False),
               Ellipsoid(Part.BODY, (0.0, 2.35, 0.6), (1.8, 0.85, 0.8), tuple(rng.uniform(0.05, 0.95, 3)),
                         attached=False, texture=0.1)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Photo", "develop", "sample_photo"]
+__all__ = ["Photo", "develop", "natural_background", "sample_photo"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Photo:
     blur: float  # Gaussian radius, fraction of the image size
     jpeg: int | None  # quality
     noise: float
+    natural: bool = True  # natural_background behind the head; False: synthhead's coloured shapes
 
 
 EVERYWHERE = (-1e9, -1e9, 1e9, 1e9)
@@ -45,7 +46,7 @@ def edge_inside(rng: np.random.Generator, points: np.ndarray) -> tuple[float, fl
     return (rect[0], rect[1], rect[2], rect[3])
 
 
-def sample_photo(rng: np.random.Generator, picture: tuple[float, float, float, float]) -> Photo:
+def sample_photo(rng: np.random.Generator, picture: tuple[float, float, float, float], natural: bool = True) -> Photo:
     """Random photograph settings; ``picture`` is the picture's extent as fractions of the crop."""
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 0.7), -rng.uniform(0.2, 1.5)])
     warm = rng.uniform(-0.15, 0.15)
@@ -56,6 +57,7 @@ def sample_photo(rng: np.random.Generator, picture: tuple[float, float, float, f
         gain=tuple(rng.uniform(0.7, 1.25) * (1 + rng.uniform(-0.1, 0.1, 3))), gamma=rng.uniform(0.75, 1.35),
         grey=bool(rng.random() < 0.08), blur=float(rng.choice([0.0, rng.uniform(0.004, 0.015)], p=[0.75, 0.25])),
         jpeg=int(rng.integers(25, 95)) if rng.random() < 0.6 else None, noise=rng.uniform(0.0, 0.04),
+        natural=natural,
     )
 
 
@@ -80,3 +82,46 @@ def develop(image: np.ndarray, photo: Photo) -> np.ndarray:
     x0, y0, x1, y1 = (round(min(max(v, 0.0), 1.0) * size) for v in photo.picture)
     out[:y0], out[y1:], out[:, :x0], out[:, x1:] = 0, 0, 0, 0
     return out
+
+
+def _pink(rng: np.random.Generator, size: int, exponent: float) -> np.ndarray:
+    """(size, size) noise whose amplitude falls as 1/f**exponent, scaled to mean 0 and std 1."""
+    fy, fx = np.fft.fftfreq(size)[:, None], np.fft.rfftfreq(size)[None, :]
+    f = np.hypot(fx, fy)
+    f[0, 0] = 1.0
+    spectrum = (rng.normal(size=f.shape) + 1j * rng.normal(size=f.shape)) / f ** exponent
+    spectrum[0, 0] = 0.0
+    field = np.fft.irfft2(spectrum, s=(size, size))
+    return (field - field.mean()) / (field.std() + 1e-9)
+
+
+def _muted(rng: np.random.Generator) -> np.ndarray:
+    """A colour of walls, rooms and foliage: any hue, low saturation, any brightness."""
+    grey = rng.uniform(0.05, 0.95)
+    return np.clip(grey + rng.normal(0.0, rng.uniform(0.02, 0.12), 3), 0, 1)
+
+
+def natural_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size, 3) floats in [0, 1]: what is behind a face in a photograph.
+
+    Natural scenes have a 1/f amplitude spectrum (exponent about 1; larger when out of focus) and
+    muted colours: a plain wall (25 %), a textured scene (55 %), or a scene with the straight
+    edges of doors, windows and furniture (20 %). Brightness reaches from night to overexposed white.
+    """
+    y, x = (np.mgrid[0:size, 0:size] + 0.5) / size
+    base, other = _muted(rng), _muted(rng)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(angle) * (x - 0.5) + np.sin(angle) * (y - 0.5))[..., None]
+    bg = base + rng.uniform(0.0, 0.6) * ramp * (other - base)
+    kind = rng.choice(3, p=[0.25, 0.55, 0.2])
+    if kind >= 1:
+        light = _pink(rng, size, rng.uniform(1.0, 2.0))[..., None] * rng.uniform(0.03, 0.12)
+        hue = _pink(rng, size, rng.uniform(1.2, 2.0))[..., None] * (other - base) * rng.uniform(0.15, 0.5)
+        bg = bg + light + hue
+    if kind == 2:
+        for _ in range(rng.integers(1, 5)):
+            x0, y0 = rng.uniform(-0.2, 1.0, 2)
+            w, h = rng.uniform(0.1, 0.8, 2)
+            inside = ((x > x0) & (x < x0 + w) & (y > y0) & (y < y0 + h))[..., None]
+            bg = np.where(inside, bg * 0.4 + 0.6 * _muted(rng), bg)
+    return np.clip(bg, 0, 1)

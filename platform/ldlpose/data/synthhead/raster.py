@@ -41,6 +41,7 @@ class Scene:
     tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
     extras: tuple[Ellipsoid, ...] = ()  # occluders and accessories
     noise_seed: int | None = None
+    background: np.ndarray | None = None  # (size, size, 3) floats in [0, 1]; None: drawn from noise_seed
 
 
 def head_matrix(angles_deg: np.ndarray) -> np.ndarray:
@@ -207,7 +208,11 @@ def render_scene(scene: Scene, size: int, supersample: int | None = None
     alpha = _box_mean((slot >= 0).astype(np.float32)[..., None], ss)
     rng = np.random.default_rng(scene.noise_seed)
     plain = scene.noise_seed is None
-    image = fg + (1 - alpha) * (np.full((size, size, 3), 0.5) if plain else _background(rng, size))
+    if scene.background is not None:
+        behind = np.asarray(scene.background, np.float32)
+    else:
+        behind = np.full((size, size, 3), 0.5) if plain else _background(rng, size)
+    image = fg + (1 - alpha) * behind
     if not plain:
         image = image + rng.normal(0.0, rng.uniform(0.0, 0.03), image.shape)
     ids = np.array([s.part for s in shapes.parts] + [Part.BACKGROUND], dtype=np.uint8)
