@@ -233,6 +233,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     from ldlpose.infra.ray_cluster import ensure_ray
     from ldlpose.tracking import resolve_tracking_uri
     from ldlpose.tracking.models import warm_up
+    from ldlpose.tracking.registry import RegistrationError
 
     space = load_search_space(path, list(overrides))
     # Trials run in their own working directories: relative data paths must not depend on that.
@@ -270,7 +271,12 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     if len(ranked) >= 2:
         callback.safely("search plots", callback.tracker.log_search_plots, _study(space, ranked))
     problems = list(callback.problems)
-    champions = _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) if ranked else {}
+    try:
+        champions = _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) if ranked else {}
+    except RegistrationError as err:  # the trials and their models are kept: --resume registers again
+        callback.safely("search end", callback.tracker.finish, "FAILED", str(err))
+        raise RegistrationError(f"{err}; the search's runs and models are kept: run the same command with "
+                                f"--resume to register again (results: {outcome.path})") from err
     callback.safely("search end", callback.tracker.finish, "FINISHED" if ranked else "FAILED")
     _print_champions(champions, uri, callback.tracker.experiment_id)
     for problem in problems + callback.problems[len(problems):]:
