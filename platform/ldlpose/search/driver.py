@@ -274,15 +274,27 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     try:
         champions = _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) if ranked else {}
     except RegistrationError as err:  # the trials and their models are kept: --resume registers again
-        callback.safely("search end", callback.tracker.finish, "FAILED", str(err))
-        raise RegistrationError(f"{err}; the search's runs and models are kept: run the same command with "
-                                f"--resume to register again (results: {outcome.path})") from err
+        raise registration_failed(callback, err, outcome.path) from err
     callback.safely("search end", callback.tracker.finish, "FINISHED" if ranked else "FAILED")
     _print_champions(champions, uri, callback.tracker.experiment_id)
     for problem in problems + callback.problems[len(problems):]:
         print(f"tracking problem: {problem}")
     print(f"\nresults: {outcome.path}")
     return 0 if ranked else 1
+
+
+def registration_failed(callback: TrackingCallback, err: Exception, results: str) -> Exception:
+    """End the parent run FAILED with the registration's error in a tag (unless the server is gone:
+    then it stays RUNNING until ``--resume``); the one-line error for the user."""
+    from ldlpose.tracking import TrackingError, require_reachable
+
+    try:
+        require_reachable(callback.uri)  # a server gone would cost minutes of MLflow's own retries
+        callback.safely("search end", callback.tracker.finish, "FAILED", str(err))
+    except TrackingError:
+        pass
+    return type(err)(f"{err}; the search's runs and models are kept: run the same command with --resume "
+                     f"to register again (results: {results})")
 
 
 def _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) -> dict:

@@ -9,6 +9,7 @@ registrations under different rules never see each other's writes.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 
 from ldlpose.tracking._common import (
@@ -51,7 +52,9 @@ def _registering(uri: str, name: str) -> Iterator[None]:
     except RegistrationError:
         raise
     except Exception as err:  # MlflowException, a refused or dropped connection, a TrackingError
-        raise RegistrationError(f"registering {name} in {redact(uri)} failed: {_short(err)}") from err
+        # MLflow's messages quote the request URL, password included: the error is printed and tagged.
+        message = re.sub(r"(://[^/\s:@]+):[^/\s@]+@", r"\1:***@", _short(err))
+        raise RegistrationError(f"registering {name} in {redact(uri)} failed: {message}") from err
 
 
 def _versions(client, name: str, alias: str | None = None) -> dict[str, dict]:
