@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from test_shards import write
 
 from ldlpose.cli import main
@@ -57,6 +58,7 @@ def test_a_read_restores_a_dataset_caught_between_the_two_renames(tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
+@pytest.mark.slow
 def test_a_prepare_killed_mid_write_leaves_the_old_dataset_complete(tmp_path, capsys):
     """A real `ldlpose prepare synthhead --overwrite` SIGKILLed once its new folder has a shard."""
     out = tmp_path / "synth"

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ldlpose.errors import ConfigError
 from ldlpose.infra.files import fsync_entry, fsync_tree
 
 NEW, OLD = "preparing", "replaced"
@@ -87,9 +88,14 @@ def recover(out_dir: Path, is_complete: Callable[[Path], bool], log: Log = _stde
 def fresh(out_dir: Path) -> Path:
     """An empty :data:`NEW` folder for this process to prepare ``out_dir`` in."""
     partial = sibling(out_dir, NEW)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
+    try:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+    except OSError as err:
+        raise ConfigError(f"cannot create {partial}: {err.strerror or err}; a preparation writes the new dataset "
+                          f"beside {out_dir}, in {partial.parent}, and swaps it in when complete: make that folder "
+                          "writable or choose another --out") from None
     return partial
 
 
