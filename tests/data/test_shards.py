@@ -17,8 +17,8 @@ def rows(n):
                      options=ImageOptions()) for i in range(n)]
 
 
-def write(out, n, shard_rows=4, problems=()):
-    writer = ShardWriter(out, dataset="t", shard_rows=shard_rows)
+def write(out, n, shard_rows=4, problems=(), overwrite=False):
+    writer = ShardWriter(out, dataset="t", shard_rows=shard_rows, overwrite=overwrite)
     for row in rows(n):
         writer.add(row)
     for p in problems:
@@ -58,8 +58,10 @@ def test_an_existing_dataset_is_not_overwritten_silently(tmp_path):
     write(tmp_path / "d", 3)
     with pytest.raises(ConfigError, match="--overwrite"):
         ShardWriter(tmp_path / "d", dataset="t")
-    ShardWriter(tmp_path / "d", dataset="t", overwrite=True).abort()
-    assert not (tmp_path / "d" / "_manifest.json").exists()
+    before = read_manifest(tmp_path / "d")
+    ShardWriter(tmp_path / "d", dataset="t", overwrite=True).abort()  # a failed replacement
+    assert read_manifest(tmp_path / "d") == before and verify(tmp_path / "d") == before["content_hash"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # its unfinished folder is removed
 
 
 def test_missing_or_unfinished_folders_name_the_problem(tmp_path):
@@ -68,7 +70,11 @@ def test_missing_or_unfinished_folders_name_the_problem(tmp_path):
     writer = ShardWriter(tmp_path / "half", dataset="t", shard_rows=2)
     for row in rows(3):
         writer.add(row)
-    writer.abort()  # interrupted: shards but no manifest
+    writer.abort()  # failed: the unfinished folder is removed, nothing took the name
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "half").mkdir()  # shards without a manifest, as preparations killed before 2026-12 left them
+    write(tmp_path / "whole", 3)
+    (tmp_path / "whole" / "part-00000.parquet").rename(tmp_path / "half" / "part-00000.parquet")
     with pytest.raises(DataError, match="did not finish"):
         read_table(tmp_path / "half")
 
@@ -126,5 +132,6 @@ def test_folders_with_the_old_manifest_name_still_load(tmp_path):
     assert read_table(tmp_path / "d").num_rows == 5
     with pytest.raises(ConfigError, match="--overwrite"):  # still a prepared dataset
         ShardWriter(tmp_path / "d", dataset="t")
-    ShardWriter(tmp_path / "d", dataset="t", overwrite=True).abort()
-    assert not (tmp_path / "d" / "manifest.json").exists()
+    assert write(tmp_path / "d", 2, overwrite=True)["rows"] == 2
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["_manifest.json", "_problems.jsonl",
+                                                                   "part-00000.parquet"]

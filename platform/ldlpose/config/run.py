@@ -88,7 +88,9 @@ class TrainConfig(Strict):
     # The validation metric that selects the run's checkpoint (lower is better); a search sets it to
     # its objective. Only validation metrics may choose a model, never a test benchmark's.
     select_metric: str = "val_mae"
-    max_failures: int = Field(default=1, ge=-1)  # worker failures resumed from a checkpoint
+    # Worker failures resumed from a checkpoint; -1: no limit, except that the in-process engine
+    # stops after the same failure 3 times in a row (ldlpose.train.run.SAME_FAILURE_CAP says why).
+    max_failures: int = Field(default=1, ge=-1)
 
 
 class ResourcesConfig(Strict):

@@ -39,9 +39,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ldlpose import __version__
+from ldlpose.data import staging
 from ldlpose.data.records import IMAGE_FORMATS, Problem, beyond_wrap
 from ldlpose.errors import ConfigError, DataError
-from ldlpose.infra.files import mismatched_files, sha256_file
+from ldlpose.infra.files import mismatched_files, sha256_file, write_durably
 
 __all__ = [
     "FORMAT",
@@ -85,10 +86,13 @@ def _content_hash(shards: list[dict]) -> str:
 
 
 class ShardWriter:
-    """Streams rows into ``out_dir/part-NNNNN.parquet`` and writes the manifest on :meth:`close`.
+    """Streams rows into ``part-NNNNN.parquet`` files and writes the manifest on :meth:`close`.
 
-    Holds at most one row group in memory. Refuses a folder that already holds a prepared dataset
-    unless ``overwrite`` (which deletes only the shards, manifest and problem list).
+    Holds at most one row group in memory. Writes into a sibling folder and swaps it in for
+    ``out_dir`` only when :meth:`close` has written the manifest (:mod:`ldlpose.data.staging`), so
+    ``out_dir`` always holds a complete dataset, the old one or the new one. Refuses a folder that
+    already holds a prepared dataset unless ``overwrite``, which replaces only the files of the old
+    dataset (its manifest's shards, manifest and problem list); other files in the folder survive.
     """
 
     def __init__(self, out_dir, *, dataset: str, image_format: str = "jpeg", shard_rows: int = 4096,
@@ -99,12 +103,14 @@ class ShardWriter:
             raise ConfigError(f"shard rows must be >= 1, got {shard_rows}")
         self.out_dir = Path(out_dir)
         self.dataset, self.image_format, self.shard_rows = dataset, image_format, shard_rows
+        staging.recover(self.out_dir, _is_complete)
         _claim(self.out_dir, overwrite)
+        self._dir = staging.fresh(self.out_dir)
         self._buffer: list[dict] = []
         self._writer: pq.ParquetWriter | None = None
         self._shards: list[dict] = []
         self._rows_in_shard = 0
-        self._problems_file = open(self.out_dir / PROBLEMS, "w")  # noqa: SIM115 (open across writes; close() closes it)
+        self._problems_file = open(self._dir / PROBLEMS, "w")  # noqa: SIM115 (open across writes; close() closes it)
         self.problems: list[Problem] = []  # the first MAX_PROBLEMS_IN_MANIFEST
         self.problem_counts: Counter[str] = Counter()
         self.rows = 0
@@ -144,7 +150,7 @@ class ShardWriter:
             self._shards.append({"file": name, "rows": 0})
             # Images are already compressed; zstd only pays off on the other columns.
             compression = {field.name: ("NONE" if field.name == "image" else "ZSTD") for field in SCHEMA}
-            self._writer = pq.ParquetWriter(self.out_dir / name, SCHEMA, compression=compression)
+            self._writer = pq.ParquetWriter(self._dir / name, SCHEMA, compression=compression)
         table = pa.Table.from_pylist(self._buffer, schema=SCHEMA)
         self._writer.write_table(table, row_group_size=len(self._buffer))
         self._shards[-1]["rows"] += len(self._buffer)
@@ -157,12 +163,12 @@ class ShardWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-            self._shards[-1]["sha256"] = sha256_file(self.out_dir / self._shards[-1]["file"])
+            self._shards[-1]["sha256"] = sha256_file(self._dir / self._shards[-1]["file"])
             self._rows_in_shard = 0
 
     def close(self, *, source: dict, crop: dict, image: dict, subject_rule: str,
               filters: dict | None = None, extra: dict | None = None, command: str | None = None) -> dict:
-        """Finish the last shard and write ``_manifest.json``; returns the manifest."""
+        """Finish the last shard, write ``_manifest.json`` and swap the new folder in; returns the manifest."""
         self._flush()
         self._close_shard()
         self._problems_file.close()
@@ -170,7 +176,7 @@ class ShardWriter:
             raise DataError(
                 f"no rows were prepared for {self.dataset} into {self.out_dir}: "
                 f"{sum(self.problem_counts.values())} source files failed ({dict(self.problem_counts)}); "
-                f"see {self.out_dir / PROBLEMS}"
+                f"see {self._dir / PROBLEMS} (removed by the next preparation); {self.out_dir} is unchanged"
             )
         manifest = {
             "format": FORMAT,
@@ -204,31 +210,44 @@ class ShardWriter:
             "content_hash": _content_hash(self._shards),
             **(extra or {}),
         }
-        tmp = self.out_dir / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-        tmp.replace(self.out_dir / MANIFEST)
+        write_durably(self._dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        staging.swap_in(self._dir, self.out_dir, _owned(self.out_dir))
         return manifest
 
     def abort(self) -> None:
-        """Close files after a failure; the folder keeps no manifest, so nothing will read it."""
+        """Close files after a failure and remove the unfinished folder; ``out_dir`` stays as it was."""
         if self._writer is not None:
             self._writer.close()
         self._problems_file.close()
+        staging.discard(self._dir)
+
+
+_OWNED_NAMES = (MANIFEST, PROBLEMS, VERIFIED, LEGACY_MANIFEST, LEGACY_PROBLEMS)
+
+
+def _owned(out_dir: Path) -> set[str]:
+    """The files of the dataset in ``out_dir`` that a new one replaces: its fixed names and the
+    shards its manifest lists (nothing else, however it is named)."""
+    try:
+        shards = {s["file"] for s in json.loads(manifest_path(out_dir).read_text())["shards"]}
+    except (OSError, ValueError, KeyError, TypeError):  # no readable manifest: no listed shards
+        shards = set()
+    return set(_OWNED_NAMES) | shards
+
+
+def _is_complete(out_dir: Path) -> bool:
+    return manifest_path(out_dir).is_file()
 
 
 def _claim(out_dir: Path, overwrite: bool) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    old = sorted(out_dir.glob("part-*.parquet")) + [
-        p for p in (out_dir / name for name in (MANIFEST, PROBLEMS, VERIFIED, LEGACY_MANIFEST, LEGACY_PROBLEMS))
-        if p.exists()
-    ]
+    if not out_dir.is_dir():
+        return
+    old = sorted(out_dir.glob("part-*.parquet")) + [p for p in map(out_dir.joinpath, _OWNED_NAMES) if p.exists()]
     if old and not overwrite:
         raise ConfigError(
             f"{out_dir} already holds a prepared dataset ({len(old)} files such as {old[0].name}); "
             "choose another --out or pass --overwrite to replace it"
         )
-    for path in old:
-        path.unlink()
 
 
 def manifest_path(dataset_dir) -> Path:
@@ -241,6 +260,9 @@ def manifest_path(dataset_dir) -> Path:
 def read_manifest(dataset_dir) -> dict:
     """The manifest of a prepared dataset, or DataError saying what is wrong with the folder."""
     path = manifest_path(dataset_dir)
+    if not path.is_file():  # perhaps a preparation was killed while it swapped the folders
+        staging.recover(Path(dataset_dir), _is_complete)
+        path = manifest_path(dataset_dir)
     if not path.is_file():
         hint = (" (it has shards but no manifest: the preparation did not finish; run it again)"
                 if list(Path(dataset_dir).glob("part-*.parquet")) else "")

@@ -233,6 +233,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     from ldlpose.infra.ray_cluster import ensure_ray
     from ldlpose.tracking import resolve_tracking_uri
     from ldlpose.tracking.models import warm_up
+    from ldlpose.tracking.registry import RegistrationError
 
     space = load_search_space(path, list(overrides))
     # Trials run in their own working directories: relative data paths must not depend on that.
@@ -270,13 +271,30 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     if len(ranked) >= 2:
         callback.safely("search plots", callback.tracker.log_search_plots, _study(space, ranked))
     problems = list(callback.problems)
-    champions = _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) if ranked else {}
+    try:
+        champions = _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) if ranked else {}
+    except RegistrationError as err:  # the trials and their models are kept: --resume registers again
+        raise registration_failed(callback, err, outcome.path) from err
     callback.safely("search end", callback.tracker.finish, "FINISHED" if ranked else "FAILED")
     _print_champions(champions, uri, callback.tracker.experiment_id)
     for problem in problems + callback.problems[len(problems):]:
         print(f"tracking problem: {problem}")
     print(f"\nresults: {outcome.path}")
     return 0 if ranked else 1
+
+
+def registration_failed(callback: TrackingCallback, err: Exception, results: str) -> Exception:
+    """End the parent run FAILED with the registration's error in a tag (unless the server is gone:
+    then it stays RUNNING until ``--resume``); the one-line error for the user."""
+    from ldlpose.tracking import TrackingError, require_reachable
+
+    try:
+        require_reachable(callback.uri)  # a server gone would cost minutes of MLflow's own retries
+        callback.safely("search end", callback.tracker.finish, "FAILED", str(err))
+    except TrackingError:
+        pass
+    return type(err)(f"{err}; the search's runs and models are kept: run the same command with --resume "
+                     f"to register again (results: {results})")
 
 
 def _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) -> dict:

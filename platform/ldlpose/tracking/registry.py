@@ -8,7 +8,9 @@ registrations under different rules never see each other's writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Mapping
 
 from ldlpose.tracking._common import (
     CHAMPION,
@@ -17,6 +19,8 @@ from ldlpose.tracking._common import (
     _git,
     _global_uri,
     _require_existing_store,
+    _short,
+    redact,
     registered_model_name,
 )
 from ldlpose.tracking.champion_rule import FIXED_RULES, Rule, RuleError, alias_of, parse_rule
@@ -33,6 +37,24 @@ TAG_PARETO = "ldlpose.pareto"  # "true" on a version that was on its search's Pa
 # Version tags the champion rules read (see docs/tracking.md for every tag a version carries).
 TAG_SPLIT_HASH, TAG_SELECTION_METRIC, TAG_SELECTION_VALUE = (
     "selection.content_hash", "selection.metric", "selection.value")
+
+
+class RegistrationError(TrackingError):
+    """MLflow refused a registration, or failed during one; the search's runs and models are kept,
+    and registering again (``ldlpose search --resume``) adds no second version."""
+
+
+@contextlib.contextmanager
+def _registering(uri: str, name: str) -> Iterator[None]:
+    """Any error while registering ``name`` as one line naming the model and the tracking URI."""
+    try:
+        yield
+    except RegistrationError:
+        raise
+    except Exception as err:  # MlflowException, a refused or dropped connection, a TrackingError
+        # MLflow's messages quote the request URL, password included: the error is printed and tagged.
+        message = re.sub(r"(://[^/\s:@]+):[^/\s@]+@", r"\1:***@", _short(err))
+        raise RegistrationError(f"registering {name} in {redact(uri)} failed: {message}") from err
 
 
 def _versions(client, name: str, alias: str | None = None) -> dict[str, dict]:
@@ -238,19 +260,21 @@ def register_champions(uri: str, search_name: str, best: Mapping, benchmarks: li
     ``benchmark_data`` (``{benchmark: {content_hash, rows, ...}}``) and ``confirmation`` (seed statistics).
     ``rule``: see :func:`champion_target`; it moves its own alias (:func:`alias_of`). Returns
     ``{benchmark: {"model", "version", "mae", "alias", "champion", "moved", "comparable"}}``;
-    registering the same trial again adds no version.
+    registering the same trial again adds no version. Raises :class:`RegistrationError` naming the
+    model and the tracking URI when MLflow refuses or fails.
     """
     _parsed(rule)
     client, alias = _client(uri), alias_of(rule)
     outcome = {}
     for benchmark in benchmarks:
         name = registered_model_name(benchmark)
-        _ensure_registered_model(client, name, benchmark, rule)
-        tags = _version_tags(best, benchmark, search_name, rule)
-        version = _version_for(client, uri, name, best, tags)
-        before = _champion_version(client, name, alias)
-        champion = _settle_champion(client, name, version, rule)
-        versions = _versions(client, name)
+        with _registering(uri, name):
+            _ensure_registered_model(client, name, benchmark, rule)
+            tags = _version_tags(best, benchmark, search_name, rule)
+            version = _version_for(client, uri, name, best, tags)
+            before = _champion_version(client, name, alias)
+            champion = _settle_champion(client, name, version, rule)
+            versions = _versions(client, name)
         comparable = rule == "benchmark" or _same_split(versions, champion, version)
         outcome[benchmark] = {"model": name, "version": version, "mae": _number(tags.get("mae")), "alias": alias,
                               "champion": champion, "moved": champion == version and before != version,
@@ -274,13 +298,14 @@ def register_front(uri: str, search_name: str, members: list[Mapping], benchmark
     outcome = {}
     for benchmark in benchmarks:
         name = registered_model_name(benchmark)
-        _ensure_registered_model(client, name, benchmark, rule)
-        versions = {str(m["trial_id"]): _version_for(client, uri, name, m,
-                                                     _version_tags(m, benchmark, search_name, rule))
-                    for m in members}
-        before = _champion_version(client, name, alias)
-        champion = _settle_champion(client, name, next(iter(versions.values())), rule)
-        everything = _versions(client, name)
+        with _registering(uri, name):
+            _ensure_registered_model(client, name, benchmark, rule)
+            versions = {str(m["trial_id"]): _version_for(client, uri, name, m,
+                                                         _version_tags(m, benchmark, search_name, rule))
+                        for m in members}
+            before = _champion_version(client, name, alias)
+            champion = _settle_champion(client, name, next(iter(versions.values())), rule)
+            everything = _versions(client, name)
         outcome[benchmark] = {"model": name, "versions": versions, "champion": champion, "alias": alias,
                               "moved": champion in versions.values() and before != champion,
                               "comparable": champion is None or _same_split(everything, champion,

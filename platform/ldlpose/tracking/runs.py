@@ -36,6 +36,8 @@ from ldlpose.tracking._common import (
 )
 from ldlpose.tracking.models import _log_predictor
 
+TAG_ERROR = "ldlpose.error"  # on a parent run that ended FAILED: why (e.g. the registration's error)
+
 # ---------------------------------------------------------------------------------------------
 # Values: flattening, filtering
 
@@ -190,10 +192,15 @@ class SearchTracker:
                 self.client.log_artifacts(self.parent_run_id, tmp, "plots")
         return [f"plots/{name}" for name in written]
 
-    def finish(self, status: str = "FINISHED") -> None:
+    def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
+        """End the parent run; ``error`` (why it failed) goes to tag :data:`TAG_ERROR`, and an
+        earlier attempt's error is removed when this one finishes."""
         _, parent_run_id = self._require_started()
         status = _run_status(status)
-        _log_batch(self.client, parent_run_id, tags={"ldlpose.status": status})
+        _log_batch(self.client, parent_run_id, tags={"ldlpose.status": status,
+                                                    **({TAG_ERROR: error} if error else {})})
+        if not error and TAG_ERROR in self.client.get_run(parent_run_id).data.tags:
+            self.client.delete_tag(parent_run_id, TAG_ERROR)
         self.client.set_terminated(parent_run_id, status=status)
 
     def _require_started(self) -> tuple[str, str]:

@@ -26,14 +26,15 @@ import hashlib
 import io
 import json
 import math
-import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ldlpose.errors import DataError
 from ldlpose.infra import storage
+from ldlpose.infra.files import replace_durably
 
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.json"
@@ -177,7 +178,8 @@ def resume_state(registered: dict | None, run_dir) -> dict | None:
     A worker lost after its checkpoint reached storage but before its report reached the Train
     controller leaves the controller one epoch behind what storage holds; without this the run
     would train that epoch again. A later folder that does not load (its upload cut off when the
-    node died) is passed over.
+    node died, or a truncated file) is passed over for the next older one, with a line on stderr.
+    With ``registered`` None (the in-process engine) this is the newest checkpoint that loads.
     """
     done = -1 if registered is None else int(registered["epoch"])  # 0-based, as saved
     for epoch, folder, _ in sorted(_kept(run_dir) if run_dir else [], key=lambda k: -k[0]):
@@ -185,8 +187,9 @@ def resume_state(registered: dict | None, run_dir) -> dict | None:
             break
         try:
             return load_checkpoint(folder)
-        except DataError:
-            continue
+        except DataError as err:
+            print(f"ldlpose: checkpoint of epoch {epoch} does not load ({err}); resuming from an older one",
+                  file=sys.stderr, flush=True)
     return registered
 
 
@@ -254,7 +257,7 @@ def store(run_dir, name: str, write) -> Path | str:
     write(partial)
     if target.exists():  # the same epoch, trained again after a failure
         shutil.rmtree(target)
-    os.replace(partial, target)
+    replace_durably(partial, target)  # flushed first: after a crash the name holds a complete checkpoint
     return target
 
 

@@ -134,14 +134,15 @@ def _fit_ray_train(run: RunConfig, location: str, name: str, callbacks, fail_aft
 
 def fit_in_process(run: RunConfig, *, storage_path: str, name: str, publish=None,
                    fail_after_epoch: int | None = None, retry: bool = True) -> TrainOutcome:
-    """One CPU worker in this process; a failed attempt is retried from the latest checkpoint up to
-    ``train.max_failures`` times (-1: without limit), as Ray Train retries its workers."""
+    """One CPU worker in this process; a failed attempt is retried from the newest checkpoint that
+    loads up to ``train.max_failures`` times, as Ray Train retries its workers. Under -1 (no limit)
+    a failure that repeats identically :data:`SAME_FAILURE_CAP` times is final (:func:`_give_up`)."""
     from ldlpose.train.loop import NonFiniteLossError, train_loop
     from ldlpose.train.session import LocalSession
 
     run_dir = storage.join(storage_path, name)
     config = loop_config(run, fail_after_epoch, run_dir)
-    failures = 0
+    failures: list[tuple] = []
     while True:
         session = LocalSession(run_dir, run.train.select_metric, publish, cpus=run.resources.cpus_per_worker)
         try:
@@ -150,16 +151,41 @@ def fit_in_process(run: RunConfig, *, storage_path: str, name: str, publish=None
         except NonFiniteLossError as err:  # training again from a checkpoint would diverge again
             raise LdlposeError(f"training run {name!r} failed: worker 0: {type(err).__name__}: {err}") from err
         except Exception as err:
-            failures += 1
             if not retry:
                 raise
-            if 0 <= run.train.max_failures < failures:
-                raise LdlposeError(f"training run {name!r} failed: worker 0: {type(err).__name__}: "
+            failures.append(_failure(err, run_dir))
+            reason = _give_up(failures, run.train.max_failures)
+            if reason is not None:
+                raise LdlposeError(f"training run {name!r} failed{reason}: worker 0: {type(err).__name__}: "
                                    f"{_last_line(str(err))}") from err
     latest = latest_checkpoint(run_dir)
     metrics = session.last_metrics or (load_checkpoint(latest)["metrics"] if latest else {})
     return TrainOutcome(metrics=dict(metrics), checkpoint_path=str(latest) if latest else None, run_path=run_dir,
                         selected=select_checkpoint(run_dir, run.train.select_metric))
+
+
+# Under train.max_failures: -1, the same failure (same error, same message, no new checkpoint since
+# the last one) this many times in a row is final. A transient cause (a lost node, a full disk that
+# was cleared, a flaky mount) rarely strikes three times at the same epoch with the same words; a
+# deterministic one (a bug, a corrupt file the loop reads) always does, and would otherwise repeat
+# forever, each time costing the epochs since the last checkpoint.
+SAME_FAILURE_CAP = 3
+
+
+def _failure(err: BaseException, run_dir: str) -> tuple:
+    """What makes two failures the same: the error, its message and the checkpoint training had reached."""
+    latest = latest_checkpoint(run_dir)
+    return type(err).__name__, _last_line(str(err)), None if latest is None else storage.name(str(latest))
+
+
+def _give_up(failures: list[tuple], max_failures: int) -> str | None:
+    """After ``failures`` (oldest first): None to try again, else the words saying why not."""
+    if 0 <= max_failures < len(failures):
+        return ""
+    if max_failures < 0 and len(failures) >= SAME_FAILURE_CAP and len(set(failures[-SAME_FAILURE_CAP:])) == 1:
+        return (f" {SAME_FAILURE_CAP} times in a row with the same error at the same checkpoint "
+                "(train.max_failures: -1 retries any other failure without limit)")
+    return None
 
 
 def _root_cause(err: BaseException) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ldlpose.train.checkpoints import latest_checkpoint, load_checkpoint, prune, resume_state, stop_requested, store
+from ldlpose.train.checkpoints import load_checkpoint, prune, resume_state, stop_requested, store
 
 Writer = Callable[[Path], None]  # writes one checkpoint into the folder it is given
 
@@ -77,8 +77,9 @@ class LocalSession:
         self.last_metrics: dict = {}
 
     def restore(self) -> dict | None:
-        latest = latest_checkpoint(self.run_dir)
-        return None if latest is None else load_checkpoint(latest)
+        """The newest checkpoint that loads in full, as Ray Train's path finds it: one cut off by a
+        crash (its folder renamed into place but its file damaged since) is passed over."""
+        return resume_state(None, self.run_dir)
 
     def report(self, metrics: dict, write: Writer | None, name: str) -> None:
         if write is not None:
