@@ -13,6 +13,7 @@ import sys
 
 from ldlpose import __version__
 from ldlpose.errors import LdlposeError
+from ldlpose.infra.ray_cluster import debug_logs
 
 # Only subcommands that work are listed; later features add a line here and a module.
 COMMANDS: dict[str, str] = {
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    if debug_logs() and hasattr(args, "verbose"):
+        args.verbose = True  # LDLPOSE_LOG=debug: Ray's, Tune's and MLflow's own output, as --verbose
     try:
         return int(args._run(args) or 0)
     except LdlposeError as err:

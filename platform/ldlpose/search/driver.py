@@ -253,7 +253,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     # threads importing one package at once can see it half initialised.
     warming = threading.Thread(target=warm_up, name="ldlpose-warm-up", daemon=True)
     warming.start()
-    ensure_ray(address, log_to_driver=verbose)
+    ensure_ray(address, log_to_driver=verbose, quiet=not verbose)
     warming.join()
     views = [] if verbose else [console_view(space, space.name, space.num_trials)]
     outcome = run_search(space, storage=storage, resume=resume, callbacks=[callback, *views], verbose=verbose)
