@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "leaderboard": "ldlpose.commands.leaderboard",
     "export": "ldlpose.commands.export",
     "submit": "ldlpose.commands.submit",
+    "ui": "ldlpose.commands.ui",
 }
 
 
