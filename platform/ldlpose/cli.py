@@ -8,11 +8,15 @@ Each subcommand lives in ``ldlpose.commands.<name>`` and exposes ``add_arguments
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
+from collections.abc import Iterator
 
 from ldlpose import __version__
 from ldlpose.errors import LdlposeError
+from ldlpose.infra.ray_cluster import debug_logs
 
 # Only subcommands that work are listed; later features add a line here and a module.
 COMMANDS: dict[str, str] = {
@@ -25,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "leaderboard": "ldlpose.commands.leaderboard",
     "export": "ldlpose.commands.export",
     "submit": "ldlpose.commands.submit",
+    "ui": "ldlpose.commands.ui",
 }
 
 
@@ -47,14 +52,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Read by MLflow when it is imported (which resets its logger's level): its INFO lines ("Creating initial
+# MLflow database tables...") stay off the screen. Set for one command only, unless the user set it.
+_CALM_ENV = {"MLFLOW_LOGGING_LEVEL": "WARNING"}
+
+
+@contextlib.contextmanager
+def _calm(verbose: bool) -> Iterator[None]:
+    added = [] if verbose else [name for name in _CALM_ENV if name not in os.environ]
+    os.environ.update({name: _CALM_ENV[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    if debug_logs() and hasattr(args, "verbose"):
+        args.verbose = True  # LDLPOSE_LOG=debug: Ray's, Tune's and MLflow's own output, as --verbose
     try:
-        return int(args._run(args) or 0)
+        with _calm(getattr(args, "verbose", False) or debug_logs()):
+            return int(args._run(args) or 0)
     except LdlposeError as err:
         print(f"ldlpose {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,15 +1,19 @@
 """What ``ldlpose search`` shows while it runs: one compact view instead of Ray's log lines.
 
 Per trial: method, its key parameters, epoch, validation MAE at its selected epoch, state; above
-them the best trial so far, trials done/running/left, the elapsed and an estimate of the remaining
-time (an upper bound: ASHA may stop trials early). On a terminal the view is redrawn in place; in a
-log (a Ray job, a file) each change is one line. ``--verbose`` shows Ray's own output instead.
-Warnings and errors still show in either mode: a failed trial prints its reason.
+them the best trial so far, trials done/running/left, the elapsed time and an estimate of the time
+left: the trial-epochs still to run at the rate measured so far (trial-epochs per second since the
+first trial started), an upper bound when ASHA stops trials early. On a terminal the view is redrawn
+in place at every event and at least once a second (from Tune's driver loop, so nothing else writes
+meanwhile); in a log (a Ray job, a file) each change is one line, which carries the elapsed and left
+times too. ``--verbose`` (or ``LDLPOSE_LOG=debug``) shows Ray's own output instead. Warnings and
+errors still show in either mode: a failed trial prints its reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -66,7 +70,10 @@ def _clock(seconds: float) -> str:
 
 
 class ConsoleView(tune.Callback):
-    """``objective``: the Tune metric (``selected_val_mae``); ``total``: the trials the search may run."""
+    """``objective``: the Tune metric (``selected_val_mae``); ``total``: the trials the search may run.
+
+    ``concurrency`` is kept for callers; the measured rate already includes how many trials run at once.
+    """
 
     def __init__(self, name: str, objective: str, total: int, epochs: int, concurrency: int, out=None):
         super().__init__()
@@ -75,8 +82,13 @@ class ConsoleView(tune.Callback):
         self.out = out or sys.stdout
         self.started = time.time()
         self.rows: dict[str, dict] = {}
-        self.epoch_seconds: list[float] = []
+        # The rate: trial-epochs trained in this session, since the first trial started, until the last one.
+        self.first_start: float | None = None
+        self.epochs_run = 0
+        self.last_epoch_at: float | None = None
         self._drawn = 0
+        self._second = -1  # the elapsed second last drawn on a terminal
+        self._ended = False
 
     def __getstate__(self):
         return {**self.__dict__, "out": None}
@@ -90,14 +102,20 @@ class ConsoleView(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.rows.setdefault(trial.trial_id, {"params": _params(trial.config), "epoch": 0, "value": None})
         self.rows[trial.trial_id]["state"] = "running"
+        if self.first_start is None:
+            self.first_start = time.time()
         self._show(f"trial {trial.trial_id} started: {self.rows[trial.trial_id]['params']}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         row = self.rows.setdefault(trial.trial_id, {"params": _params(trial.config), "state": "running"})
-        row["epoch"] = int(result.get("epoch", 0))
+        epoch = int(result.get("epoch", 0))
+        if epoch > row.get("epoch", 0):  # one more trial-epoch (a multi-objective trial's cost report is not)
+            self.epochs_run += 1
+            self.last_epoch_at = time.time()
+            if self.first_start is None:  # a trial restored while running: Tune may not start it anew
+                self.first_start = self.started
+        row["epoch"] = epoch
         row["value"] = result.get(self.objective)
-        if "time_this_iter_s" in result:
-            self.epoch_seconds.append(float(result["time_this_iter_s"]))
         value = "-" if row["value"] is None else f"{row['value']:.2f}"
         self._show(f"trial {trial.trial_id} epoch {row['epoch']}/{self.epochs}: {self._label()} {value}")
 
@@ -117,8 +135,14 @@ class ConsoleView(tune.Callback):
         print(f"[ldlpose] trial {trial.trial_id} failed: {row['error']}", file=sys.stderr, flush=True)
         self._show(f"trial {trial.trial_id} failed (reason above)")
 
+    def on_step_end(self, iteration, trials, **info) -> None:
+        """Tune's driver loop (several times a second): redraw a terminal's view when the elapsed second
+        changed, so the clock and the estimate move between trial events."""
+        if self._tty() and not self._ended and int(time.time() - self.started) != self._second:
+            self._show(None)
+
     def on_experiment_end(self, trials, **info) -> None:
-        self._drawn = 0  # leave the last view on screen
+        self._drawn, self._ended = 0, True  # leave the last view on screen
 
     # --- the view ------------------------------------------------------------------------------
 
@@ -130,14 +154,25 @@ class ConsoleView(tune.Callback):
         running = sum(1 for r in self.rows.values() if r.get("state") == "running")
         return done, running, max(0, self.total - done - running)
 
-    def remaining_s(self) -> float | None:
-        """At most this long still: the epochs not yet run, at the mean epoch time, over the concurrency."""
-        if not self.epoch_seconds:
-            return None
+    def epochs_to_go(self) -> int:
+        """Trial-epochs still to run: every epoch of the trials not started, the rest of the running ones."""
         *_, left = self.counts()
-        epochs = left * self.epochs + sum(self.epochs - r.get("epoch", 0) for r in self.rows.values()
-                                          if r.get("state") == "running")
-        return epochs * (sum(self.epoch_seconds) / len(self.epoch_seconds)) / self.concurrency
+        return left * self.epochs + sum(max(0, self.epochs - r.get("epoch", 0)) for r in self.rows.values()
+                                        if r.get("state") == "running")
+
+    def remaining_s(self, now: float | None = None) -> float | None:
+        """The trial-epochs to go at the measured rate, counted down since the last epoch ended; None
+        before the first epoch. An upper bound where ASHA stops trials early."""
+        if not self.epochs_run or self.first_start is None or self.last_epoch_at is None:
+            return None
+        rate = self.epochs_run / max(self.last_epoch_at - self.first_start, 1e-3)  # trial-epochs per second
+        now = time.time() if now is None else now
+        return max(0.0, self.epochs_to_go() / rate - (now - self.last_epoch_at))
+
+    def times(self) -> str:
+        remaining = self.remaining_s()
+        left = "?" if remaining is None else f"~{_clock(remaining)}"
+        return f"elapsed {_clock(time.time() - self.started)}, time left {left}"
 
     def best(self) -> tuple[str, dict] | None:
         scored = [(r["value"], tid) for tid, r in self.rows.items() if r.get("value") is not None]
@@ -148,12 +183,10 @@ class ConsoleView(tune.Callback):
 
     def header(self) -> str:
         done, running, left = self.counts()
-        remaining = self.remaining_s()
-        eta = "-" if remaining is None else f"<= {_clock(remaining)}"
         best = self.best()
         best_text = "-" if best is None else f"{best[1]['value']:.2f} ({best[0]}, {best[1]['params']})"
-        return (f"search {self.name}: {done} done, {running} running, {left} left | elapsed "
-                f"{_clock(time.time() - self.started)}, remaining {eta} | best {self._label()} {best_text}")
+        return (f"search {self.name}: {done} done, {running} running, {left} left | {self.times()} | "
+                f"best {self._label()} {best_text}")
 
     def lines(self) -> list[str]:
         lines = [self.header()]
@@ -174,15 +207,29 @@ class ConsoleView(tune.Callback):
     def _show(self, event: str | None) -> None:
         if self._tty():
             self._clear()
-            lines = self.lines()
+            # A line wider than the terminal wraps, and moving up by lines would then miss its rest.
+            width = _width(self.out)
+            lines = [line[:width] for line in self.lines()]
             self.out.write("\n".join(lines) + "\n")
             self._drawn = len(lines)
+            self._second = int(time.time() - self.started)
         elif event is not None:
             done, running, left = self.counts()
             best = self.best()
             best_text = "" if best is None else f"; best {best[1]['value']:.2f} ({best[0]})"
-            self.out.write(f"[ldlpose] {event}  [{done} done, {running} running, {left} left{best_text}]\n")
+            self.out.write(f"[ldlpose] {event}  [{done} done, {running} running, {left} left{best_text}; "
+                           f"{self.times()}]\n")
         self.out.flush()
+
+
+def _width(out) -> int:
+    """The terminal's columns less one (no line reaches the last column), 200 where it is not known
+    (a pseudo-terminal that was never given a size says 0)."""
+    try:
+        columns = os.get_terminal_size(out.fileno()).columns
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        columns = 0
+    return max(20, columns - 1) if columns > 0 else 200
 
 
 def _params(config: dict) -> str:

@@ -254,7 +254,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     # threads importing one package at once can see it half initialised.
     warming = threading.Thread(target=warm_up, name="ldlpose-warm-up", daemon=True)
     warming.start()
-    ensure_ray(address, log_to_driver=verbose)
+    ensure_ray(address, log_to_driver=verbose, quiet=not verbose)
     warming.join()
     views = [] if verbose else [console_view(space, space.name, space.num_trials)]
     outcome = run_search(space, storage=storage, resume=resume, callbacks=[callback, *views], verbose=verbose)
@@ -318,7 +318,7 @@ def _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) -> d
 
 
 def _print_champions(champions: dict, uri: str, experiment_id: str | None = None) -> None:
-    from ldlpose.tracking import experiment_page
+    from ldlpose.tracking import experiment_page, resolve_tracking_uri
 
     for benchmark, info in sorted(champions.items()):
         alias = info["alias"]  # "champion" under rule validation; each other rule has its own
@@ -335,8 +335,9 @@ def _print_champions(champions: dict, uri: str, experiment_id: str | None = None
     if uri.startswith(("http://", "https://")):
         print(f"MLflow:  {uri}\n  the search's runs: {page}")
     else:
-        print(f"MLflow:  {uri}\n  open the UI with: mlflow ui --backend-store-uri {uri}\n"
-              f"  then the search's runs: {page}")
+        # ldlpose ui picks a free port and prints this search's page there (the latest search).
+        flag = "" if uri == resolve_tracking_uri(None) else f" --tracking-uri {uri}"
+        print(f"MLflow:  {uri}\n  open it in MLflow's UI with: ldlpose ui{flag}")
     if champions:
         first = champions[sorted(champions)[0]]
         print(f"  predict with:     ldlpose predict --model models:/{first['model']}@{first['alias']} IMAGE...")
