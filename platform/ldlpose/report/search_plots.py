@@ -48,6 +48,9 @@ def _best_vs_epochs(points: Sequence[Mapping], objective: str, title: str):
     ax.scatter(xs, ys, s=18, color="0.55", label="a trial, when it finished")
     if trail_x:
         ax.step([*trail_x, spent], [*trail_y, trail_y[-1]], where="post", color="C3", lw=2, label="best so far")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     ax.set_xlabel("trial-epochs spent")
     ax.set_ylabel(f"{objective} (deg, validation)")
     ax.set_title(title, fontsize=10)
