@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "predict": "ldlpose.commands.predict",
     "evaluate": "ldlpose.commands.evaluate",
     "leaderboard": "ldlpose.commands.leaderboard",
+    "report": "ldlpose.commands.report",
     "export": "ldlpose.commands.export",
     "submit": "ldlpose.commands.submit",
     "ui": "ldlpose.commands.ui",

@@ -141,14 +141,16 @@ def search_figures(study) -> dict:
     import optuna
     from optuna.visualization import matplotlib as optuna_mpl
 
-    pyplot()
+    plt = pyplot()
     finished = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     figures: dict[str, Any] = {}
     if len(finished) < 2:
         return figures
     for name, plot in (("param_importances.png", optuna_mpl.plot_param_importances),
                        ("parallel_coordinate.png", optuna_mpl.plot_parallel_coordinate)):
-        with warnings.catch_warnings():
+        # rc_context: Optuna's plots switch the whole process to ggplot's style, which every figure
+        # drawn after them (a confirmation run's, the search's summary) would inherit.
+        with warnings.catch_warnings(), plt.rc_context():
             warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
             try:
                 ax = plot(study)

@@ -24,7 +24,7 @@ from ldlpose.errors import LdlposeError
 from ldlpose.infra import storage, trace
 from ldlpose.search.confirm import point_of
 from ldlpose.search.space import SearchSpace
-from ldlpose.search.trials import TrialSummary, finalise, trial_error
+from ldlpose.search.trials import TrialSummary, finalise, run_name, trial_error
 from ldlpose.train.checkpoints import request_stop
 
 if TYPE_CHECKING:
@@ -111,10 +111,13 @@ class TrackingCallback(tune.Callback):
             params = {key: str(value) for key, value in summary.assignment.items()}
         tags = {**tags, "ldlpose.assignment": _json(summary.assignment)}
         role = "confirmation" if summary.confirms else "trial"
+        number = next((i + 1 for i, t in enumerate(trials) if t is trial), len(trials))
+        name = run_name(str(params.get("method.name", summary.assignment.get("method", ""))), summary.assignment,
+                        number, summary.confirms)
 
         def start():
             with trace.phase("start.mlflow", trial.trial_id):
-                self.tracker.trial_started(trial.trial_id, params, tags, role)
+                self.tracker.trial_started(trial.trial_id, params, tags, role, name)
 
         self.in_background(f"trial {trial.trial_id} start", start)
 

@@ -15,7 +15,7 @@ from ldlpose.infra.locations import DEFAULT_STORAGE
 from ldlpose.infra.storage import resolve as resolve_location
 from ldlpose.metrics import metric_key
 from ldlpose.report.tables import table
-from ldlpose.search import confirm, fingerprint, trials
+from ldlpose.search import confirm, fingerprint, story, trials
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace, load_search_space
 from ldlpose.search.tuning import (
@@ -275,6 +275,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
         champions = _choose(space, ranked, outcome, callback, storage, verbose, smoke_test) if ranked else {}
     except RegistrationError as err:  # the trials and their models are kept: --resume registers again
         raise registration_failed(callback, err, outcome.path) from err
+    callback.safely("search summary", story.log_story, callback.tracker)  # metrics and figures, from MLflow
     callback.safely("search end", callback.tracker.finish, "FINISHED" if ranked else "FAILED")
     _print_champions(champions, uri, callback.tracker.experiment_id)
     for problem in problems + callback.problems[len(problems):]:

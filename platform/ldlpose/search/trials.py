@@ -9,6 +9,7 @@ never reached. Nothing here lives only in memory.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,31 @@ def sampled_values(assignment: dict, *, backbone: bool = False) -> str:
 
 def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def run_name(method: str, assignment: dict, number: int, confirms: str | None = None) -> str:
+    """A trial's name in MLflow's run list: its method, its sampled values to two digits and its
+    number in the search, ``gldl sigma=2.1 lr=5.2e-3 #3``; a confirmation run adds the trial it
+    repeats. Only people read it: runs are found by their trial id tag."""
+    hidden = {"method", "grid_point"}
+    values = " ".join(f"{key.split('.')[-1]}={_two_digits(value)}" for key, value in sorted(assignment.items())
+                      if key not in hidden and not key.startswith("_"))
+    name = " ".join(part for part in (method, values, f"#{number}") if part)
+    return (name + (f" (confirms {confirms})" if confirms else ""))[:250]
+
+
+def _two_digits(value) -> str:
+    """Two significant digits, in scientific notation outside [0.01, 1000): 2.1, 0.05, 5.2e-3."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value)))
+    if -2 <= exponent < 3:
+        text = f"{value:.{max(0, 1 - exponent)}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mantissa, power = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(power)}"
 
 
 def select(trial: TrialSummary, space: SearchSpace) -> Selected | None:

@@ -15,7 +15,7 @@ writes, a few batched calls per event (``log_batch``), never the Ray workers. Ca
 
     tracker = SearchTracker(uri, search_name)
     tracker.start(space_yaml_text, resolved_space, sampler, seed, manifests)    # -> parent run id
-    tracker.trial_started(trial_id, params, tags, role)                         # -> child run id
+    tracker.trial_started(trial_id, params, tags, role, name)                   # -> child run id
     tracker.trial_result(trial_id, metrics, step)                               # once per epoch
     tracker.log_trial_model(trial_id, checkpoint_dir)                           # -> "models:/m-..."
     tracker.log_trial_artifacts(trial_id, checkpoint_dir, eval_data)            # plots
@@ -23,6 +23,7 @@ writes, a few batched calls per event (``log_batch``), never the Ray workers. Ca
     tracker.trial_finished(trial_id, status, final_metrics, failure_reason, node, device)
     tracker.trial_record(trial_id)                                              # what MLflow holds
     tracker.log_search_plots(study)                                             # optuna plots
+    tracker.log_search_summary(metrics, figures, tags)                          # search.story
     tracker.finish("FINISHED")
     register_champions(uri, search_name, best, benchmarks, rule=...)            # registry + aliases
 

@@ -192,6 +192,17 @@ class SearchTracker:
                 self.client.log_artifacts(self.parent_run_id, tmp, "plots")
         return [f"plots/{name}" for name in written]
 
+    def log_search_summary(self, metrics: Mapping[str, float], figures: Mapping, tags: Mapping[str, str]) -> None:
+        """The search's summary on its parent run: ``metrics`` (logged again by a resumed search, the
+        latest value wins), ``tags`` and ``figures`` (file name -> matplotlib figure) under ``plots/``."""
+        from ldlpose.report import figures as plots
+
+        _, parent_run_id = self._require_started()
+        _log_batch(self.client, parent_run_id, metrics=_numbers(metrics), tags=dict(tags))
+        with tempfile.TemporaryDirectory() as tmp:
+            if plots.save_figures(dict(figures), Path(tmp)):
+                self.client.log_artifacts(parent_run_id, tmp, "plots")
+
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         """End the parent run; ``error`` (why it failed) goes to tag :data:`TAG_ERROR`, and an
         earlier attempt's error is removed when this one finishes."""
@@ -212,11 +223,13 @@ class SearchTracker:
     # -- trials ---------------------------------------------------------------------------------
 
     def trial_started(self, trial_id: str, params: Mapping, tags: Mapping[str, str] | None = None,
-                      role: str = "trial") -> str:
+                      role: str = "trial", name: str | None = None) -> str:
         """The trial's child run, created unless an earlier attempt made one; its id.
 
         ``role`` is ``trial`` for a search's trials and ``confirmation`` for the reruns of a top
         configuration with new seeds; ``tags`` are added to the run (e.g. which trial it confirms).
+        ``name``: the run's name in MLflow's run list (default: the trial id). Runs are found again
+        by their ``ldlpose.trial_id`` tag, never by name.
         """
         self._require_started()
         if not isinstance(trial_id, str) or not 0 < len(trial_id) <= 250:
@@ -224,13 +237,13 @@ class SearchTracker:
         params = {_mlflow_key(k): _param_value(v) for k, v in flatten(params).items()}
         run_id = self._trial_runs.get(trial_id) or self._trial_run_in_store(trial_id)
         if run_id is None:
-            run = self.client.create_run(self.experiment_id, run_name=trial_id, tags={
+            run = self.client.create_run(self.experiment_id, run_name=name or trial_id, tags={
                 TAG_PARENT: self.parent_run_id, TAG_SEARCH: self.search_name, TAG_TRIAL: trial_id,
                 TAG_ROLE: role})
             run_id = self._trial_runs[trial_id] = run.info.run_id
             old_params: dict = {}
-        else:  # a retry or a resumed search: same run, back to RUNNING
-            self.client.update_run(run_id, status="RUNNING")
+        else:  # a retry or a resumed search: same run, back to RUNNING (renamed if made before names were)
+            self.client.update_run(run_id, status="RUNNING", name=name)
             old_params = self.client.get_run(run_id).data.params
         new = {k: v for k, v in params.items() if k not in old_params}
         _log_batch(self.client, run_id, params=new, tags={"ldlpose.status": "RUNNING", **(tags or {})})
