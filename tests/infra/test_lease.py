@@ -51,7 +51,8 @@ def test_a_second_driver_is_refused_naming_the_holder_and_takes_the_lease_once_i
             Lease(folder, "search 'search' in results").acquire()
         message = str(refused.value)
         assert f"host {socket.gethostname()}, pid {first.record['pid']}, since " in message
-        assert "search 'search' in results is being run by another driver" in message and "nothing was changed" in message
+        assert "search 'search' in results is being run by another driver" in message
+        assert "nothing was changed" in message
         # The heartbeat renews the lease while the driver runs.
         beat = first.record["started"]
         _wait_until(lambda: json.loads(storage.read_bytes(first.file(1)))["heartbeat"] > beat + 0.3)
@@ -81,7 +82,8 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
     import subprocess
     import sys
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     folder = str(tmp_path / "search")
     _foreign(folder, 3, host=socket.gethostname(), pid=int(gone.stdout), age_s=0.0)  # fresh heartbeat, pid gone
     with Lease(folder, "search") as taker:

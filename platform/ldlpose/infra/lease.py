@@ -68,7 +68,7 @@ class Lease:
                  on_lost=None):
         self.folder, self.what = folder, what
         self.period_s, self.stale_after = period_s, stale_after
-        self.record = {"holder": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(),
+        self.record: dict = {"holder": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(),
                        "started": _now(), "heartbeat": _now(), "period_s": period_s, "released": False}
         self.generation: int | None = None
         self.taken_over: dict | None = None  # the stale lease this one replaced, if any
