@@ -19,7 +19,7 @@ from ldlpose.tracking.journal import FILE, Journal
 from ldlpose.tracking.outbox import Outbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
-from test_storage import s3_server  # noqa: E402, F401  (the S3-compatible server fixture)
+from test_storage import s3_server  # noqa: F401  (the S3-compatible server fixture)
 
 
 def _outbox(journal: Journal, problems: list) -> Outbox:

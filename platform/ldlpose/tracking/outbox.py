@@ -13,6 +13,11 @@ default covers hours of outage); beyond that new writes are dropped, and named i
 end. :meth:`Outbox.drain` waits until everything is written; if the server is still unreachable
 ``grace_s`` seconds into the drain, it gives up and names every write that never reached MLflow.
 
+Writes given with a ``record`` (a trial's start, each epoch's metrics: the ones nothing else
+rebuilds) are also journaled in the search's storage until MLflow has them
+(:mod:`ldlpose.tracking.journal`), so a driver killed during an outage loses none of them: the
+resumed driver replays them.
+
 MLflow's own client retries a failed request 7 times with doubling backoff (about four minutes)
 and waits 120 s for a response, which would hide an outage from this queue for minutes and keep
 the warning from being timely; :func:`quick_failing_http` shortens both for this process unless
