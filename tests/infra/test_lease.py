@@ -129,3 +129,12 @@ def test_create_exclusive_creates_once(tmp_path, s3_server):  # noqa: F811
         assert storage.create_exclusive(location, b"first")
         assert not storage.create_exclusive(location, b"second")
         assert storage.read_bytes(location) == b"first"
+
+
+def test_ctrl_c_releases_the_lease(tmp_path):
+    folder = str(tmp_path / "search")
+    with pytest.raises(KeyboardInterrupt), Lease(folder, "search") as lease:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the driver's main thread
+    assert json.loads(storage.read_bytes(lease.file(1)))["released"] is True
+    with Lease(folder, "search") as after:  # the next driver starts at once
+        assert after.generation == 2
