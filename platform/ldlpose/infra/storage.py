@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from ldlpose.infra.locations import is_uri  # the one rule for what is a URI
@@ -118,6 +119,93 @@ def delete(location) -> None:
         fs.delete_dir(path)
     elif kind == pyarrow.fs.FileType.File:
         fs.delete_file(path)
+
+
+def create_exclusive(location, data: bytes) -> bool:
+    """Create ``location`` holding ``data`` unless something is there already; whether this call made it.
+
+    Atomic where two writers race: exactly one of them gets True, and a reader never sees the file
+    half written. On a local or shared disk the data is written to a private file first and
+    hard-linked into place (``link`` fails when the name exists, as ``O_EXCL`` does, and the name
+    appears with its content complete; NFS v3 and later honour it). On S3 and S3-compatible servers a
+    conditional PUT (``If-None-Match: *``, which S3 honours since 2024, as do MinIO and moto) through
+    boto3, which reads the same ``AWS_*`` settings as pyarrow. Other schemes (``gs://``) have no
+    conditional create through pyarrow: there a check before the write leaves a window of one
+    request's length (stated in docs/cluster.md).
+    """
+    if not is_uri(location):
+        return _create_local(Path(resolve(location)), data)
+    scheme = str(location).split("://", 1)[0].lower()
+    if scheme == "s3":
+        return _create_s3(str(location), data)
+    if scheme == "file":
+        return _create_local(Path(str(location)[len("file://"):]), data)
+    if exists(location):
+        return False
+    write_bytes(location, data)
+    return True
+
+
+def _create_local(path: Path, data: bytes) -> bool:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        _write_synced(partial, data)
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            return False
+        _sync_folder(path.parent)
+        return True
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _create_s3(uri: str, data: bytes) -> bool:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    bucket, _, key = uri[len("s3://"):].split("?", 1)[0].partition("/")
+    client = boto3.client("s3")  # endpoint, region and keys from AWS_* as pyarrow reads them
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+    except ClientError as err:
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 412 or err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            return False
+        raise
+    return True
+
+
+def replace_bytes(location, data: bytes) -> None:
+    """Write ``location`` whole, replacing what was there: a reader sees the old content or the new,
+    never a part (a local file is written beside and renamed over it; an object PUT is atomic)."""
+    if is_uri(location):
+        write_bytes(location, data)
+        return
+    path = Path(resolve(location))
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        _write_synced(partial, data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new name in ``folder`` durable (the file's own fsync does not cover its directory entry)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def cache_dir() -> Path:

@@ -15,6 +15,8 @@ state (search.trials).
 
 from __future__ import annotations
 
+import json
+import numbers
 import time
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,7 @@ from ldlpose.errors import LdlposeError
 from ldlpose.infra import storage, trace
 from ldlpose.search.confirm import point_of
 from ldlpose.search.space import SearchSpace
-from ldlpose.search.trials import TrialSummary, finalise, run_name, trial_error
+from ldlpose.search.trials import TAG_DRIVER, TAG_STORAGE, TrialSummary, finalise, run_name, trial_error
 from ldlpose.train.checkpoints import request_stop
 
 if TYPE_CHECKING:
@@ -46,10 +48,12 @@ class TrackingCallback(tune.Callback):
     """``points``: for a confirmation search, its points; each trial carries its own as ``config["_point"]``."""
 
     def __init__(self, uri: str, space: SearchSpace, start_info: dict, storage: str, prefix: str,
-                 points: list[dict] | None = None, eval_samples: dict | None = None, tracker=None):
+                 points: list[dict] | None = None, eval_samples: dict | None = None, tracker=None,
+                 driver: str | None = None):
         super().__init__()
         self.uri, self.space, self.start_info = uri, space, start_info
         self.storage, self.prefix, self.points, self.eval_samples = storage, prefix, points, eval_samples
+        self.driver = driver  # the lease holder id of this driver (ldlpose.infra.lease)
         self._tracker = tracker  # a started SearchTracker to share (the confirmation's), else made on first use
         self.problems: list[str] = []
         self._outbox: Outbox | None = None
@@ -57,13 +61,40 @@ class TrackingCallback(tune.Callback):
     def __getstate__(self):  # Tune stores its callbacks with the experiment state
         return {**self.__dict__, "_tracker": None, "_outbox": None}
 
-    def in_background(self, what: str, fn, detail: str = "") -> None:
-        """Run ``fn`` on the writing thread, after every write queued before it (see the outbox)."""
+    def in_background(self, what: str, fn, detail: str = "", record: dict | None = None) -> None:
+        """Run ``fn`` on the writing thread, after every write queued before it (see the outbox);
+        ``record``: the same write as data, journaled in the storage until MLflow has it."""
+        self._writer().put(what, fn, detail, record)
+
+    def _writer(self) -> Outbox:
         if self._outbox is None:
+            from ldlpose.tracking.journal import FOLDER, Journal
             from ldlpose.tracking.outbox import Outbox
 
-            self._outbox = Outbox(self.uri, self.problems)
-        self._outbox.put(what, fn, detail)
+            self._outbox = Outbox(self.uri, self.problems,
+                                  journal=Journal(storage.join(self.storage, self.prefix, FOLDER)))
+        return self._outbox
+
+    def replay(self) -> int:
+        """Queue the journaled writes an earlier driver of this search never delivered (it was killed
+        during an MLflow outage), before anything new; how many."""
+        journal = self._writer().journal
+        assert journal is not None  # _writer gives every outbox one
+        records = journal.undelivered()
+        for record in records:
+            self.in_background(f"trial {record['trial']} {record['kind']} (journaled)",
+                               lambda r=record: self._apply(r), _detail(record), record)
+        return len(records)
+
+    def _apply(self, record: dict) -> None:
+        """Write one journaled write (a trial's start or one epoch's metrics) to MLflow."""
+        if record["kind"] == "start":
+            with trace.phase("start.mlflow", record["trial"]):
+                self.tracker.trial_started(record["trial"], record["params"], record["tags"], record["role"],
+                                           record.get("name"))
+        else:
+            self.tracker.trial_result(record["trial"], record["metrics"], record["step"],
+                                      timestamp_ms=record["timestamp_ms"])
 
     def drain(self) -> None:
         """Wait until every queued write is done (or, with the server still down, given up on)."""
@@ -109,23 +140,30 @@ class TrackingCallback(tune.Callback):
             params = run_params(self.space, summary.assignment)
         except LdlposeError:  # an invalid combination: the trial fails when it starts and says why
             params = {key: str(value) for key, value in summary.assignment.items()}
-        tags = {**tags, "ldlpose.assignment": _json(summary.assignment)}
+        tags = {**tags, "ldlpose.assignment": _json(summary.assignment), **self.owner_tags()}
         role = "confirmation" if summary.confirms else "trial"
         number = next((i + 1 for i, t in enumerate(trials) if t is trial), len(trials))
         name = run_name(str(params.get("method.name", summary.assignment.get("method", ""))), summary.assignment,
                         number, summary.confirms)
+        record = _jsonable({"kind": "start", "trial": trial.trial_id, "params": params, "tags": tags, "role": role,
+                            "name": name})
+        self.in_background(f"trial {trial.trial_id} start", lambda: self._apply(record), "", record)
 
-        def start():
-            with trace.phase("start.mlflow", trial.trial_id):
-                self.tracker.trial_started(trial.trial_id, params, tags, role, name)
+    def owner_tags(self) -> dict[str, str]:
+        """Which storage and driver a trial's run belongs to: orphan closing touches only its own."""
+        from ldlpose.tracking import redact
 
-        self.in_background(f"trial {trial.trial_id} start", start)
+        tags = {TAG_STORAGE: redact(storage.join(self.storage, self.space.name))}
+        return {**tags, TAG_DRIVER: self.driver} if self.driver else tags
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         step = int(result.get("epoch", result.get("training_iteration", 0)))
-        result, stamp = dict(result), int(time.time() * 1000)  # the time it was reported, kept across retries
-        self.in_background(f"trial {trial.trial_id} result", lambda: self.tracker.trial_result(
-            trial.trial_id, result, step, timestamp_ms=stamp), f"epoch {step}")
+        # The time it was reported, kept across retries and replays: MLflow stores a metric once per
+        # (key, step, timestamp, value), so a replayed epoch is not a second one.
+        record = {"kind": "result", "trial": trial.trial_id, "step": step, "timestamp_ms": int(time.time() * 1000),
+                  "metrics": {k: float(v) for k, v in result.items()
+                              if isinstance(v, numbers.Real) and not isinstance(v, bool)}}
+        self.in_background(f"trial {trial.trial_id} result", lambda: self._apply(record), f"epoch {step}", record)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         # First, before anything slow: a trial Tune stopped must not train on (see STOP_FILE).
@@ -146,6 +184,13 @@ class TrackingCallback(tune.Callback):
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _jsonable(record: dict) -> dict:
+    """``record`` as it reads back from the journal, so that a replay writes what the live write did."""
+    return json.loads(json.dumps(record, default=str))
+
+
+def _detail(record: dict) -> str:
+    return f"epoch {record['step']}" if record["kind"] == "result" else ""

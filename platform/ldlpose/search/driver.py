@@ -106,14 +106,15 @@ def _eval_samples(space: SearchSpace, count: int = 32) -> dict:
     return data
 
 
-def tracking_callback(space: SearchSpace, yaml_text: str, uri: str, storage: str) -> TrackingCallback:
+def tracking_callback(space: SearchSpace, yaml_text: str, uri: str, storage: str,
+                      driver: str | None = None) -> TrackingCallback:
     from ldlpose.config.schema import to_dict
 
     search = space.search
     start = {"space_yaml_text": yaml_text, "resolved_space": {"base": space.base, "search": to_dict(search)},
              "sampler": search.sampler.name, "seed": search.sampler.seed, "manifests": _manifests(space)}
     return TrackingCallback(uri, space, start, resolve_location(storage), space.name,
-                            eval_samples=_eval_samples(space))
+                            eval_samples=_eval_samples(space), driver=driver)
 
 
 def finalise_all(callback: TrackingCallback, outcome: SearchOutcome, space: SearchSpace) -> list[dict]:
@@ -142,7 +143,8 @@ def finalise_all(callback: TrackingCallback, outcome: SearchOutcome, space: Sear
 def close_orphans(callback: TrackingCallback, outcome: SearchOutcome, role: str = "trial") -> list[str]:
     """Close the runs of ``role`` whose trials Tune does not know (a killed driver's; search.trials)."""
     known = {t.trial_id for t in outcome.trials}
-    closed = callback.safely("orphaned runs", trials.close_orphans, callback.tracker, known, role) or []
+    closed = callback.safely("orphaned runs", trials.close_orphans, callback.tracker, known, role,
+                             callback.owner_tags()) or []
     if closed:
         print(f"closed {len(closed)} MLflow run(s) as KILLED whose trials a killed driver had started after "
               f"Tune last saved its state: {', '.join(closed)}")
@@ -184,7 +186,8 @@ def _confirm(space: SearchSpace, ranked: list[dict], outcome: SearchOutcome, sea
     by_id = {t.trial_id: t for t in outcome.trials}
     points = confirm.points(space, [by_id[c["trial_id"]] for c in ranked])
     callback = TrackingCallback(search.uri, space, search.start_info, search.storage, space.name + CONFIRM_SUFFIX,
-                                points, search.eval_samples, search.tracker)
+                                points, search.eval_samples, search.tracker, search.driver)
+    callback.replay()
     views = [] if verbose else [console_view(space, space.name + CONFIRM_SUFFIX, len(points))]
     confirmed = run_confirmation(space, points, storage=storage, callbacks=[callback, *views], verbose=verbose)
     reruns = finalise_all(callback, confirmed, space)
@@ -229,26 +232,46 @@ def check_splits(space: SearchSpace) -> None:
 
 
 def _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose) -> int:
-    from ldlpose.data.ensure import ensure_training_data
-    from ldlpose.infra.ray_cluster import ensure_ray
-    from ldlpose.tracking import resolve_tracking_uri
-    from ldlpose.tracking.models import warm_up
-    from ldlpose.tracking.registry import RegistrationError
-
     space = load_search_space(path, list(overrides))
     # Trials run in their own working directories: relative data paths must not depend on that.
     root = resolve_location(space.base_run.data.root)  # a URI (s3://...) stays one
     space = dataclasses.replace(space, base={**space.base, "data": {**space.base.get("data", {}), "root": root}})
     if smoke_test:
         space = smoke_test_space(space)
-        if clear_smoke_test(space, storage):
-            print(f"smoke test {space.name}: the previous smoke test's results are replaced")
+    with search_lease(space, storage) as lease:  # before anything is read or written: one driver per search
+        return _search_held(space, path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose,
+                            lease.holder)
+
+
+def search_lease(space: SearchSpace, storage: str):
+    """The search's lease (ldlpose.infra.lease): a second driver of it stops here, naming the first."""
+    from ldlpose.infra.lease import Lease
+    from ldlpose.infra.storage import join
+    from ldlpose.tracking import redact
+
+    location = resolve_location(storage)
+    return Lease(join(location, space.name), f"search {space.name!r} in {redact(location)}")
+
+
+def _search_held(space, path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose,
+                 driver) -> int:
+    from ldlpose.data.ensure import ensure_training_data
+    from ldlpose.infra.ray_cluster import ensure_ray
+    from ldlpose.tracking import resolve_tracking_uri
+    from ldlpose.tracking.models import warm_up
+    from ldlpose.tracking.registry import RegistrationError
+
+    if smoke_test and clear_smoke_test(space, storage):
+        print(f"smoke test {space.name}: the previous smoke test's results are replaced")
     ensure_training_data(space.base_run)
     check_splits(space)
     check_identity(space, storage, resume, path, overrides)
     uri = resolve_tracking_uri(tracking_uri)
     yaml_text = Path(path).read_text()
-    callback = tracking_callback(space, yaml_text, uri, storage)
+    callback = tracking_callback(space, yaml_text, uri, storage, driver)
+    replayed = callback.replay()  # what a killed driver never wrote to MLflow goes first
+    if replayed:
+        print(f"search {space.name}: {replayed} MLflow write(s) an earlier driver left undelivered are written first")
     # Seconds of imports that the first finished trial would otherwise pay, done while Ray starts
     # (which imports only Ray's own modules). Joined before the search imports torch itself: two
     # threads importing one package at once can see it half initialised.

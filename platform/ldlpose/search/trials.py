@@ -158,15 +158,22 @@ def candidate(tracker, trial: TrialSummary, space: SearchSpace) -> dict | None:
 # Why a run is closed as KILLED by close_orphans (its ldlpose.failure_reason tag).
 ORPHAN_REASON = ("orphaned: its trial was started by a search driver that was killed before Tune saved its "
                  "state, so the resumed search never knew the trial; it was never finished and has no model")
+TAG_STORAGE = "ldlpose.storage"  # on a trial's run: the search's folder (password redacted) it trains in
+TAG_DRIVER = "ldlpose.driver"  # on a trial's run: the lease holder id of the driver that started it
 
 
-def close_orphans(tracker, known: set[str], role: str) -> list[str]:
+def close_orphans(tracker, known: set[str], role: str, owner: dict[str, str] | None = None) -> list[str]:
     """Close as KILLED the search's runs of ``role`` still RUNNING whose trial is not in ``known``.
 
     After a driver is killed outright and the search resumed, Tune knows only the trials of its last
     saved state: a trial started after it is gone with the driver (its workers die with their owner),
     while its MLflow run would say RUNNING for ever. Called once Tune has returned and every known
     trial is finalised, so a RUNNING run left over is such an orphan. The trial ids of those closed.
+
+    ``owner``: this driver's :data:`TAG_STORAGE` and :data:`TAG_DRIVER`. A same-named search in
+    another storage shares the MLflow experiment and parent run; its runs (another storage tag) are
+    live, not orphans, and are left alone, as are this driver's own. Runs from before these tags
+    carry neither and are judged as before.
     """
     closed = []
     for trial_id in tracker.trial_ids():
@@ -175,9 +182,18 @@ def close_orphans(tracker, known: set[str], role: str) -> list[str]:
         record = tracker.trial_record(trial_id)
         if record is None or record["status"] != "RUNNING" or record["tags"].get(TAG_ROLE) != role:
             continue
+        if owner and not _orphan_of(record["tags"], owner):
+            continue
         tracker.trial_finished(trial_id, "KILLED", {}, ORPHAN_REASON)
         closed.append(trial_id)
     return closed
+
+
+def _orphan_of(tags: dict, owner: dict[str, str]) -> bool:
+    """Whether a run with ``tags`` was started in ``owner``'s storage by an earlier driver of it."""
+    if tags.get(TAG_STORAGE, owner[TAG_STORAGE]) != owner[TAG_STORAGE]:
+        return False
+    return not (owner.get(TAG_DRIVER) and tags.get(TAG_DRIVER) == owner[TAG_DRIVER])
 
 
 def _numeric(result: dict) -> dict:

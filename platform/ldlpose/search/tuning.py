@@ -78,16 +78,19 @@ def smoke_test_space(space: SearchSpace) -> SearchSpace:
 def clear_smoke_test(space: SearchSpace, storage: str) -> bool:
     """Remove what an earlier run of this smoke test left in ``storage``: a smoke test starts afresh
     (``ldlpose submit`` always resumes). Only the smoke test's own folders go. Whether any existed."""
-    from ldlpose.infra.storage import delete, exists, listing
+    from ldlpose.infra.lease import PREFIX as LEASE
+    from ldlpose.infra.storage import delete, listing
 
     assert space.name.endswith(SMOKE_SUFFIX), space.name
     storage = resolve_storage(storage)
     state = storage_join(storage, space.name)
-    if not exists(state):
+    # All but the lease, which the driver clearing it holds (ldlpose.infra.lease).
+    kept = [storage_join(state, item.base_name) for item in listing(state) if not item.base_name.startswith(LEASE)]
+    if not kept:
         return False
     runs = [storage_join(storage, item.base_name) for item in listing(storage)
             if _is_trial_folder(item.base_name, space.name)]
-    for location in [state, *runs]:
+    for location in [*kept, *runs]:
         delete(location)
     return True
 

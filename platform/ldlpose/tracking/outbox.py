@@ -13,6 +13,11 @@ default covers hours of outage); beyond that new writes are dropped, and named i
 end. :meth:`Outbox.drain` waits until everything is written; if the server is still unreachable
 ``grace_s`` seconds into the drain, it gives up and names every write that never reached MLflow.
 
+Writes given with a ``record`` (a trial's start, each epoch's metrics: the ones nothing else
+rebuilds) are also journaled in the search's storage until MLflow has them
+(:mod:`ldlpose.tracking.journal`), so a driver killed during an outage loses none of them: the
+resumed driver replays them.
+
 MLflow's own client retries a failed request 7 times with doubling backoff (about four minutes)
 and waits 120 s for a response, which would hide an outage from this queue for minutes and keep
 the warning from being timely; :func:`quick_failing_http` shortens both for this process unless
@@ -31,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ldlpose.tracking._common import TrackingError, _short
+from ldlpose.tracking.journal import Journal
 
 CAPACITY = 10_000
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 15.0
@@ -89,6 +95,7 @@ class _Write:
     what: str  # e.g. "trial 3f2a_00001 result"
     detail: str  # e.g. "epoch 3"; grouped under `what` when writes are listed
     fn: Callable[[], object]
+    seq: int | None = None  # its number in the journal, where it is journaled
 
 
 def describe(writes: list[_Write]) -> str:
@@ -110,8 +117,9 @@ class Outbox:
 
     def __init__(self, uri: str, problems: list[str], *, capacity: int = CAPACITY,
                  retry_first_s: float = RETRY_FIRST_S, retry_max_s: float = RETRY_MAX_S, grace_s: float = GRACE_S,
-                 stream=None):
+                 stream=None, journal: Journal | None = None):
         self.uri, self.problems, self.capacity = uri, problems, capacity
+        self.journal = journal  # where writes given as records outlive this process (tracking.journal)
         self.retry_first_s, self.retry_max_s, self.grace_s = retry_first_s, retry_max_s, grace_s
         self._stream = stream
         self._queue: deque[_Write] = deque()
@@ -127,19 +135,43 @@ class Outbox:
 
     # -- the caller's side ------------------------------------------------------------------------
 
-    def put(self, what: str, fn: Callable[[], object], detail: str = "") -> bool:
-        """Queue ``fn``; False (and the write is dropped, and listed at the end) when the queue is full."""
+    def put(self, what: str, fn: Callable[[], object], detail: str = "", record: dict | None = None) -> bool:
+        """Queue ``fn``; False (and the write is dropped, and listed at the end) when the queue is full.
+
+        ``record``: the write as data, journaled before it is queued (one with a ``seq`` is a replay
+        of a journaled write, not journaled again); see :mod:`ldlpose.tracking.journal`.
+        """
+        seq = self._journaled(what, record)
         with self._wake:
             if len(self._queue) >= self.capacity:
                 if not self._dropped:
                     self._say(f"the MLflow write buffer is full ({self.capacity} writes) while {self.uri} is "
                               "unreachable; newer writes are dropped and will be listed when the search ends")
-                self._dropped.append(_Write(what, detail, fn))
+                self._dropped.append(_Write(what, detail, fn, seq))
                 return False
-            self._queue.append(_Write(what, detail, fn))
+            self._queue.append(_Write(what, detail, fn, seq))
             self._start()
             self._wake.notify_all()
             return True
+
+    def _journaled(self, what: str, record: dict | None) -> int | None:
+        if record is None or self.journal is None:
+            return None
+        if "seq" in record:
+            return int(record["seq"])
+        try:
+            return int(self.journal.append(record)["seq"])
+        except Exception as err:  # the storage is down too: the write goes on in memory alone
+            self.problems.append(f"{what}: not journaled in {self.journal.folder} ({_short(err)}); "
+                                 "written if MLflow is reached before this driver ends")
+            return None
+
+    def _done(self, write: _Write) -> None:
+        if write.seq is not None and self.journal is not None:
+            try:
+                self.journal.delivered(write.seq)
+            except Exception:  # unmarked: replayed on resume, which MLflow takes as the same write
+                pass
 
     def pending(self) -> int:
         with self._wake:
@@ -155,6 +187,11 @@ class Outbox:
             while self._queue or self._busy:
                 self._wake.wait(0.5)
             self._give_up_at = None
+            if self.journal is not None:
+                try:
+                    self.journal.settle()
+                except Exception as err:
+                    self.problems.append(f"the MLflow write journal in {self.journal.folder}: {_short(err)}")
             if self._dropped:
                 self.problems.append(str(TrackingError(
                     f"the MLflow write buffer was full ({self.capacity} writes) while {self.uri} was unreachable; "
@@ -191,11 +228,12 @@ class Outbox:
             except Exception as err:
                 if not unreachable(err):  # the server answered and refused: retrying cannot help
                     self.problems.append(f"{write.what}{' ' + write.detail if write.detail else ''}: {_short(err)}")
-                    break
+                    break  # done with: replaying it would be refused again
                 self._outage(err)
                 if self._wait_or_give_up(delay):
                     return
                 delay = min(delay * 2, self.retry_max_s)
+        self._done(write)
         with self._wake:
             self._queue.popleft()
         if self._down_since is not None:
@@ -223,12 +261,19 @@ class Outbox:
                     self._queue.clear()
                     self.problems.append(str(TrackingError(
                         f"MLflow at {self.uri} stayed unreachable until the search ended "
-                        f"({time.monotonic() - self._down_since:.0f} s); never written: {describe(lost)}")))
+                        f"({time.monotonic() - self._down_since:.0f} s); never written: {describe(lost)}"
+                        f"{self._kept(lost)}")))
                     self._down_since = None
                     return True
                 if now >= end:
                     return False
                 self._wake.wait(min(0.5, end - now))
+
+    def _kept(self, lost: list[_Write]) -> str:
+        if self.journal is None or not any(w.seq is not None for w in lost):
+            return ""
+        return (f" (the starts and epoch metrics among them are kept in {self.journal.folder} and written when "
+                "the search is resumed with --resume)")
 
     def _say(self, message: str) -> None:
         print(f"ldlpose: {message}", file=self._stream or sys.stderr, flush=True)
