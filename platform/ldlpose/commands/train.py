@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     from ldlpose.search.driver import measured_on
 
     print(measured_on(config))
-    from ldlpose.tracking import experiment_page
+    from ldlpose.tracking import experiment_page, redact
 
-    print(f"\nMLflow run {tracked['run_id']} at {uri}; model {tracked['model_uri']}")
+    print(f"\nMLflow run {tracked['run_id']} at {redact(uri)}; model {tracked['model_uri']}")
     print(f"  in the UI: {experiment_page(uri, tracked['experiment_id'])}")
     for _benchmark, info in sorted(tracked["champions"].items()):
         verdict = "now the champion" if info["moved"] else f"champion stays version {info['champion']}"

@@ -11,7 +11,7 @@ import dataclasses
 import threading
 from pathlib import Path
 
-from ldlpose.infra.locations import DEFAULT_STORAGE
+from ldlpose.infra.locations import DEFAULT_STORAGE, redact
 from ldlpose.infra.storage import resolve as resolve_location
 from ldlpose.metrics import metric_key
 from ldlpose.report.tables import table
@@ -275,7 +275,7 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     _print_champions(champions, uri, callback.tracker.experiment_id)
     for problem in problems + callback.problems[len(problems):]:
         print(f"tracking problem: {problem}")
-    print(f"\nresults: {outcome.path}")
+    print(f"\nresults: {redact(outcome.path)}")
     return 0 if ranked else 1
 
 
@@ -313,7 +313,7 @@ def _print_champions(champions: dict, uri: str, experiment_id: str | None = None
             verdict = f"{alias} stays version {info['champion']}"
         mae = "-" if info["mae"] is None else f"{info['mae']:.2f}"
         print(f"registered {info['model']} version {info['version']} ({benchmark} test MAE {mae}): {verdict}")
-    page = experiment_page(uri, experiment_id)
+    page, uri = experiment_page(uri, experiment_id), redact(uri)
     if uri.startswith(("http://", "https://")):
         print(f"MLflow:  {uri}\n  the search's runs: {page}")
     else:

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ldlpose.tracking._common import TrackingError, _short
+from ldlpose.tracking._common import TrackingError, _short, redact
 
 CAPACITY = 10_000
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 15.0
@@ -231,4 +231,4 @@ class Outbox:
                 self._wake.wait(min(0.5, end - now))
 
     def _say(self, message: str) -> None:
-        print(f"ldlpose: {message}", file=self._stream or sys.stderr, flush=True)
+        print(f"ldlpose: {redact(message)}", file=self._stream or sys.stderr, flush=True)  # names the URI
