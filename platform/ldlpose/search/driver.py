@@ -213,8 +213,10 @@ def console_view(space: SearchSpace, name: str, total: int):
 def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False, storage=DEFAULT_STORAGE,
                       address=None, tracking_uri=None, verbose=True) -> int:
     """``verbose``: Ray's and Tune's own output; otherwise one compact view (ldlpose.search.console)."""
+    from ldlpose.infra.storage import credentials_to_environment
     from ldlpose.search.console import quiet_logs
 
+    storage = credentials_to_environment(storage)  # before Ray, Tune or a file sees it
     with quiet_logs(verbose):
         return _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose)
 

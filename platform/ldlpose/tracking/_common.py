@@ -83,7 +83,8 @@ def _require_existing_store(uri: str) -> None:
 
 def require_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
     """For an http(s) tracking URI, a TrackingError within ``timeout_s`` when nothing accepts a
-    connection at its host and port (MLflow's client would retry, silently, for minutes)."""
+    connection at its host and port (MLflow's client would retry, silently, for minutes), or when the
+    server refuses this client's credentials (MLflow's would end in a traceback)."""
     import socket
     from urllib.parse import urlsplit
 
@@ -97,6 +98,39 @@ def require_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
         reason = "timed out" if isinstance(err, TimeoutError) else (getattr(err, "strerror", None) or str(err))
         raise TrackingError(f"the MLflow tracking server at {redact(uri)} is unreachable ({reason}); start it, "
                             "or pass --tracking-uri (or set MLFLOW_TRACKING_URI) to one that runs") from None
+    _require_authenticated(uri, timeout_s)
+
+
+def _require_authenticated(uri: str, timeout_s: float) -> None:
+    """One cheap request with the credentials MLflow's client sends (the URI's user part, else
+    MLFLOW_TRACKING_USERNAME/PASSWORD, else MLFLOW_TRACKING_TOKEN); only a refusal (401, 403) is
+    reported here, anything else is left to MLflow's client, which knows TLS settings this does not."""
+    from urllib.parse import unquote, urlsplit
+
+    import requests
+
+    parts, headers = urlsplit(uri), {}
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    url = without_credentials(uri).rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        status = requests.get(url, auth=auth, headers=headers, timeout=timeout_s).status_code
+    except requests.RequestException:
+        return
+    if status not in (401, 403):
+        return
+    if auth:
+        sent = f"it refused the credentials of user {auth[0]!r}"
+    else:
+        sent = "it refused MLFLOW_TRACKING_TOKEN" if headers else "no credentials were sent"
+    raise TrackingError(f"the MLflow tracking server at {redact(uri)} requires authentication and {sent} "
+                        f"(HTTP {status}); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account "
+                        "of the server (docs/cluster.md) rather than a password in the URI, which process lists show")
 
 
 def _client(uri: str):
