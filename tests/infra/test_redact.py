@@ -70,6 +70,21 @@ def test_s3_keys_in_a_storage_uri_move_to_the_environment(monkeypatch):
     assert credentials_to_environment("s3://bucket/x") == "s3://bucket/x"
 
 
+def test_a_tracking_uris_password_moves_to_where_mlflow_and_libpq_read_it(monkeypatch):
+    import os
+
+    from ldlpose.tracking import credentials_to_environment
+
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert credentials_to_environment("https://al%40ce:p%3Aw@mlflow:5000/x") == "https://mlflow:5000/x"
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("al@ce", "p:w")
+    assert credentials_to_environment("postgresql://u:pg@db/x") == "postgresql://u@db/x"
+    assert os.environ["PGPASSWORD"] == "pg"
+    assert credentials_to_environment("http://mlflow:5000") == "http://mlflow:5000"
+    assert credentials_to_environment("sqlite:///a/b.db") == "sqlite:///a/b.db"
+
+
 def test_a_submitted_jobs_command_line_holds_no_password():
     from ldlpose.search.submit import _credentials_note, entrypoint
 

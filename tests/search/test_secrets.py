@@ -9,7 +9,7 @@ written to the bucket (``search.yaml``, ``ldlpose-search.json``, Tune's own stat
 either secret. The champion it registered is then evaluated with the credentials in
 ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (the documented way), and an unauthenticated client is
 refused. A submit with the same URIs leaves neither secret in the job's entrypoint, runtime_env or
-metadata, nor in ``ray job list --format json``.
+metadata, nor in what ``ray job list`` prints.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _space(tmp_path: Path, synth_root: Path) -> Path:
         "train": {"epochs": 1, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.002}, "max_failures": 0},
         "resources": {"workers": 1, "cpus_per_worker": 1},
         "search": {"name": "secretive", "sampler": {"name": "random", "seed": 0}, "scheduler": {"name": "none"},
-                   "budget": {"trials": 2, "concurrency": 1},
+                   "budget": {"trials": 1, "concurrency": 1},
                    "parameters": {"method.hparams.sigma": {"distribution": "log_uniform", "min": 1.0, "max": 4.0}}},
     }
     path = tmp_path / "secretive.yaml"
@@ -115,7 +115,7 @@ def test_a_search_with_passwords_in_its_uris_prints_and_stores_neither(searched,
     client = _admin(server)
     runs = [run for experiment in client.search_experiments()
             for run in client.search_runs([experiment.experiment_id])]
-    assert len(runs) == 3  # the search's run and its two trials
+    assert len(runs) == 2  # the search's run and its trial
     stored = json.dumps([[run.data.params, run.data.tags] for run in runs])
     assert not _leaks(stored, server.password, S3_SECRET)
     (parent,) = [run for run in runs if run.data.tags.get("ldlpose.role") == "search"]
@@ -153,6 +153,14 @@ def test_an_authenticated_server_evaluates_with_environment_credentials_and_refu
         [e.experiment_id for e in _admin(server).search_experiments()], "tags.`ldlpose.role` = 'evaluation'")
     assert len(evaluations) == 1 and evaluations[0].data.metrics.get("mae") is not None
 
+    with_password = server.replace("http://", f"http://{server.username}:{server.password}@")
+    done = subprocess.run([sys.executable, "-m", "ldlpose", "registry", "--json", "--tracking-uri", with_password],
+                          cwd=searched["tmp"], check=False, capture_output=True, text=True, timeout=300,
+                          env=_env(s3_env))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["tracking_uri"] == server.replace("http://", "http://admin:***@")
+    assert not _leaks(done.stdout + done.stderr, server.password)
+
     with pytest.raises(MlflowException, match=r"401|not authenticated|Unauthorized"):
         MlflowClient(server).search_experiments()  # no credentials: refused
     done = subprocess.run([sys.executable, "-m", "ldlpose", "registry", "--tracking-uri", server],
@@ -185,9 +193,9 @@ def test_a_submitted_job_carries_no_secret(mlflow_server_basic_auth, s3_env, tmp
         client = JobSubmissionClient(cluster.jobs)
         (job,) = client.list_jobs()
         client.stop_job(job.submission_id)
-        listed = subprocess.run([_ray_cli(), "job", "list", "--address", cluster.jobs, "--format", "json"], check=False,
+        listed = subprocess.run([_ray_cli(), "job", "list", "--address", cluster.jobs], check=False,
                                 capture_output=True, text=True, timeout=120, env=env)
-    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert listed.returncode == 0 and "jobs/search.py" in listed.stdout, listed.stderr[-2000:]  # the job, in full
     info = json.dumps([job.entrypoint, job.runtime_env, job.metadata], default=str)
     for text in (printed.getvalue(), info, listed.stdout):
         assert not _leaks(text, server.password, S3_SECRET), text[-3000:]

@@ -215,8 +215,13 @@ def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False
     """``verbose``: Ray's and Tune's own output; otherwise one compact view (ldlpose.search.console)."""
     from ldlpose.infra.storage import credentials_to_environment
     from ldlpose.search.console import quiet_logs
+    from ldlpose.tracking import credentials_to_environment as tracking_credentials_to_environment
+    from ldlpose.tracking import resolve_tracking_uri
 
-    storage = credentials_to_environment(storage)  # before Ray, Tune or a file sees it
+    # Passwords into the environment before Ray, Tune or a file sees a URI: Tune pickles the storage
+    # path and the tracking callback (with its URI) into the search's storage.
+    storage = credentials_to_environment(storage)
+    tracking_uri = tracking_credentials_to_environment(resolve_tracking_uri(tracking_uri))
     with quiet_logs(verbose):
         return _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose)
 

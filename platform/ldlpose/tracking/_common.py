@@ -57,6 +57,30 @@ def resolve_tracking_uri(cli_value: str | None = None) -> str:
     return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
+def credentials_to_environment(uri: str) -> str:
+    """``uri`` without its password, which moves into this process's environment where MLflow reads
+    it: an http(s) URI's user and password into MLFLOW_TRACKING_USERNAME/PASSWORD, a PostgreSQL
+    URI's password into PGPASSWORD (libpq's). Credentials in the URI win over ones already set.
+
+    A search keeps its tracking URI in objects that Ray pickles into the search's storage (Tune's
+    callbacks, in tuner.pkl); without the password there, only the environment holds it, here and
+    in the Ray workers this process starts. Other schemes come back unchanged.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    if parts.scheme in ("http", "https"):
+        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    elif parts.scheme.startswith("postgres"):
+        os.environ["PGPASSWORD"] = unquote(parts.password)
+    else:
+        return uri
+    return without_credentials(uri)
+
+
 def registered_model_name(benchmark: str) -> str:
     return f"headpose-{benchmark}"
 
