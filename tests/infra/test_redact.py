@@ -62,6 +62,7 @@ def test_s3_keys_in_a_storage_uri_move_to_the_environment(monkeypatch):
     from ldlpose.infra.storage import credentials_to_environment
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-env")  # both undone after the test
     assert credentials_to_environment("s3://KEY:SE%2FCRET@bucket/results") == "s3://bucket/results"
     import os
 
@@ -76,7 +77,8 @@ def test_a_tracking_uris_password_moves_to_where_mlflow_and_libpq_read_it(monkey
     from ldlpose.tracking import credentials_to_environment
 
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSWORD"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # so that what the code sets is undone after the test
+        monkeypatch.delenv(name)
     assert credentials_to_environment("https://al%40ce:p%3Aw@mlflow:5000/x") == "https://mlflow:5000/x"
     assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("al@ce", "p:w")
     assert credentials_to_environment("postgresql://u:pg@db/x") == "postgresql://u@db/x"
