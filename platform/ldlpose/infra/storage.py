@@ -189,4 +189,3 @@ def credentials_to_environment(location: str) -> str:
         os.environ["AWS_ACCESS_KEY_ID"] = unquote(parts.username)
         os.environ["AWS_SECRET_ACCESS_KEY"] = unquote(parts.password or "")
     return stripped
-
