@@ -169,6 +169,18 @@ def test_an_authenticated_server_evaluates_with_environment_credentials_and_refu
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert "MLFLOW_TRACKING_USERNAME" in done.stderr  # says how to authenticate
+    # A search with a wrong password stops before training: refused credentials never heal.
+    wrong = server.replace("http://", f"http://{server.username}:wrong-{server.password}@")
+    space = yaml.safe_load((searched["tmp"] / "secretive.yaml").read_text())
+    (searched["tmp"] / "refused.yaml").write_text(yaml.safe_dump({**space, "name": "refused",
+                                                                  "search": {**space["search"], "name": "refused"}}))
+    done = subprocess.run([sys.executable, "-m", "ldlpose", "search", "refused.yaml", "--storage", "refused-results",
+                           "--tracking-uri", wrong], cwd=searched["tmp"], check=False, capture_output=True, text=True,
+                          timeout=300, env=_env(s3_env))
+    assert done.returncode == 2, (done.stdout + done.stderr)[-3000:]
+    assert "requires authentication and it refused the credentials of user 'admin'" in done.stderr
+    assert not _leaks(done.stdout + done.stderr, server.password)
+    assert not list((searched["tmp"] / "refused-results").glob("refused-*"))  # no trial folder: nothing trained
 
 
 def test_a_submitted_job_carries_no_secret(mlflow_server_basic_auth, s3_env, tmp_path):

@@ -238,7 +238,7 @@ def check_splits(space: SearchSpace) -> None:
 def _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose) -> int:
     from ldlpose.data.ensure import ensure_training_data
     from ldlpose.infra.ray_cluster import ensure_ray
-    from ldlpose.tracking import resolve_tracking_uri
+    from ldlpose.tracking import require_authenticated, resolve_tracking_uri
     from ldlpose.tracking.models import warm_up
 
     space = load_search_space(path, list(overrides))
@@ -253,6 +253,8 @@ def _search_and_report(path, overrides, resume, smoke_test, storage, address, tr
     check_splits(space)
     check_identity(space, storage, resume, path, overrides)
     uri = resolve_tracking_uri(tracking_uri)
+    # Refused credentials never heal (an outage may: the outbox waits for it), so stop before training.
+    require_authenticated(uri)
     yaml_text = Path(path).read_text()
     callback = tracking_callback(space, yaml_text, uri, storage)
     # Seconds of imports that the first finished trial would otherwise pay, done while Ray starts

@@ -60,6 +60,7 @@ from ldlpose.tracking._common import (
     experiment_page,
     redact,
     registered_model_name,
+    require_authenticated,
     require_reachable,
     resolve_tracking_uri,
 )
@@ -71,5 +72,5 @@ __all__ = [
     "CHAMPION", "MODEL_INFO_FILE", "TAG_CONFIRMS", "TAG_MODEL_SHA", "TAG_MODEL_URI", "TAG_PARENT", "TAG_ROLE",
     "TAG_SEARCH", "TAG_SELECTED_EPOCH", "TAG_SELECTED_SHA", "TAG_TRIAL", "ModelLoadError", "SearchTracker",
     "TrackingError", "credentials_to_environment", "experiment_page", "list_champions", "load_predictor", "redact",
-    "register_champions", "registered_model_name", "require_reachable", "resolve_tracking_uri",
+    "register_champions", "registered_model_name", "require_authenticated", "require_reachable", "resolve_tracking_uri",
 ]

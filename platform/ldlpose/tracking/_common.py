@@ -122,18 +122,21 @@ def require_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
         reason = "timed out" if isinstance(err, TimeoutError) else (getattr(err, "strerror", None) or str(err))
         raise TrackingError(f"the MLflow tracking server at {redact(uri)} is unreachable ({reason}); start it, "
                             "or pass --tracking-uri (or set MLFLOW_TRACKING_URI) to one that runs") from None
-    _require_authenticated(uri, timeout_s)
+    require_authenticated(uri, timeout_s)
 
 
-def _require_authenticated(uri: str, timeout_s: float) -> None:
-    """One cheap request with the credentials MLflow's client sends (the URI's user part, else
-    MLFLOW_TRACKING_USERNAME/PASSWORD, else MLFLOW_TRACKING_TOKEN); only a refusal (401, 403) is
-    reported here, anything else is left to MLflow's client, which knows TLS settings this does not."""
+def require_authenticated(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """For an http(s) tracking URI, one cheap request with the credentials MLflow's client sends (the
+    URI's user part, else MLFLOW_TRACKING_USERNAME/PASSWORD, else MLFLOW_TRACKING_TOKEN); a
+    TrackingError only when the server refuses them (401, 403). Anything else (no answer, TLS) is
+    left to MLflow's client, which knows TLS settings this does not, and to the outbox's retries."""
     from urllib.parse import unquote, urlsplit
 
     import requests
 
     parts, headers = urlsplit(uri), {}
+    if parts.scheme not in ("http", "https"):
+        return
     auth = None
     if parts.username is not None:
         auth = (unquote(parts.username), unquote(parts.password or ""))
