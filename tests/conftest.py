@@ -96,17 +96,20 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _launched_mlflow(root: Path, backend_uri: str, workers: int = 1):
-    """An ``mlflow server`` on a free port of 127.0.0.1 over ``backend_uri``: (process, URI, log)."""
+def _launched_mlflow(root: Path, backend_uri: str, workers: int = 1, app: tuple[str, ...] = (),
+                     env_extra: dict[str, str] | None = None):
+    """An ``mlflow server`` on a free port of 127.0.0.1 over ``backend_uri``: (process, URI, log).
+    ``app``: extra server options (``--app-name basic-auth``), ``env_extra`` the environment they need."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # its worker pool is not needed and slow to start
+    env.update(env_extra or {})
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     with open(root / "server.log", "w") as log:
         server = subprocess.Popen(
             [str(mlflow_bin), "server", "--backend-store-uri", backend_uri,
              "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers)],
+             "--workers", str(workers), *app],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             yield server, f"http://127.0.0.1:{port}", root / "server.log"
@@ -134,6 +137,35 @@ def mlflow_server(mlflow_server_launched) -> str:
     server, uri, log = mlflow_server_launched
     _wait_for_health(uri, server, log)
     return uri
+
+
+class AuthServer(str):
+    """The URI of a tracking server with MLflow's basic-auth app (the string itself, no credentials),
+    plus its admin's ``username`` and ``password``."""
+
+    def __new__(cls, uri: str, username: str, password: str):
+        obj = super().__new__(cls, uri)
+        obj.username, obj.password = username, password
+        return obj
+
+
+@pytest.fixture(scope="module")
+def mlflow_server_basic_auth(tmp_path_factory) -> AuthServer:
+    """A real tracking server set up as docs/cluster.md documents it: MLflow's basic-auth app
+    (``mlflow server --app-name basic-auth``), every request authenticated; its admin has a random
+    password. Needs ``mlflow[auth]`` (the test extra)."""
+    root = tmp_path_factory.mktemp("mlflow-server-auth")
+    password = "pw-" + secrets.token_hex(12)
+    (root / "auth.ini").write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{root / 'auth.db'}\n"
+        f"admin_username = admin\nadmin_password = {password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(root / "auth.ini"), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+    with _launched_mlflow(root, f"sqlite:///{root / 'db.sqlite'}", app=("--app-name", "basic-auth"),
+                          env_extra=env) as (server, uri, log):
+        _wait_for_health(uri, server, log)  # /health answers without credentials
+        yield AuthServer(uri, "admin", password)
 
 
 def _wait_for_health(uri: str, server: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:

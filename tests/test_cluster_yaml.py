@@ -63,3 +63,6 @@ def test_cluster_yaml_is_what_ldlpose_expects(config):
     starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
     assert len(starts) == 2 and all("RAY_AUTH_MODE=token" in c for c in starts)
     assert any(target.endswith("/.ray/auth_token") for target in config["file_mounts"])
+    # Closed by default: the head's dashboard and job API on the loopback only (reached by port-forwarding).
+    (head_start,) = [c for c in config["head_start_ray_commands"] if "ray start" in c]
+    assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in str(config)

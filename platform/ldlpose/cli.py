@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         with _calm(getattr(args, "verbose", False) or debug_logs()):
             return int(args._run(args) or 0)
     except LdlposeError as err:
-        print(f"ldlpose {args.command}: error: {err}", file=sys.stderr)
+        from ldlpose.infra.locations import redact  # an error may quote a URI with its password
+
+        print(f"ldlpose {args.command}: error: {redact(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ldlpose {args.command}: interrupted", file=sys.stderr)

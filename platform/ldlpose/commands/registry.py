@@ -21,15 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldlpose.report.tables import table
-    from ldlpose.tracking import list_champions, resolve_tracking_uri
+    from ldlpose.tracking import list_champions, redact, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     champions = list_champions(uri)
     if args.json:
-        print(json.dumps({"tracking_uri": uri, "champions": champions}, indent=2))
+        print(json.dumps({"tracking_uri": redact(uri), "champions": champions}, indent=2))
         return 0
     if not champions:
-        print(f"no champions registered at {uri} (a search registers them when it finishes)")
+        print(f"no champions registered at {redact(uri)} (a search registers them when it finishes)")
         return 0
     def number(value) -> str:
         return "-" if value is None else f"{value:.2f}"

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ldlpose.data.ensure import ensure_training_data
     from ldlpose.errors import ConfigError
     from ldlpose.infra.ray_cluster import ensure_ray
+    from ldlpose.infra.storage import credentials_to_environment
     from ldlpose.report.tables import metrics_table
     from ldlpose.train.run import fit
 
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     check_split_content(config.data, args.config)  # copies of a test set under another name, before training
     ensure_ray(args.address)
     name = args.name or config.name
-    outcome = fit(config, storage_path=args.storage, name=name)
+    storage = credentials_to_environment(args.storage)  # Ray keeps the path it is given in its state
+    outcome = fit(config, storage_path=storage, name=name)
     print()
     print(metrics_table(outcome.metrics, ["val"]))
     selected = outcome.selected
@@ -77,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     from ldlpose.search.driver import measured_on
 
     print(measured_on(config))
-    from ldlpose.tracking import experiment_page
+    from ldlpose.tracking import experiment_page, redact
 
-    print(f"\nMLflow run {tracked['run_id']} at {uri}; model {tracked['model_uri']}")
+    print(f"\nMLflow run {tracked['run_id']} at {redact(uri)}; model {tracked['model_uri']}")
     print(f"  in the UI: {experiment_page(uri, tracked['experiment_id'])}")
     for _benchmark, info in sorted(tracked["champions"].items()):
         verdict = "now the champion" if info["moved"] else f"champion stays version {info['champion']}"

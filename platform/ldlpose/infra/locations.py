@@ -28,8 +28,8 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["DATA_ENV", "DEFAULT_DATA_ROOT", "DEFAULT_STORAGE", "STORAGE_ENV", "is_uri", "resolve_data_root",
-           "resolve_storage"]
+__all__ = ["DATA_ENV", "DEFAULT_DATA_ROOT", "DEFAULT_STORAGE", "STORAGE_ENV", "is_uri", "redact",
+           "resolve_data_root", "resolve_storage", "without_credentials"]
 
 DATA_ENV = "LDLPOSE_DATA"
 DEFAULT_DATA_ROOT = "ldlpose-data"
@@ -38,6 +38,11 @@ DEFAULT_STORAGE = "ldlpose-results"
 
 # Two characters at least before "://", so that a Windows drive ("C:/...") is never taken for a scheme.
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+# The user part of a URI anywhere in a text: scheme, user, optional ":password", "@". The user part
+# ends at the last "@" before the host (a password may hold an unencoded "@"; never "/", "?", "#",
+# whitespace or a quote, which end the authority or the text around it).
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#@\s'\"]*)"
+                       r"(?::(?P<password>[^/?#\s'\"]*))?@(?=[^@/?#\s'\"]*(?:[/?#\s'\"]|$))")
 
 
 def is_uri(location) -> bool:
@@ -61,3 +66,30 @@ def _resolve(value, env: str, default: str) -> str:
     chosen = next(v for v in (value, os.environ.get(env), default) if v is not None and str(v) != "")
     chosen = os.fspath(chosen)
     return chosen if is_uri(chosen) else os.path.expanduser(chosen)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URI in it replaced by ``***`` (``postgresql://u:***@db/x``,
+    ``s3://key:***@bucket``), fit to print, log, tag or store: what ldlpose shows of a URI anywhere.
+
+    The user name stays (it tells which account was used); a URI without a password is unchanged.
+    """
+    return _USERINFO.sub(lambda m: m.group(0) if m.group("password") is None
+                         else f"{m.group('scheme')}{m.group('user')}:***@", str(text))
+
+
+def without_credentials(uri: str) -> str:
+    """``uri`` without its user part where that part holds a password: what may travel to another
+    machine (a Ray job's command line), whose own environment supplies the credentials
+    (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, ``PGPASSWORD`` or ``~/.pgpass``, ``AWS_*``).
+
+    A PostgreSQL URI keeps its user name, which libpq cannot take from the environment of a URI
+    that names one; every other scheme loses the whole user part (an S3 key id without its secret,
+    or an HTTP user without a password, would only fail).
+    """
+    def strip(m: re.Match) -> str:
+        if m.group("password") is None:
+            return m.group(0)
+        keep = m.group("scheme").lower().startswith("postgres")
+        return f"{m.group('scheme')}{m.group('user')}@" if keep else m.group("scheme")
+    return _USERINFO.sub(strip, str(uri))

@@ -254,3 +254,26 @@ def _locked(lock_file: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def credentials_to_environment(location: str) -> str:
+    """``location`` without its credentials, an S3 URI's key and secret (``s3://KEY:SECRET@bucket/...``)
+    moved into this process's ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``.
+
+    Ray keeps the storage path it is given in the search's state (Tune's pickles, in the bucket
+    itself) and in its logs; given the URI without credentials, it and pyarrow find them in the
+    environment instead, here and in the Ray workers this process starts. (On a cluster the nodes'
+    own environment supplies them: docs/cluster.md.) Credentials in the URI win over ones already set.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    from ldlpose.infra.locations import without_credentials
+
+    stripped = without_credentials(location) if is_uri(location) else location
+    if stripped == location:
+        return location
+    parts = urlsplit(location)
+    if parts.scheme == "s3" and parts.username:
+        os.environ["AWS_ACCESS_KEY_ID"] = unquote(parts.username)
+        os.environ["AWS_SECRET_ACCESS_KEY"] = unquote(parts.password or "")
+    return stripped

@@ -11,7 +11,7 @@ import dataclasses
 import threading
 from pathlib import Path
 
-from ldlpose.infra.locations import DEFAULT_STORAGE
+from ldlpose.infra.locations import DEFAULT_STORAGE, redact
 from ldlpose.infra.storage import resolve as resolve_location
 from ldlpose.metrics import metric_key
 from ldlpose.report.tables import table
@@ -216,8 +216,15 @@ def console_view(space: SearchSpace, name: str, total: int):
 def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False, storage=DEFAULT_STORAGE,
                       address=None, tracking_uri=None, verbose=True) -> int:
     """``verbose``: Ray's and Tune's own output; otherwise one compact view (ldlpose.search.console)."""
+    from ldlpose.infra.storage import credentials_to_environment
     from ldlpose.search.console import quiet_logs
+    from ldlpose.tracking import credentials_to_environment as tracking_credentials_to_environment
+    from ldlpose.tracking import resolve_tracking_uri
 
+    # Passwords into the environment before Ray, Tune or a file sees a URI: Tune pickles the storage
+    # path and the tracking callback (with its URI) into the search's storage.
+    storage = credentials_to_environment(storage)
+    tracking_uri = tracking_credentials_to_environment(resolve_tracking_uri(tracking_uri))
     with quiet_logs(verbose):
         return _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose)
 
@@ -257,7 +264,7 @@ def _search_held(space, path, overrides, resume, smoke_test, storage, address, t
                  driver) -> int:
     from ldlpose.data.ensure import ensure_training_data
     from ldlpose.infra.ray_cluster import ensure_ray
-    from ldlpose.tracking import resolve_tracking_uri
+    from ldlpose.tracking import require_authenticated, resolve_tracking_uri
     from ldlpose.tracking.models import warm_up
     from ldlpose.tracking.registry import RegistrationError
 
@@ -267,6 +274,8 @@ def _search_held(space, path, overrides, resume, smoke_test, storage, address, t
     check_splits(space)
     check_identity(space, storage, resume, path, overrides)
     uri = resolve_tracking_uri(tracking_uri)
+    # Refused credentials never heal (an outage may: the outbox waits for it), so stop before training.
+    require_authenticated(uri)
     yaml_text = Path(path).read_text()
     callback = tracking_callback(space, yaml_text, uri, storage, driver)
     replayed = callback.replay()  # what a killed driver never wrote to MLflow goes first
@@ -303,7 +312,7 @@ def _search_held(space, path, overrides, resume, smoke_test, storage, address, t
     _print_champions(champions, uri, callback.tracker.experiment_id)
     for problem in problems + callback.problems[len(problems):]:
         print(f"tracking problem: {problem}")
-    print(f"\nresults: {outcome.path}")
+    print(f"\nresults: {redact(outcome.path)}")
     return 0 if ranked else 1
 
 
@@ -355,7 +364,7 @@ def _print_champions(champions: dict, uri: str, experiment_id: str | None = None
             verdict = f"{alias} stays version {info['champion']}"
         mae = "-" if info["mae"] is None else f"{info['mae']:.2f}"
         print(f"registered {info['model']} version {info['version']} ({benchmark} test MAE {mae}): {verdict}")
-    page = experiment_page(uri, experiment_id)
+    page, uri = experiment_page(uri, experiment_id), redact(uri)
     if uri.startswith(("http://", "https://")):
         print(f"MLflow:  {uri}\n  the search's runs: {page}")
     else:

@@ -11,6 +11,11 @@ Fingerprinted: ``method``, ``model``, ``train``, ``data`` (its folders by the co
 prepared data, not by path), and ``search.metric``, ``parameters``, ``sampler``, ``scheduler``,
 ``champion``, ``confirm``, ``start_from``. Free to change on resume (:data:`FREE`): the budget (to
 extend a finished search), the resources, ``data.loader_workers``.
+
+Neither file holds a password: they lie in shared storage that others read. The fingerprint shows
+a URI's password as ``***`` (so a resume never compares passwords); ``search.yaml`` keeps each URI
+without its credentials (``s3://bucket/...``), so that the search resumed as stored reads them from
+the environment (``AWS_*``, ``PGPASSWORD``; docs/cluster.md), as a job on the cluster does.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import yaml
 
 from ldlpose.errors import ConfigError
 from ldlpose.infra import storage as stores
+from ldlpose.infra.locations import redact, without_credentials
 from ldlpose.search.space import SearchSpace
 
 __all__ = ["FILE", "FREE", "check_resume", "record", "settings"]
@@ -49,7 +55,8 @@ def settings(space: SearchSpace, manifests: Mapping[str, Mapping]) -> dict[str, 
     base["data"] = data
     search = to_dict(space.search)
     chosen = {**base, "search": {key: search.get(key) for key in _SEARCH_KEYS}}
-    return {key: value for key, value in _flat(chosen).items() if not key.startswith(FREE)}
+    flat = {key: value for key, value in _flat(chosen).items() if not key.startswith(FREE)}
+    return json.loads(redact(json.dumps(flat, default=str)))  # as stored: no password, in any value
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -81,7 +88,8 @@ def record(space: SearchSpace, storage: str, manifests: Mapping[str, Mapping], w
     root = (space.base.get("data") or {}).get("root")
     if root is not None:
         as_started["data"] = {**(written.get("data") or {}), "root": root}
-    stores.write_bytes(stores.join(folder, SPACE_FILE), yaml.safe_dump(dict(as_started), sort_keys=False).encode())
+    text = without_credentials(yaml.safe_dump(dict(as_started), sort_keys=False, width=1 << 16))  # a URI per line
+    stores.write_bytes(stores.join(folder, SPACE_FILE), text.encode())
     return digest
 
 

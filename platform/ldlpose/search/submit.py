@@ -5,6 +5,13 @@ client finds the token where Ray itself looks, in this order: ``RAY_AUTH_TOKEN``
 ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``. The token goes to the job server in the
 ``Authorization`` header only; it is never copied into the job's environment, where the job's
 information would show it: the cluster's own nodes hold the token (cluster.yaml ships it).
+
+The same holds for every other secret: a job's entrypoint, runtime_env and metadata are shown by
+``ray job list``, the dashboard and the job's logs, so a password in the tracking URI, the storage
+URI or a ``--set`` value (``https://u:PASS@mlflow``, ``s3://key:secret@bucket``) is taken out
+before submitting, and the job reads its credentials from the nodes' environment
+(``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, ``PGPASSWORD`` or ``~/.pgpass``,
+``AWS_*``) or from a file on the shared storage (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ldlpose.errors import ConfigError
-from ldlpose.infra.locations import DEFAULT_DATA_ROOT, DEFAULT_STORAGE
+from ldlpose.infra.locations import DEFAULT_DATA_ROOT, DEFAULT_STORAGE, redact, without_credentials
 
 _DONE = {"SUCCEEDED", "FAILED", "STOPPED"}
 AGENT_WAIT_S = 120  # how long a submission waits for a (re)starting head's job agent
@@ -82,6 +89,7 @@ def connect(address: str):
 
 
 def entrypoint(space: str, *, storage: str, tracking_uri: str | None, smoke_test: bool, overrides) -> str:
+    """The job's command line, every URI in it without credentials (the module's docstring says why)."""
     parts = ["python", "jobs/search.py", space, "--storage", storage]
     if tracking_uri:
         parts += ["--tracking-uri", tracking_uri]
@@ -89,7 +97,18 @@ def entrypoint(space: str, *, storage: str, tracking_uri: str | None, smoke_test
         parts.append("--smoke-test")
     for override in overrides:
         parts += ["--set", override]
-    return " ".join(shlex.quote(p) for p in parts)
+    return " ".join(shlex.quote(without_credentials(p)) for p in parts)
+
+
+def _credentials_note(storage: str, tracking_uri: str | None, overrides) -> str | None:
+    """What the user must know when passwords were left out of the job: where the job finds them."""
+    given = [x for x in (storage, tracking_uri or "", *overrides) if without_credentials(x) != x]
+    if not given:
+        return None
+    return (f"the job gets {', '.join(redact(x) for x in given)} without the password: a job's command line is "
+            "shown to everyone who can list jobs. The cluster's nodes supply credentials from their environment "
+            "(MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD for MLflow, PGPASSWORD or ~/.pgpass for "
+            "PostgreSQL, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for S3); see docs/cluster.md")
 
 
 def submit_search(args) -> int:
@@ -119,9 +138,13 @@ def submit_search(args) -> int:
         )
     except AuthenticationError:
         raise _refused(args.address, source) from None
-    print(f"submitted search {name!r} as job {job_id} to {args.address}")
+    address = redact(args.address)
+    print(f"submitted search {name!r} as job {job_id} to {address}")
+    note = _credentials_note(args.storage, args.tracking_uri, args.overrides)
+    if note:
+        print(f"note: {note}")
     if args.no_wait:
-        print(f"follow it with: ray job logs --address {args.address} --follow {job_id}")
+        print(f"follow it with: ray job logs --address {address} --follow {job_id}")
         return 0
     return follow(client, job_id)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ldlpose.infra import trace
 from ldlpose.infra.files import sha256_file
+from ldlpose.infra.locations import redact
 from ldlpose.search.space import SearchSpace
 from ldlpose.tracking import TAG_MODEL_URI, TAG_ROLE, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA
 from ldlpose.train.checkpoints import CHECKPOINT_FILE, Selected, select_checkpoint
@@ -201,8 +202,9 @@ def _numeric(result: dict) -> dict:
 
 
 def error_text(error) -> str:
-    """The last line of an error (or its text) that names an error: what a user needs to see."""
-    text = str(error).strip()
+    """The last line of an error (or its text) that names an error: what a user needs to see, with
+    any URI's password redacted (an error reading the storage quotes its URI)."""
+    text = redact(str(error)).strip()
     lines = [line for line in text.splitlines() if "Error" in line]
     return (lines[-1] if lines else text.splitlines()[-1] if text else type(error).__name__).strip()
 

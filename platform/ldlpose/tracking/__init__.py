@@ -57,9 +57,11 @@ from ldlpose.tracking._common import (
     ModelLoadError,
     TrackingError,
     _global_uri,  # noqa: F401  (tests set the URI with it)
+    credentials_to_environment,
     experiment_page,
     redact,
     registered_model_name,
+    require_authenticated,
     require_reachable,
     resolve_tracking_uri,
 )
@@ -70,6 +72,6 @@ from ldlpose.tracking.runs import SearchTracker
 __all__ = [
     "CHAMPION", "MODEL_INFO_FILE", "TAG_CONFIRMS", "TAG_MODEL_SHA", "TAG_MODEL_URI", "TAG_PARENT", "TAG_ROLE",
     "TAG_SEARCH", "TAG_SELECTED_EPOCH", "TAG_SELECTED_SHA", "TAG_TRIAL", "ModelLoadError", "SearchTracker",
-    "TrackingError", "experiment_page", "list_champions", "load_predictor", "redact", "register_champions",
-    "registered_model_name", "require_reachable", "resolve_tracking_uri",
+    "TrackingError", "credentials_to_environment", "experiment_page", "list_champions", "load_predictor", "redact",
+    "register_champions", "registered_model_name", "require_authenticated", "require_reachable", "resolve_tracking_uri",
 ]

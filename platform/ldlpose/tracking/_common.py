@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ldlpose.errors import ConfigError, LdlposeError
+from ldlpose.infra.locations import redact as redact  # re-exported: the one redaction, for every URI shown
+from ldlpose.infra.locations import without_credentials
 from ldlpose.tracking.champion_rule import CHAMPION as CHAMPION  # re-exported: the validation rule's alias
 
 TAG_SEARCH = "ldlpose.search_id"
@@ -55,6 +57,30 @@ def resolve_tracking_uri(cli_value: str | None = None) -> str:
     return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
+def credentials_to_environment(uri: str) -> str:
+    """``uri`` without its password, which moves into this process's environment where MLflow reads
+    it: an http(s) URI's user and password into MLFLOW_TRACKING_USERNAME/PASSWORD, a PostgreSQL
+    URI's password into PGPASSWORD (libpq's). Credentials in the URI win over ones already set.
+
+    A search keeps its tracking URI in objects that Ray pickles into the search's storage (Tune's
+    callbacks, in tuner.pkl); without the password there, only the environment holds it, here and
+    in the Ray workers this process starts. Other schemes come back unchanged.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    if parts.scheme in ("http", "https"):
+        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    elif parts.scheme.startswith("postgres"):
+        os.environ["PGPASSWORD"] = unquote(parts.password)
+    else:
+        return uri
+    return without_credentials(uri)
+
+
 def registered_model_name(benchmark: str) -> str:
     return f"headpose-{benchmark}"
 
@@ -74,25 +100,15 @@ def _require_existing_store(uri: str) -> None:
     minutes in MLflow's HTTP retries for a server that is not there."""
     path = _sqlite_path(uri)
     if path is not None and not path.is_file():
-        raise TrackingError(f"no tracking database at {path} ({uri}); run a search first, or pass "
+        raise TrackingError(f"no tracking database at {path} ({redact(uri)}); run a search first, or pass "
                             "--tracking-uri (or set MLFLOW_TRACKING_URI) to where it logged")
     require_reachable(uri)
 
 
-def redact(uri: str) -> str:
-    """``uri`` without the password of its user part, fit to print."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def require_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
     """For an http(s) tracking URI, a TrackingError within ``timeout_s`` when nothing accepts a
-    connection at its host and port (MLflow's client would retry, silently, for minutes)."""
+    connection at its host and port (MLflow's client would retry, silently, for minutes), or when the
+    server refuses this client's credentials (MLflow's would end in a traceback)."""
     import socket
     from urllib.parse import urlsplit
 
@@ -106,11 +122,51 @@ def require_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
         reason = "timed out" if isinstance(err, TimeoutError) else (getattr(err, "strerror", None) or str(err))
         raise TrackingError(f"the MLflow tracking server at {redact(uri)} is unreachable ({reason}); start it, "
                             "or pass --tracking-uri (or set MLFLOW_TRACKING_URI) to one that runs") from None
+    require_authenticated(uri, timeout_s)
+
+
+def require_authenticated(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """For an http(s) tracking URI, one cheap request with the credentials MLflow's client sends (the
+    URI's user part, else MLFLOW_TRACKING_USERNAME/PASSWORD, else MLFLOW_TRACKING_TOKEN); a
+    TrackingError only when the server refuses them (401, 403). Anything else (no answer, TLS) is
+    left to MLflow's client, which knows TLS settings this does not, and to the outbox's retries."""
+    from urllib.parse import unquote, urlsplit
+
+    import requests
+
+    parts, headers = urlsplit(uri), {}
+    if parts.scheme not in ("http", "https"):
+        return
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    url = without_credentials(uri).rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        status = requests.get(url, auth=auth, headers=headers, timeout=timeout_s).status_code
+    except requests.RequestException:
+        return
+    if status not in (401, 403):
+        return
+    if auth:
+        sent = f"it refused the credentials of user {auth[0]!r}"
+    else:
+        sent = "it refused MLFLOW_TRACKING_TOKEN" if headers else "no credentials were sent"
+    raise TrackingError(f"the MLflow tracking server at {redact(uri)} requires authentication and {sent} "
+                        f"(HTTP {status}); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account "
+                        "of the server (docs/cluster.md) rather than a password in the URI, which process lists show")
 
 
 def _client(uri: str):
     from mlflow import MlflowClient
 
+    if redact(uri) != uri:
+        # MLflow prints "View run ... at: <the tracking URI>/#/..." whenever a run ends, password and
+        # all; ldlpose prints its own link (experiment_page), without credentials.
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -146,7 +202,7 @@ def _experiment_id(client, uri: str, name: str, artifact_location: str | None,
             if experiment is None:
                 raise
     if experiment.lifecycle_stage != "active":
-        raise TrackingError(f"experiment {name!r} at {uri} is deleted; restore it "
+        raise TrackingError(f"experiment {name!r} at {redact(uri)} is deleted; restore it "
                             f"(mlflow experiments restore --experiment-id {experiment.experiment_id}){hint}")
     if experiment.tags.get(TAG_EXPERIMENT_KIND) != MODEL_DEVELOPMENT:  # made before ldlpose set the tag
         client.set_experiment_tag(experiment.experiment_id, TAG_EXPERIMENT_KIND, MODEL_DEVELOPMENT)
@@ -161,7 +217,8 @@ def experiment_page(uri: str, experiment_id: str | None) -> str:
     ``workflowType``, else the browser's last choice, else GenAI), not from the experiment's kind tag,
     so the link names the model-training view.
     """
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    # Without the URI's user part: a browser asks for the login itself, and a link is copied around.
+    base = without_credentials(uri).rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     where = f"/experiments/{experiment_id}/runs" if experiment_id else "/experiments"
     return f"{base}/#{where}?workflowType=machine_learning"
 
@@ -172,8 +229,10 @@ def _mlflow_key(name: str) -> str:
 
 
 def _param_value(value) -> str:
+    """What MLflow stores of a parameter: text, with every URI's password redacted (a storage or data
+    root given as ``s3://key:secret@bucket`` would otherwise stay in the tracking store for good)."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    return text[:_MAX_PARAM_CHARS]
+    return redact(text)[:_MAX_PARAM_CHARS]
 
 
 def _log_batch(client, run_id: str, *, metrics: Mapping[str, float] | None = None, step: int = 0,
@@ -189,7 +248,7 @@ def _log_batch(client, run_id: str, *, metrics: Mapping[str, float] | None = Non
     now = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
     metric_list = [Metric(k, v, now, int(step)) for k, v in (metrics or {}).items()]
     param_list = [Param(_mlflow_key(k), _param_value(v)) for k, v in (params or {}).items()]
-    tag_list = [RunTag(k, str(v)[:_MAX_TAG_CHARS]) for k, v in (tags or {}).items()]
+    tag_list = [RunTag(k, redact(str(v))[:_MAX_TAG_CHARS]) for k, v in (tags or {}).items()]  # as params
     while metric_list or param_list or tag_list:
         client.log_batch(run_id, metrics=metric_list[:_MAX_METRICS], params=param_list[:_MAX_PARAMS],
                          tags=tag_list[:_MAX_TAGS], synchronous=True)
@@ -206,5 +265,5 @@ def _git(args: list[str]) -> str | None:
 
 
 def _short(err: Exception) -> str:
-    message = getattr(err, "message", None) or str(err)
+    message = redact(getattr(err, "message", None) or str(err))  # a driver's error may quote its URL
     return f"{type(err).__name__}: {message.strip().splitlines()[0] if message.strip() else ''}"[:500]

@@ -18,6 +18,7 @@ from ldlpose.tracking._common import (
     _global_uri,
     _require_existing_store,
     _short,
+    redact,
     resolve_tracking_uri,
 )
 
@@ -112,11 +113,16 @@ def load_predictor(model_uri: str, tracking_uri: str | None = None) -> tuple[exp
     uri = resolve_tracking_uri(tracking_uri)
     _require_existing_store(uri)
     progress = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # quiet unless asked
-    with tempfile.TemporaryDirectory() as tmp, _global_uri(uri), _env(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=progress):
+    # Closed by default: ldlpose logs models as pickle-free torch.export archives (pt2), so a model that
+    # needs unpickling is not one of ours and would run its code on load. No MLflow release refuses
+    # pickle by default yet (3.18.0 still allows it); ldlpose asks for the refusal unless the user set it.
+    pickle = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    with tempfile.TemporaryDirectory() as tmp, _global_uri(uri), _env(
+            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=progress, MLFLOW_ALLOW_PICKLE_DESERIALIZATION=pickle):
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
         except Exception as err:  # MlflowException, OSError, bad URI syntax: all say the same to a user
-            raise ModelLoadError(f"cannot load model {model_uri!r} from {uri}: {_short(err)}") from None
+            raise ModelLoadError(f"cannot load model {model_uri!r} from {redact(uri)}: {_short(err)}") from None
         info_file = local / "extra_files" / MODEL_INFO_FILE
         if not info_file.is_file():
             raise ModelLoadError(f"{model_uri!r} is not an ldlpose pose model (it has no {MODEL_INFO_FILE}); "
@@ -139,7 +145,7 @@ def log_run_files(uri: str, run_id: str, folder: str, figures: dict | None = Non
     with tempfile.TemporaryDirectory() as tmp:
         written = plots.save_figures(figures or {}, Path(tmp))
         for name, text in (texts or {}).items():
-            (Path(tmp) / name).write_text(text)
+            (Path(tmp) / name).write_text(redact(text))  # a config's data root may carry a password
             written.append(name)
         if written:
             _client(uri).log_artifacts(run_id, tmp, folder)

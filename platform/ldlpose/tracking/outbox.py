@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ldlpose.tracking._common import TrackingError, _short
+from ldlpose.tracking._common import TrackingError, _short, redact
 from ldlpose.tracking.journal import Journal
 
 CAPACITY = 10_000
@@ -276,4 +276,4 @@ class Outbox:
                 "the search is resumed with --resume)")
 
     def _say(self, message: str) -> None:
-        print(f"ldlpose: {message}", file=self._stream or sys.stderr, flush=True)
+        print(f"ldlpose: {redact(message)}", file=self._stream or sys.stderr, flush=True)  # names the URI

@@ -33,6 +33,7 @@ from ldlpose.tracking._common import (
     _param_value,
     _short,
     _sqlite_path,
+    redact,
 )
 from ldlpose.tracking.models import _log_predictor
 
@@ -143,9 +144,9 @@ class SearchTracker:
         prefix = "" if attempt == 1 else f"attempt-{attempt}/"
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            (root / "search.yaml").write_text(yaml_text)
+            (root / "search.yaml").write_text(redact(yaml_text))  # a URI's password never reaches MLflow
             resolved = {"sampler": sampler, "seed": seed, "space": resolved_space}
-            (root / "resolved_space.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n")
+            (root / "resolved_space.json").write_text(redact(json.dumps(resolved, indent=2, default=str)) + "\n")
             for name, manifest in manifests.items():
                 file = root / "manifests" / f"{name}.json"
                 file.parent.mkdir(parents=True, exist_ok=True)
