@@ -208,6 +208,7 @@ def render_scene(scene: Scene, size: int, supersample: int | None = None
     alpha = _box_mean((slot >= 0).astype(np.float32)[..., None], ss)
     rng = np.random.default_rng(scene.noise_seed)
     plain = scene.noise_seed is None
+    behind: np.ndarray
     if scene.background is not None:
         behind = np.asarray(scene.background, np.float32)
     else:
