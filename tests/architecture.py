@@ -31,8 +31,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("report",),
     ("inference",),
     ("train",),
-    ("methods", "models"),
+    ("methods",),
+    # Below the run config, which checks its backbone names against the backbone registry (issue 21 item 4).
     ("config",),
+    ("models",),
     ("data",),
     ("infra",),
     ("metrics",),

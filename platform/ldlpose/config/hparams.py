@@ -1,29 +1,32 @@
 """Every method's hyperparameters, and the run config's ``method`` section as a union of them.
 
-Each method declares a frozen :class:`Hparams` model whose fields carry their documentation and
-validity: :func:`hparam` gives a closed ``range`` (for numbers, lists of numbers) or the ``choices``
-(the field's ``Literal`` or ``bool`` type). Validation happens on construction, so an invalid
-setting can never reach a loss; a search and the docs read defaults, ranges and choices through
-:meth:`Hparams.spec`. The method modules (:mod:`ldlpose.methods`, which import torch) take their
-model from here, so that loading a config or a search space imports neither torch nor Ray.
+Each method declares a frozen :class:`Hparams` model, registered by :func:`method_hparams`, whose
+fields carry their documentation and validity: :func:`hparam` gives a closed ``range`` (for
+numbers, lists of numbers) or the ``choices`` (the field's ``Literal`` or ``bool`` type).
+Validation happens on construction, so an invalid setting can never reach a loss; a search and the
+docs read defaults, ranges and choices through :meth:`Hparams.spec`. The method modules
+(:mod:`ldlpose.methods`, which import torch) take their model from here, so that loading a config
+or a search space imports neither torch nor Ray.
 
 A run config's ``method: {name: gldl, hparams: {sigma: 2.0}}`` is :data:`MethodConfig`, a union
-discriminated on ``name`` (``gldl`` when left out): the name picks the member, and that member's
-hyperparameter model validates ``hparams``, so a key that another method accepts is an error
-naming this method.
+discriminated on ``name`` (``gldl`` when left out), generated from the registered models: the name
+picks the member, and that member's hyperparameter model validates ``hparams``, so a key that
+another method accepts is an error naming this method.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, Union
 
-from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, create_model, model_validator
 
 from ldlpose.config.schema import FieldError, Strict, accepted_keys, first_error, validate
 from ldlpose.errors import unknown
+from ldlpose.infra.registry import Registry
 
-__all__ = ["DEFAULT_METHOD", "HPARAMS", "Hparams", "MethodConfig", "hparam"]
+__all__ = ["DEFAULT_METHOD", "HPARAMS", "SECTIONS", "Hparams", "MethodConfig", "MethodSection", "hparam",
+           "method_hparams"]
 
 DEFAULT_METHOD = "gldl"
 
@@ -116,12 +119,30 @@ class Hparams(Strict):
         return self.model_dump(mode="json", include=set(self.keys()))
 
 
+HPARAMS: Registry[type[Hparams]] = Registry(
+    "method", error=ValueError,
+    twice=lambda name, registered, new: f"method {name!r} has two hyperparameter models: "
+                                        f"{registered.__qualname__} and {new.__qualname__}")
+"""Method name -> its hyperparameter model; the method registry checks each registered method against it."""
+
+
+H = TypeVar("H", bound=type[Hparams])
+
+
+def method_hparams(cls: H) -> H:
+    """Class decorator: ``cls`` is the hyperparameter model of method ``cls.method``, and with it the
+    run config's ``method`` section accepts that name."""
+    HPARAMS.add(cls.method, cls)
+    return cls
+
+
 # --- the methods' hyperparameters (docs/methods.md says what each means) -----------------------
 
 _SIGMA_RANGE = (0.1, 20.0)
 _ALPHA_DOC = "weight of the degrees^2 MSE on the expected angle"
 
 
+@method_hparams
 class AsgHparams(Hparams):
     method = "asg"
     num_points: int = hparam(600, "Fibonacci sphere points per distribution", range=(20, 2000))
@@ -137,6 +158,7 @@ class AsgHparams(Hparams):
                                       choices=(True, False))
 
 
+@method_hparams
 class DadlHparams(Hparams):
     method = "dadl"
     # The paper tunes one setting per test set (ldlpose.methods.dadl); aflw2000 is the defaults.
@@ -154,6 +176,7 @@ class DadlHparams(Hparams):
     decode: Decode = hparam("center", DECODE_DOC, choices=("center", "edge"))
 
 
+@method_hparams
 class GldlHparams(Hparams):
     method = "gldl"
     sigma: float = hparam(4.0, "Gaussian width in bins of 3 degrees (paper: 4)", range=_SIGMA_RANGE)
@@ -166,6 +189,7 @@ class GldlHparams(Hparams):
     decode: Decode = hparam("center", DECODE_DOC, choices=("center", "edge"))
 
 
+@method_hparams
 class HopenetHparams(Hparams):
     method = "hopenet"
     # alpha = 1 is HopeNet's released model best on BIWI (alpha = 2 best on AFLW2000; code default 0.001).
@@ -176,6 +200,7 @@ class HopenetHparams(Hparams):
 AuxWeight = Annotated[float, Field(ge=0.0, le=100.0)]
 
 
+@method_hparams
 class HybridHparams(Hparams):
     method = "hybrid"
     alpha: float = hparam(2.0, "weight of the degrees^2 MSE on the fine-bin expectation", range=(0.0, 10.0))
@@ -187,6 +212,7 @@ class HybridHparams(Hparams):
                             choices=(False, True))
 
 
+@method_hparams
 class RankposeHparams(Hparams):
     method = "rankpose"
     rank_weight: float = hparam(1.0, "weight of the margin ranking loss", range=(0.0, 10.0))
@@ -198,12 +224,14 @@ class RankposeHparams(Hparams):
         choices=("sum", "released"))
 
 
+@method_hparams
 class SixdrepnetHparams(Hparams):
     """None: the paper's lr, batch and epochs belong to training."""
 
     method = "sixdrepnet"
 
 
+@method_hparams
 class WhenetHparams(Hparams):
     method = "whenet"
     alpha: float = hparam(1.0, "weight of the (wrapped for yaw) degrees^2 squared error", range=(0.0, 10.0))
@@ -213,52 +241,28 @@ class WhenetHparams(Hparams):
     decode: Decode = hparam("center", DECODE_DOC, choices=("center", "edge"))
 
 
-HPARAMS: dict[str, type[Hparams]] = {cls.method: cls for cls in (
-    AsgHparams, DadlHparams, GldlHparams, HopenetHparams, HybridHparams, RankposeHparams, SixdrepnetHparams,
-    WhenetHparams)}
-"""Method name -> its hyperparameter model; the registry checks each registered method against it."""
+# --- the run config's method section, one member per registered method -----------------------
+
+class MethodSection(Strict):
+    """``method: {name: ..., hparams: {...}}``; each method's member narrows both (:func:`_section`)."""
+
+    name: str
+    hparams: Hparams
 
 
-# --- the run config's method section ---------------------------------------------------------
-
-class AsgMethod(Strict):
-    name: Literal["asg"] = "asg"
-    hparams: AsgHparams = Field(default_factory=AsgHparams)
-
-
-class DadlMethod(Strict):
-    name: Literal["dadl"] = "dadl"
-    hparams: DadlHparams = Field(default_factory=DadlHparams)
-
-
-class GldlMethod(Strict):
-    name: Literal["gldl"] = "gldl"
-    hparams: GldlHparams = Field(default_factory=GldlHparams)
+def _section(hparams: type[Hparams]) -> type[MethodSection]:
+    """The member of :data:`MethodConfig` for one method, named as before it was generated
+    (``GldlMethod``, ...) and bound in this module, so that a search's pickled state still finds it."""
+    name = hparams.method
+    tag: Any = Literal[name]
+    section = create_model(f"{name.capitalize()}Method", __base__=MethodSection, __module__=__name__,
+                           name=(tag, name), hparams=(hparams, Field(default_factory=hparams)))
+    globals()[section.__name__] = section
+    return section
 
 
-class HopenetMethod(Strict):
-    name: Literal["hopenet"] = "hopenet"
-    hparams: HopenetHparams = Field(default_factory=HopenetHparams)
-
-
-class HybridMethod(Strict):
-    name: Literal["hybrid"] = "hybrid"
-    hparams: HybridHparams = Field(default_factory=HybridHparams)
-
-
-class RankposeMethod(Strict):
-    name: Literal["rankpose"] = "rankpose"
-    hparams: RankposeHparams = Field(default_factory=RankposeHparams)
-
-
-class SixdrepnetMethod(Strict):
-    name: Literal["sixdrepnet"] = "sixdrepnet"
-    hparams: SixdrepnetHparams = Field(default_factory=SixdrepnetHparams)
-
-
-class WhenetMethod(Strict):
-    name: Literal["whenet"] = "whenet"
-    hparams: WhenetHparams = Field(default_factory=WhenetHparams)
+SECTIONS: dict[str, type[MethodSection]] = {name: _section(HPARAMS.get(name)) for name in HPARAMS.names()}
+"""Method name -> its run-config section model."""
 
 
 def _method_name(value: Any) -> str:
@@ -267,19 +271,13 @@ def _method_name(value: Any) -> str:
     return str(name)
 
 
-MethodConfig = Annotated[
-    Annotated[AsgMethod, Tag("asg")]
-    | Annotated[DadlMethod, Tag("dadl")]
-    | Annotated[GldlMethod, Tag("gldl")]
-    | Annotated[HopenetMethod, Tag("hopenet")]
-    | Annotated[HybridMethod, Tag("hybrid")]
-    | Annotated[RankposeMethod, Tag("rankpose")]
-    | Annotated[SixdrepnetMethod, Tag("sixdrepnet")]
-    | Annotated[WhenetMethod, Tag("whenet")],
-    Discriminator(_method_name),
-]
+if TYPE_CHECKING:
+    MethodConfig = MethodSection
+else:  # a union discriminated on ``name``: a key that another method accepts is an error naming this one
+    MethodConfig = Annotated[Union[tuple(Annotated[SECTIONS[n], Tag(n)] for n in SECTIONS)],  # noqa: UP007
+                             Discriminator(_method_name)]
 
 
-def default_method() -> GldlMethod:
+def default_method() -> MethodSection:
     """The method section when a config leaves it out."""
-    return GldlMethod()
+    return SECTIONS[DEFAULT_METHOD].model_validate({})

@@ -173,7 +173,7 @@ def check_name(name: str) -> None:
 
 def check_selection_metric(key: str, name: str) -> None:
     """``name`` must be a validation metric: ``val_`` plus one of the reported error metrics."""
-    from ldlpose.config.catalog import METRIC_NAMES
+    from ldlpose.metrics import METRIC_NAMES
 
     accepted = [f"val_{m}" for m in METRIC_NAMES]
     if name in accepted:
@@ -188,10 +188,10 @@ def check_selection_metric(key: str, name: str) -> None:
 
 
 def _check_backbone(name: str) -> None:
-    from ldlpose.config.catalog import BACKBONES
+    from ldlpose.models import backbones  # the registry itself, torch-free to import
 
-    if name not in BACKBONES:
-        raise FieldError("model.backbone", str(unknown("backbone", name, BACKBONES)))
+    if name not in backbones.available():
+        raise FieldError("model.backbone", str(unknown("backbone", name, backbones.available())))
 
 
 def _check_benchmarks(names: list[str]) -> None:

@@ -34,10 +34,10 @@ Conventions shared by every method (so that a weight means the same everywhere):
   ``3 * E[i] - 99`` is ``decode="edge"``; out-of-range labels are clamped to the end bins;
 * loss ``parts`` are unweighted and detached.
 
-To add a method, declare its hyperparameters in :mod:`ldlpose.config.hparams` (a model, an entry of
-``HPARAMS`` and a member of ``MethodConfig``), write ``methods/<name>.py`` with a class decorated by
-``@register("<name>")`` and add its import line below; the conformance tests in ``tests/methods``
-then cover it.
+To add a method, declare its hyperparameters in :mod:`ldlpose.config.hparams` (a model decorated by
+``@method_hparams``: the run config's ``method`` section then accepts its name), write
+``methods/<name>.py`` with a class decorated by ``@register("<name>")`` and add its import line
+below; the conformance tests in ``tests/methods`` iterate the registry and so cover it.
 """
 
 # ruff: noqa: I001 (the methods are imported after the registry, one line each)
