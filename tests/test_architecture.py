@@ -64,9 +64,9 @@ def test_an_import_into_a_higher_layer_fails_the_contract(copy):
 
 
 def test_units_of_one_layer_stay_independent(copy):
-    _append(copy / "deploy" / "photos.py", "\n\ndef _harness():\n    from ldlpose.evaluation import harness\n\n"
-                                           "    return harness\n")
-    assert analyse(copy).sideways == ["ldlpose.deploy.photos -> ldlpose.evaluation.harness"]
+    _append(copy / "methods" / "gldl.py", "\n\ndef _backbones():\n    from ldlpose.models import backbones\n\n"
+                                          "    return backbones\n")
+    assert analyse(copy).sideways == ["ldlpose.methods.gldl -> ldlpose.models.backbones"]
 
 
 def test_long_functions_and_modules_fail_the_contract(copy):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ldlpose.config.hparams import HPARAMS, Hparams
+from ldlpose._lazy import LazyModule
 from ldlpose.errors import ConfigError
 from ldlpose.infra.registry import Registry
 from ldlpose.methods._base import Method
+from ldlpose.methods._hparams import HPARAMS, Hparams
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule('torch')
 
 _METHODS: Registry[type[Method]] = Registry(
     "method", error=ValueError,
@@ -25,7 +29,7 @@ def register(name: str):
         if name in _METHODS:
             _METHODS.add(name, cls)  # raises, naming both
         if name not in HPARAMS or HPARAMS.get(name) is not cls.Hparams:
-            raise ValueError(f"method {name!r}: its Hparams must be ldlpose.config.hparams.HPARAMS[{name!r}] "
+            raise ValueError(f"method {name!r}: its Hparams must be ldlpose.methods._hparams.HPARAMS[{name!r}] "
                              f"(the model a run config validates), got {cls.Hparams.__name__}")
         cls.name = name
         return _METHODS.add(name, cls)
