@@ -27,7 +27,7 @@ from ldlpose._lazy import LazyModule
 if TYPE_CHECKING:
     import torch
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
+    torch = LazyModule("torch")
 
 
 __all__ = [

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
-    nn = LazyModule('torch.nn')
+    torch = LazyModule("torch")
+    nn = LazyModule("torch.nn")
 
 ANGLES = ("yaw", "pitch", "roll")
 Batch = Mapping[str, "torch.Tensor"]  # strings: naming the type must not import torch

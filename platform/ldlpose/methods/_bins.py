@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import torch
     import torch.nn.functional as F
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
-    F = LazyModule('torch.nn.functional')
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 _MIRRORED = ("yaw", "roll")  # the angles a horizontal flip negates
 _FLOOR = 1e-12  # probability floor when a target is turned into logits (log 0 is -inf)

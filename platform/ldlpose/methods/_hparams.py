@@ -21,7 +21,8 @@ from ldlpose.errors import unknown
 from ldlpose.infra.registry import Registry
 from ldlpose.infra.schema import FieldError, Strict, accepted_keys, first_error, validate
 
-__all__ = ["CENTER_DOC", "DECODE_DOC", "HPARAMS", "Center", "Decode", "Hparams", "hparam", "method_hparams"]
+__all__ = ["ALPHA_DOC", "CENTER_DOC", "DECODE_DOC", "HPARAMS", "SIGMA_RANGE", "Center", "Decode", "Hparams", "hparam",
+           "method_hparams"]
 
 # Shared by the bin methods (HopeNet, GLDL, DADL, Hybrid, WHENet); docs/methods.md#bins.
 Decode = Literal["center", "edge"]

@@ -13,7 +13,7 @@ from ldlpose.methods._hparams import HPARAMS, Hparams
 if TYPE_CHECKING:
     import torch
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
+    torch = LazyModule("torch")
 
 _METHODS: Registry[type[Method]] = Registry(
     "method", error=ValueError,

@@ -18,7 +18,7 @@ from ldlpose._lazy import LazyModule
 if TYPE_CHECKING:
     import torch
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
+    torch = LazyModule("torch")
 
 
 _GOLDEN = (1.0 + math.sqrt(5.0)) / 2.0

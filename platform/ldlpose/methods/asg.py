@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     import torch
     import torch.nn.functional as F
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
-    F = LazyModule('torch.nn.functional')
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 LOBES = ("left", "down", "front")
 # The mirror G R G (docs/methods.md#flip) on each column.

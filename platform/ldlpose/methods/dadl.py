@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     import torch
     import torch.nn.functional as F
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
-    F = LazyModule('torch.nn.functional')
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 
 @method_hparams

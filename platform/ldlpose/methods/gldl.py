@@ -49,7 +49,7 @@ from ldlpose.methods._registry import register
 if TYPE_CHECKING:
     import torch
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
+    torch = LazyModule("torch")
 
 
 @method_hparams

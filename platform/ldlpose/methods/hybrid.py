@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     import torch
     import torch.nn.functional as F
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
-    F = LazyModule('torch.nn.functional')
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 # Output suffix -> bins over [-99, 99): the fine head, then the auxiliary ones (weights in this order).
 HEADS = {

@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     import torch.nn.functional as F
     from torch import nn
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
-    F = LazyModule('torch.nn.functional')
-    nn = LazyModule('torch.nn')
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
+    nn = LazyModule("torch.nn")
 
 _SIGNS = (-1.0, 1.0, -1.0)  # flip: yaw and roll negate
 RELEASED_MSE_SCALE = 2.0 / 3.0

@@ -27,7 +27,7 @@ from ldlpose.methods._registry import register
 if TYPE_CHECKING:
     import torch
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
+    torch = LazyModule("torch")
 
 # Mirroring maps R to G R G (G = diag(-1, 1, 1), docs/methods.md#flip). Gram-Schmidt commutes with it when a1
 # turns into -G a1 and a2 into G a2 (a cross product of reflected vectors flips sign).

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     import torch
     import torch.nn.functional as F
 else:  # torch loads on first use (ldlpose._lazy)
-    torch = LazyModule('torch')
-    F = LazyModule('torch.nn.functional')
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 YAW_BINS = BinScheme(-180.0, 180.0, 3.0)
 
