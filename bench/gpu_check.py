@@ -4,13 +4,17 @@
    GPU-decoded batches against CPU ones)?
 2. How many ResNet-50 training images per second at 224 px does ldlpose's loop reach, fed by its
    input pipeline, against a bare channels-last bf16 loop on synthetic on-GPU tensors? (Also
-   ldlpose's loop on the same synthetic tensors, which separates the loop from the pipeline.)
+   ldlpose's loop on the same synthetic tensors, which separates the loop from the pipeline.) And
+   what does each of the loop's fast paths (``train.accel``: channels-last, cuDNN autotuning,
+   torch.compile) buy: the loop on synthetic tensors with each switch alone, with none, with the
+   defaults ("auto") and with the defaults plus compile, side by side in one run.
 3. Does the input pipeline keep up with the bare loop when it may use every core: the GPU-decode
    path (nvJPEG; the CPU only slices bytes) and the CPU-decode path (all cores decode and crop)?
 
 ``--dry-run`` runs the same code on the CPU with tiny sizes (ResNet-18 at 32 px, a few steps), DDP
 over gloo, and both GPU paths of the pipeline on CPU tensors (``device="cpu"``): it shows that the
-check works, not how fast anything is.
+check works, not how fast anything is. It leaves out the compiled variants (compiling takes
+minutes on a CPU) unless ``--compile`` asks for them.
 
     python bench/gpu_check.py --json gpu_check.json
     python bench/gpu_check.py --dry-run --json gpu_check.json
@@ -117,19 +121,42 @@ def bare_loop(device, sizes: Sizes) -> float:
     return sizes.steps * sizes.batch / (time.perf_counter() - started)
 
 
-def ldlpose_loop(device, sizes: Sizes, loader_or_batches) -> float:
+# ldlpose's loop with its fast paths (train.accel) one at a time; "auto" is what a run does by default.
+SWITCHES = {
+    "none": {"channels_last": False, "cudnn_benchmark": False},
+    "channels_last": {"channels_last": True, "cudnn_benchmark": False},
+    "cudnn_benchmark": {"channels_last": False, "cudnn_benchmark": True},
+    "compile": {"channels_last": False, "cudnn_benchmark": False, "compile": True},
+    "auto": {},
+    "auto+compile": {"compile": True},
+}
+
+
+def ldlpose_loop(device, sizes: Sizes, loader_or_batches, accel: dict | None = None,
+                 timings: dict | None = None) -> float:
     """Images/s of ldlpose's ``train_one_epoch`` (its autocast, loss, all-reduce checks) over one
-    epoch of ``loader_or_batches``, after a warm-up epoch."""
+    epoch of ``loader_or_batches``, after a warm-up epoch, with the fast paths ``accel`` (a
+    ``train.accel`` mapping, applied as the loop's setup applies it; default: "auto").
+    ``timings`` receives the warm-up epoch's seconds (compiling happens there)."""
     import torch
 
     from ldlpose import methods
+    from ldlpose.config import AccelConfig
     from ldlpose.models import build_model
+    from ldlpose.train import accel as fast_paths
     from ldlpose.train.loop import train_one_epoch
 
+    switches = fast_paths.resolve(AccelConfig(**(accel or {})), device)
+    fast_paths.set_backend(switches)
     torch.manual_seed(0)
     method = methods.create("gldl")
-    model = build_model(method, sizes.backbone, "none").to(device)
+    model = fast_paths.to_memory_format(build_model(method, sizes.backbone, "none").to(device), switches)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if switches.compile_mode is not None:
+        import torch._dynamo
+
+        torch._dynamo.reset()  # each variant compiles its own network from scratch
+    model = fast_paths.compiled(model, switches, device)
     rates = []
     for epoch in range(2):
         if hasattr(loader_or_batches, "set_epoch"):
@@ -140,7 +167,34 @@ def ldlpose_loop(device, sizes: Sizes, loader_or_batches) -> float:
                         frozen_bn=False, world=1)
         _sync(device)
         rates.append(len(loader_or_batches) * sizes.batch / (time.perf_counter() - started))
+        if timings is not None and epoch == 0:
+            timings["warmup_epoch_s"] = round(time.perf_counter() - started, 2)
     return rates[-1]
+
+
+def switch_rates(device, sizes: Sizes, batches, names) -> dict:
+    """Images/s of ldlpose's loop on the same batches for each of ``names`` (keys of SWITCHES), the
+    warm-up epoch's seconds, and the ratio to the loop with no switch on; cuDNN's flag restored after."""
+    import torch
+
+    flag = torch.backends.cudnn.benchmark
+    table: dict[str, dict] = {}
+    try:
+        for name in names:
+            timings: dict = {}
+            rate = ldlpose_loop(device, sizes, batches, SWITCHES[name], timings)
+            table[name] = {"images_per_s": rate, **timings}
+    finally:
+        torch.backends.cudnn.benchmark = flag
+    return over_none(table)
+
+
+def over_none(table: dict) -> dict:
+    """Each row's images/s over the loop's with no switch on (when that was measured)."""
+    if "none" in table:
+        for row in table.values():
+            row["over_none"] = row["images_per_s"] / table["none"]["images_per_s"]
+    return table
 
 
 def synthetic_batches(device, sizes: Sizes) -> list[dict]:
@@ -192,11 +246,34 @@ def machine(device) -> dict:
     return info
 
 
+def measure(result: dict, device, sizes: Sizes, workers: int, tmp: Path) -> None:
+    """Questions 2 and 3 into ``result``: the bare loop, ldlpose's loop on synthetic batches and fed by
+    its pipeline (both with the default fast paths), and the pipeline alone."""
+    folder = prepare(tmp, sizes)
+    rates = {"bare_channels_last_bf16": bare_loop(device, sizes),
+             "ldlpose_loop_synthetic_batches": ldlpose_loop(device, sizes, synthetic_batches(device, sizes))}
+    train = pipeline(folder, device, sizes, workers, gpu_decode=True)
+    rates["ldlpose_loop_with_pipeline"] = ldlpose_loop(device, sizes, train)
+    del train
+    feeds = {}
+    for name, decode in (("gpu_decode", True), ("cpu_decode_all_cores", False)):
+        loader = pipeline(folder, device, sizes, workers, gpu_decode=decode)
+        feeds[name] = loader_rate(loader, device, sizes.steps)
+        del loader
+    bare = rates["bare_channels_last_bf16"]
+    result["training_images_per_s"] = rates
+    result["ldlpose_over_bare"] = rates["ldlpose_loop_with_pipeline"] / bare
+    result["pipeline_images_per_s"] = {"workers": workers, **feeds}
+    result["pipeline_keeps_up"] = {name: rate >= bare for name, rate in feeds.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, gloo: check that the check works")
     p.add_argument("--json", type=Path, default=Path("gpu_check.json"))
     p.add_argument("--tests-timeout", type=int, default=180, help="seconds for tests/test_cuda.py")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure the torch.compile variants (default: on a GPU yes, in a dry run no)")
     args = p.parse_args(argv)
 
     import torch
@@ -213,25 +290,19 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         result["tests"] = run_tests(Path(tmp), args.tests_timeout)
         print(f"tests/test_cuda.py: {result['tests']['cases']}", flush=True)
-        folder = prepare(Path(tmp), sizes)
-        rates = {"bare_channels_last_bf16": bare_loop(device, sizes),
-                 "ldlpose_loop_synthetic_batches": ldlpose_loop(device, sizes, synthetic_batches(device, sizes))}
-        train = pipeline(folder, device, sizes, workers, gpu_decode=True)
-        rates["ldlpose_loop_with_pipeline"] = ldlpose_loop(device, sizes, train)
-        del train
-        feeds = {}
-        for name, decode in (("gpu_decode", True), ("cpu_decode_all_cores", False)):
-            loader = pipeline(folder, device, sizes, workers, gpu_decode=decode)
-            feeds[name] = loader_rate(loader, device, sizes.steps)
-            del loader
-    bare = rates["bare_channels_last_bf16"]
-    result["training_images_per_s"] = rates
-    result["ldlpose_over_bare"] = rates["ldlpose_loop_with_pipeline"] / bare
-    result["pipeline_images_per_s"] = {"workers": workers, **feeds}
-    result["pipeline_keeps_up"] = {name: rate >= bare for name, rate in feeds.items()}
+        measure(result, device, sizes, workers, Path(tmp))
     args.json.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("training_images_per_s", "ldlpose_over_bare", "pipeline_images_per_s",
-                                             "pipeline_keeps_up")}, indent=2))
+    # Last, and written after each variant: compiling is the slowest part, and a check stopped by its
+    # time limit keeps every figure measured before.
+    compile_too = not args.dry_run if args.compile is None else args.compile
+    batches, result["ldlpose_loop_switches"] = synthetic_batches(device, sizes), {}
+    for name in [n for n in SWITCHES if compile_too or "compile" not in n]:
+        result["ldlpose_loop_switches"].update(switch_rates(device, sizes, batches, [name]))
+        args.json.write_text(json.dumps(result, indent=2))
+    over_none(result["ldlpose_loop_switches"])
+    args.json.write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: result[k] for k in ("training_images_per_s", "ldlpose_over_bare", "ldlpose_loop_switches",
+                                             "pipeline_images_per_s", "pipeline_keeps_up")}, indent=2))
     print(f"wrote {args.json}")
     return 0 if result["tests"]["passed"] else 1
 

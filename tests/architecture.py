@@ -31,16 +31,19 @@ LAYERS: list[tuple[str, ...]] = [
     ("report",),
     ("inference",),
     ("train",),
-    ("methods", "models"),
+    # The run config validates every method's hyperparameter model (declared in the method's module)
+    # and checks backbone names against the backbone registry: both sit below it (issue 21 item 4).
     ("config",),
+    ("methods", "models"),
     ("data",),
     ("infra",),
     ("metrics",),
     ("geometry", "errors", "_moved"),
+    ("_lazy",),  # a module that loads on first use: torch, for geometry and the methods
 ]
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
-ROOT_MODULES = {"__init__", "__main__", "_moved", "cli", "errors", "geometry", "metrics"}
+ROOT_MODULES = {"__init__", "__main__", "_lazy", "_moved", "cli", "errors", "geometry", "metrics"}
 """What may stay at the package root: the entry points, the errors, the angle convention and metrics."""
 
 

@@ -25,8 +25,14 @@ def test_a_pickle_that_names_a_class_by_its_old_path_loads():
     from ldlpose.config.hparams import GldlHparams
 
     hparams = GldlHparams(sigma=2.5)
-    # Protocol 0 writes ``c<module>\n<name>\n``: the same pickle, written before the split.
-    before = pickle.dumps(hparams, protocol=0).replace(b"ldlpose.config.hparams\n", b"ldlpose.hparams\n")
+    # Protocol 0 writes ``c<module>\n<name>\n``. The model lives beside its method now
+    # (ldlpose.methods.gldl); the same pickle written before the split names ldlpose.hparams, and one
+    # written between the split and that move names ldlpose.config.hparams.
+    today = pickle.dumps(hparams, protocol=0)
+    assert b"cldlpose.methods.gldl\nGldlHparams\n" in today
+    between = today.replace(b"ldlpose.methods.gldl\n", b"ldlpose.config.hparams\n")
+    assert pickle.loads(between) == hparams
+    before = today.replace(b"ldlpose.methods.gldl\n", b"ldlpose.hparams\n")
     assert b"ldlpose.hparams\n" in before
     sys.modules.pop("ldlpose.hparams", None)
     with pytest.warns(DeprecationWarning):

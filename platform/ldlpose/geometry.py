@@ -20,8 +20,15 @@ All functions are batched, device-agnostic and differentiable (where a loss uses
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+from ldlpose._lazy import LazyModule
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+
 
 __all__ = [
     "HOPENET_BINS",

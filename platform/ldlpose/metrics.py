@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["METRIC_NAMES", "evaluate", "maev_from_vectors", "metric_key", "per_sample_errors"]
+__all__ = ["COST_METRICS", "METRIC_NAMES", "evaluate", "maev_from_vectors", "metric_key", "per_sample_errors"]
 
 # torch is imported by the functions that compute, so that naming a metric (configs, tables, the CLI)
 # stays free of it.
 METRIC_NAMES = ("mae_yaw", "mae_pitch", "mae_roll", "mae", "maev", "geodesic")
+# What ldlpose.inference.profile measures of a model, named here with the error metrics so that a
+# search space's objectives are checked without importing torch; the search accepts them as objectives
+# after the first.
+COST_METRICS = ("latency_ms", "latency_p90_ms", "latency_batch_ms", "latency_batch_p90_ms", "params_m", "macs_m")
 
 
 def metric_key(dataset: str, metric: str) -> str:

@@ -34,12 +34,23 @@ def test_loading_every_shipped_config_and_space_imports_neither_torch_nor_ray(tm
     assert heavy.strip() == "[]", f"loading configs imported {heavy.strip()}"
 
 
-def test_the_torch_free_name_lists_match_the_implementations():
+def test_the_names_a_config_is_checked_against_are_read_from_the_registries():
+    import pytest
+
     from ldlpose import metrics
-    from ldlpose.config import catalog
-    from ldlpose.models import backbones, profile
+    from ldlpose.config import catalog, run_config_from_dict
+    from ldlpose.errors import ConfigError
+    from ldlpose.inference import profile
+    from ldlpose.models import backbones
 
     assert tuple(backbones.available()) == catalog.BACKBONES
-    assert metrics.METRIC_NAMES == catalog.METRIC_NAMES
-    assert profile.COST_METRICS == catalog.COST_METRICS
+    assert catalog.METRIC_NAMES is metrics.METRIC_NAMES and catalog.COST_METRICS is profile.COST_METRICS
+    # A backbone registered after the config modules loaded is accepted: they read the registry itself.
+    backbones._register("tiny_test_net", 8, lambda model: model)
+    try:
+        assert run_config_from_dict({"model": {"backbone": "tiny_test_net"}}).model.backbone == "tiny_test_net"
+    finally:
+        backbones._REGISTRY.remove("tiny_test_net")
+    with pytest.raises(ConfigError, match=r"model\.backbone: unknown backbone 'tiny_test_net'; accepted: "):
+        run_config_from_dict({"model": {"backbone": "tiny_test_net"}})
 

@@ -40,8 +40,22 @@ def wrapped_error(a, b):
     return torch.remainder(a - b + 180.0, 360.0) - 180.0
 
 
-def test_all_eight_methods_are_registered():
-    assert NAMES == ["asg", "dadl", "gldl", "hopenet", "hybrid", "rankpose", "sixdrepnet", "whenet"]
+def test_every_method_module_registers_its_method_and_the_run_config_accepts_it():
+    """Adding a method is one module and its import line: each public module of ``ldlpose.methods``
+    registers one method, whose hyperparameter model the run config's ``method`` section accepts."""
+    import pkgutil
+
+    from ldlpose.config import run_config_from_dict
+    from ldlpose.config.hparams import HPARAMS, SECTIONS
+
+    modules = {m.name for m in pkgutil.iter_modules(methods.__path__) if not m.name.startswith("_")}
+    registered = {methods.method_class(name).__module__.rsplit(".", 1)[1] for name in NAMES}
+    assert registered == modules, "a method module that registers nothing, or one not imported by ldlpose.methods"
+    assert len(NAMES) == len(modules) >= 8  # the eight of docs/methods.md, at least
+    assert NAMES == HPARAMS.names() == sorted(SECTIONS)
+    for name in NAMES:
+        run = run_config_from_dict({"method": {"name": name}})
+        assert run.method.name == name and type(run.method.hparams) is methods.hparams_class(name)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -154,7 +168,9 @@ def test_wrong_output_shape_is_reported():
         method.decode(torch.zeros(2, 197))
 
 
-def test_importing_methods_does_not_import_ray_or_mlflow():
-    code = "import sys, ldlpose.methods; print(sorted({'ray', 'mlflow'} & set(sys.modules)))"
+def test_importing_methods_does_not_import_torch_ray_or_mlflow_until_a_method_computes():
+    """Loading a config imports every method module (their hyperparameter models live there)."""
+    code = ("import sys, ldlpose.methods as m; print(sorted({'torch', 'ray', 'mlflow'} & set(sys.modules)));"
+            "m.create('rankpose').head(4); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.split() == ["[]", "True"]

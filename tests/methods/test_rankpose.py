@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ldlpose.methods as methods
-from ldlpose.methods.rankpose import CosineHead
+from ldlpose.methods._cosine import CosineHead
 
 
 def test_head_is_180_times_the_cosine_and_bounded():

@@ -7,6 +7,7 @@ was split by layer, and saved state (a search's pickled Tune state) still names 
 """
 
 from ldlpose.config.run import (
+    AccelConfig,
     AugmentConfig,
     DataConfig,
     ModelConfig,
@@ -23,6 +24,6 @@ from ldlpose.config.run import (
     run_config_from_dict,
 )
 
-__all__ = ["AugmentConfig", "DataConfig", "ModelConfig", "OptimizerConfig", "ResourcesConfig", "RunConfig",
-           "ScheduleConfig", "TrainConfig", "apply_overrides", "check_name", "check_selection_metric",
+__all__ = ["AccelConfig", "AugmentConfig", "DataConfig", "ModelConfig", "OptimizerConfig", "ResourcesConfig",
+           "RunConfig", "ScheduleConfig", "TrainConfig", "apply_overrides", "check_name", "check_selection_metric",
            "load_run_config", "read_yaml", "run_config_from_dict"]

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ldlpose.config.hparams import MethodConfig, default_method
 from ldlpose.config.schema import FieldError, Strict, parse_override, set_dotted, validate
 from ldlpose.config.splits import check_split_paths
-from ldlpose.errors import ConfigError, unknown
+from ldlpose.errors import ConfigError, closest, unknown
 from ldlpose.infra.locations import resolve_data_root
 
 __all__ = [
-    "AugmentConfig", "DataConfig", "MethodConfig", "ModelConfig", "OptimizerConfig", "ResourcesConfig",
+    "AccelConfig", "AugmentConfig", "DataConfig", "MethodConfig", "ModelConfig", "OptimizerConfig", "ResourcesConfig",
     "RunConfig", "ScheduleConfig", "TrainConfig", "load_run_config", "run_config_from_dict",
 ]
 
@@ -78,6 +78,35 @@ class ScheduleConfig(Strict):
     warmup_epochs: int = Field(default=0, ge=0)
 
 
+_SWITCH = ("auto", True, False)
+_COMPILE = (False, True, "default", "reduce-overhead", "max-autotune")
+
+
+class AccelConfig(Strict):
+    """The GPU fast paths (ldlpose.train.accel). "auto" is on for CUDA and off on the CPU, where
+    channels-last buys little and cuDNN does not exist: left at its defaults, a CPU run is unchanged."""
+
+    channels_last: Literal["auto"] | bool = "auto"  # NHWC weights and images: tensor-core convolutions
+    # cuDNN times its convolution algorithms per input shape and keeps the fastest; the pick may
+    # differ between runs, so false where a GPU run must repeat bit for bit.
+    cudnn_benchmark: Literal["auto"] | bool = "auto"
+    # torch.compile the network: false, true (torch's "default" mode) or a mode by name. Compiling
+    # costs seconds to minutes at the start of every run and needs a C/C++ compiler on the worker.
+    compile: Literal["default", "reduce-overhead", "max-autotune"] | bool = False
+
+    @field_validator("channels_last", "cudnn_benchmark", "compile", mode="before")
+    @classmethod
+    def _one_of(cls, value: object, info: ValidationInfo) -> object:
+        # Checked here, not by the union: pydantic's union errors list each member apart, and
+        # Literal[True] would take 1 (1 == True). YAML's true/false/on/off arrive as booleans.
+        choices = _COMPILE if info.field_name == "compile" else _SWITCH
+        if any(value is c or (isinstance(c, str) and value == c) for c in choices):
+            return value
+        spelt = ", ".join(str(c).lower() if isinstance(c, bool) else repr(c) for c in choices)
+        hint = closest(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else ""
+        raise FieldError("", f"must be one of {spelt}, got {value!r}{hint}")
+
+
 class TrainConfig(Strict):
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=64, ge=1)
@@ -91,6 +120,7 @@ class TrainConfig(Strict):
     # Worker failures resumed from a checkpoint; -1: no limit, except that the in-process engine
     # stops after the same failure 3 times in a row (ldlpose.train.run.SAME_FAILURE_CAP says why).
     max_failures: int = Field(default=1, ge=-1)
+    accel: AccelConfig = Field(default_factory=AccelConfig)  # GPU fast paths; off on the CPU by default
 
 
 class ResourcesConfig(Strict):
@@ -145,7 +175,7 @@ def check_name(name: str) -> None:
 
 def check_selection_metric(key: str, name: str) -> None:
     """``name`` must be a validation metric: ``val_`` plus one of the reported error metrics."""
-    from ldlpose.config.catalog import METRIC_NAMES
+    from ldlpose.metrics import METRIC_NAMES
 
     accepted = [f"val_{m}" for m in METRIC_NAMES]
     if name in accepted:
@@ -160,10 +190,10 @@ def check_selection_metric(key: str, name: str) -> None:
 
 
 def _check_backbone(name: str) -> None:
-    from ldlpose.config.catalog import BACKBONES
+    from ldlpose.models import backbones  # the registry itself, torch-free to import
 
-    if name not in BACKBONES:
-        raise FieldError("model.backbone", str(unknown("backbone", name, BACKBONES)))
+    if name not in backbones.available():
+        raise FieldError("model.backbone", str(unknown("backbone", name, backbones.available())))
 
 
 def _check_benchmarks(names: list[str]) -> None:

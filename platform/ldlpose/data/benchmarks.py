@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ldlpose.data.protocols import VIEWS, Protocol
-from ldlpose.errors import ConfigError, DataError, unknown
+from ldlpose.errors import ConfigError, DataError
 from ldlpose.infra.locations import resolve_data_root
+from ldlpose.infra.registry import Registry
 
 __all__ = ["PROTOCOLS", "Benchmark", "Protocol", "available", "data_root", "get", "register"]
 
@@ -174,24 +175,19 @@ PROTOCOLS = {p.name: p for p in (
 )}
 """Every protocol a benchmark names, by name (the table in docs/benchmarks.md)."""
 
-_REGISTRY: dict[str, Benchmark] = {}
+_REGISTRY: Registry[Benchmark] = Registry("benchmark")
 
 
 def register(benchmark: Benchmark) -> Benchmark:
-    if benchmark.name in _REGISTRY:
-        raise ConfigError(f"benchmark {benchmark.name!r} is registered twice")
-    _REGISTRY[benchmark.name] = benchmark
-    return benchmark
+    return _REGISTRY.add(benchmark.name, benchmark)
 
 
 def get(name: str) -> Benchmark:
-    if name not in _REGISTRY:
-        raise unknown("benchmark", name, _REGISTRY)
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 for _name, _description, _folder, _protocol, _train, _val in (

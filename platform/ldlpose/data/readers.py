@@ -26,7 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ldlpose.errors import ConfigError, unknown
+from ldlpose.errors import ConfigError
+from ldlpose.infra.registry import Registry
 
 __all__ = ["Argument", "Reader", "argument", "available", "get", "prepare_command", "register"]
 
@@ -88,35 +89,34 @@ def _resolve(target: Callable | str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-_REGISTRY: dict[str, Reader] = {}
+_REGISTRY: Registry[Reader] = Registry(
+    "dataset reader", ordered=True,  # `ldlpose prepare --help` lists them in this module's order
+    twice=lambda name, registered, new: f"dataset reader {name!r} is registered twice: {registered.prepare!r} "
+                                        f"and {new.prepare!r}")
 
 
 def register(reader: Reader) -> Reader:
     """Add a reader; a name registered twice raises, naming both."""
-    if reader.name in _REGISTRY:
-        raise ConfigError(f"dataset reader {reader.name!r} is registered twice: {_REGISTRY[reader.name].prepare!r} "
-                          f"and {reader.prepare!r}")
-    taken = {f: r.name for r in _REGISTRY.values() for f in r.folders}
-    for folder in reader.folders:
-        if folder in taken:
-            raise ConfigError(f"dataset reader {reader.name!r}: folder {folder!r} is made by {taken[folder]!r} already")
-    _REGISTRY[reader.name] = reader
-    return reader
+    if reader.name not in _REGISTRY:  # a duplicate name is the registry's error, naming both
+        taken = {f: r.name for r in _REGISTRY.values() for f in r.folders}
+        for folder in reader.folders:
+            if folder in taken:
+                raise ConfigError(f"dataset reader {reader.name!r}: folder {folder!r} is made by {taken[folder]!r} "
+                                  "already")
+    return _REGISTRY.add(reader.name, reader)
 
 
 def unregister(name: str) -> None:
     """Remove a reader (tests that register an example one)."""
-    _REGISTRY.pop(name, None)
+    _REGISTRY.remove(name)
 
 
 def get(name: str) -> Reader:
-    if name not in _REGISTRY:
-        raise unknown("dataset reader", name, _REGISTRY)
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def available() -> list[str]:
-    return list(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def prepare_command(folder: str, path) -> str:

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+# The keys profile_module reports, named in ldlpose.metrics, where a search space reads them without torch.
+from ldlpose.metrics import COST_METRICS
+
 __all__ = ["COST_METRICS", "ProfileSettings", "count_macs", "count_params_m", "device_name", "measure_latency",
            "profile_checkpoint", "profile_module"]
-
-# The keys profile_module reports; ldlpose.search.space accepts them as objectives after the first.
-COST_METRICS = ("latency_ms", "latency_p90_ms", "latency_batch_ms", "latency_batch_p90_ms", "params_m", "macs_m")
 
 
 @dataclass(frozen=True)

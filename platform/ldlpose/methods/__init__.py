@@ -15,8 +15,8 @@ A method (:class:`Method`) offers, on top of a backbone's pooled (N, F) feature:
   the mirrored image (flip test-time augmentation: ``ldlpose evaluate --flip-tta``);
   ``targets(angles_deg, ...)`` -> its label distributions; ``outputs_for(angles_deg)`` -> outputs
   that reproduce those targets;
-* ``hparams``: a frozen pydantic model (:mod:`ldlpose.config.hparams`, torch-free; :func:`hparams_class`,
-  :func:`hparams_names`) whose fields document their default and valid range or choices;
+* ``hparams``: a frozen pydantic model declared beside the method (:mod:`ldlpose.methods._hparams`;
+  :func:`hparams_class`, :func:`hparams_names`) whose fields document their default and valid range or choices;
   ``faithful`` names the values that reproduce the paper; :func:`expectation_bias` measures how far
   a method's own targets decode from the truth (``ldlpose evaluate --bias`` reports it on a
   benchmark's angles).
@@ -34,14 +34,15 @@ Conventions shared by every method (so that a weight means the same everywhere):
   ``3 * E[i] - 99`` is ``decode="edge"``; out-of-range labels are clamped to the end bins;
 * loss ``parts`` are unweighted and detached.
 
-To add a method, declare its hyperparameters in :mod:`ldlpose.config.hparams` (a model, an entry of
-``HPARAMS`` and a member of ``MethodConfig``), write ``methods/<name>.py`` with a class decorated by
-``@register("<name>")`` and add its import line below; the conformance tests in ``tests/methods``
-then cover it.
+To add a method, write ``methods/<name>.py`` with its hyperparameter model (a :class:`Hparams`
+subclass decorated by ``@method_hparams``: the run config's ``method`` section then accepts its name)
+and a class decorated by ``@register("<name>")``, and add its import line below; the conformance
+tests in ``tests/methods`` iterate the registry and so cover it. The module imports torch lazily
+(:mod:`ldlpose._lazy`): loading a config imports every method module.
 """
 
 # ruff: noqa: I001 (the methods are imported after the registry, one line each)
-from ldlpose.config.hparams import Hparams
+from ldlpose.methods._hparams import Hparams, method_hparams
 from ldlpose.methods._base import Method
 from ldlpose.methods._registry import (
     available,
@@ -72,5 +73,6 @@ __all__ = [
     "hparams_class",
     "hparams_names",
     "method_class",
+    "method_hparams",
     "register",
 ]

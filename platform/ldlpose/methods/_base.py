@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import nn
+from ldlpose._lazy import LazyModule
+from ldlpose.methods._hparams import Hparams as BaseHparams
 
-from ldlpose.config.hparams import Hparams as BaseHparams
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+    nn = LazyModule("torch.nn")
 
 ANGLES = ("yaw", "pitch", "roll")
-Batch = Mapping[str, torch.Tensor]
-LossParts = dict[str, torch.Tensor]
+Batch = Mapping[str, "torch.Tensor"]  # strings: naming the type must not import torch
+LossParts = dict[str, "torch.Tensor"]
 
 
 class Method(abc.ABC):

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, cast
 
-import torch
-import torch.nn.functional as F
-
-from ldlpose.config.hparams import DadlHparams, GldlHparams, HopenetHparams, HybridHparams, WhenetHparams
+from ldlpose._lazy import LazyModule
 from ldlpose.geometry import BinScheme
 from ldlpose.methods._base import ANGLES, Method
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 _MIRRORED = ("yaw", "roll")  # the angles a horizontal flip negates
 _FLOOR = 1e-12  # probability floor when a target is turned into logits (log 0 is -inf)
@@ -58,13 +63,15 @@ def kl_divergence(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 # The bin methods' hyperparameters: each chooses how its bins decode (``decode``).
-BinHparams = DadlHparams | GldlHparams | HopenetHparams | HybridHparams | WhenetHparams
+class BinHparams(Protocol):
+    """What the bin methods' hyperparameter models share (each declares it in its own module)."""
+
+    @property
+    def decode(self) -> str: ...  # a property: the models are frozen, and each narrows it to a Literal
 
 
 class BinMethod(Method):
     """A method whose outputs are per-part logits over the bins of :attr:`schemes`."""
-
-    hparams: BinHparams
 
     @property
     @abc.abstractmethod
@@ -92,7 +99,7 @@ class BinMethod(Method):
         return self.decode_distributions(self.probabilities(outputs))
 
     def decode_distributions(self, distributions: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        decode = self.hparams.decode
+        decode = cast(BinHparams, self.hparams).decode
         return torch.stack([self.schemes[a].expectation(distributions[a], decode) for a in ANGLES], dim=-1)
 
     def flip_outputs(self, outputs: torch.Tensor) -> torch.Tensor:

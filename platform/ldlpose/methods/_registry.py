@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ldlpose.config.hparams import HPARAMS, Hparams
-from ldlpose.errors import ConfigError, unknown
+from ldlpose._lazy import LazyModule
+from ldlpose.errors import ConfigError
+from ldlpose.infra.registry import Registry
 from ldlpose.methods._base import Method
+from ldlpose.methods._hparams import HPARAMS, Hparams
 
-_METHODS: dict[str, type[Method]] = {}
+if TYPE_CHECKING:
+    import torch
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+
+_METHODS: Registry[type[Method]] = Registry(
+    "method", error=ValueError,
+    twice=lambda name, registered, new: (
+        f"method name {name!r} is registered twice: by {registered.__module__}.{registered.__qualname__} "
+        f"and by {new.__module__}.{new.__qualname__}; rename one of them"))
 
 
 def register(name: str):
@@ -18,30 +27,23 @@ def register(name: str):
 
     def decorate(cls: type[Method]) -> type[Method]:
         if name in _METHODS:
-            other = _METHODS[name]
-            raise ValueError(
-                f"method name {name!r} is registered twice: by {other.__module__}.{other.__qualname__} "
-                f"and by {cls.__module__}.{cls.__qualname__}; rename one of them"
-            )
-        if HPARAMS.get(name) is not cls.Hparams:
-            raise ValueError(f"method {name!r}: its Hparams must be ldlpose.config.hparams.HPARAMS[{name!r}] "
+            _METHODS.add(name, cls)  # raises, naming both
+        if name not in HPARAMS or HPARAMS.get(name) is not cls.Hparams:
+            raise ValueError(f"method {name!r}: its Hparams must be ldlpose.methods._hparams.HPARAMS[{name!r}] "
                              f"(the model a run config validates), got {cls.Hparams.__name__}")
         cls.name = name
-        _METHODS[name] = cls
-        return cls
+        return _METHODS.add(name, cls)
 
     return decorate
 
 
 def available() -> list[str]:
     """Names of the registered methods, sorted."""
-    return sorted(_METHODS)
+    return _METHODS.names()
 
 
 def method_class(name: str) -> type[Method]:
-    if name not in _METHODS:
-        raise unknown("method", name, _METHODS)
-    return _METHODS[name]
+    return _METHODS.get(name)
 
 
 def hparams_class(name: str) -> type[Hparams]:
@@ -68,7 +70,7 @@ def expectation_bias(name: str, angles_deg: Any, **hparams: Any) -> torch.Tensor
     """
     method = create(name, **hparams)
     if not method.has_distributions:
-        with_distributions = [n for n in available() if _METHODS[n].has_distributions]
+        with_distributions = [n for n in available() if _METHODS.get(n).has_distributions]
         raise ConfigError(
             f"method {name!r} regresses the pose directly and has no label distribution, so it has no "
             f"expectation bias; methods with distributions: {', '.join(with_distributions)}"

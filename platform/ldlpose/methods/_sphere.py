@@ -11,8 +11,15 @@ mirrored direction and the result stays within the point spacing of it.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+from ldlpose._lazy import LazyModule
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+
 
 _GOLDEN = (1.0 + math.sqrt(5.0)) / 2.0
 _STEP_SCALES = (*(0.5**k for k in range(10)), 0.0)  # backtracking; 0 keeps the current tilt

@@ -37,14 +37,21 @@ beside the uniform one as ``maev_asg``.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Literal
 
-from ldlpose.config.hparams import AsgHparams
+from ldlpose._lazy import LazyModule
 from ldlpose.geometry import image_matrix, image_matrix_to_euler, project_to_rotation
 from ldlpose.methods._base import Method, batch_angles, detached
+from ldlpose.methods._hparams import Hparams, hparam, method_hparams
 from ldlpose.methods._registry import register
 from ldlpose.methods._sphere import fibonacci_sphere, mirror_logits
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 LOBES = ("left", "down", "front")
 # The mirror G R G (docs/methods.md#flip) on each column.
@@ -53,6 +60,22 @@ _MIN_BANDWIDTH = 1e-3
 _BACK = -1e4  # log a(p) behind the lobe, where max(0, v . p) is 0 (finite, so no 0 * inf in the KL)
 REFERENCE_BANDWIDTH = 10.0
 """Bandwidth used where none is predicted (outputs_for, expectation_bias): a lobe about 13 degrees wide."""
+
+
+@method_hparams
+class AsgHparams(Hparams):
+    method = "asg"
+    num_points: int = hparam(600, "Fibonacci sphere points per distribution", range=(20, 2000))
+    soft_weight: float = hparam(5.0, "weight of KL(target || prediction) (released run: 5)", range=(0.0, 100.0))
+    shape_weight: float = hparam(0.0, "weight of the bandwidth regulariser 1/lambda^2 + 1/mu^2", range=(0.0, 100.0))
+    ortho_weight: float = hparam(0.0, "weight of the predicted vectors' orthogonality penalty", range=(0.0, 100.0))
+    target: Literal["normalized", "softmax", "tempered"] = hparam(
+        "normalized", "a / sum a, softmax(a) as the reference, or softmax(temperature * a)",
+        choices=("normalized", "softmax", "tempered"),
+    )
+    temperature: float = hparam(10.0, "multiplier of a in the 'tempered' target", range=(0.1, 1000.0))
+    positive_bandwidth: bool = hparam(True, "bandwidths = softplus(raw) + 1e-3 (false: raw, as the reference)",
+                                      choices=(True, False))
 
 
 @register("asg")

@@ -25,10 +25,10 @@ bins is not resolved by the bins: its expectation can be off by up to about 0.6 
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ldlpose.config.hparams import DadlHparams
+from ldlpose._lazy import LazyModule
 from ldlpose.geometry import HOPENET_BINS
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2, tensor_sum
 from ldlpose.methods._bins import (
@@ -36,7 +36,43 @@ from ldlpose.methods._bins import (
     gaussian,
     kl_divergence,
 )
+from ldlpose.methods._hparams import (
+    ALPHA_DOC,
+    CENTER_DOC,
+    DECODE_DOC,
+    SIGMA_RANGE,
+    Center,
+    Decode,
+    Hparams,
+    hparam,
+    method_hparams,
+)
 from ldlpose.methods._registry import register
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
+
+
+@method_hparams
+class DadlHparams(Hparams):
+    method = "dadl"
+    # The paper tunes one setting per test set (ldlpose.methods.dadl); aflw2000 is the defaults.
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "aflw2000": {"sigma_yaw": 1.0, "sigma_pitch": 2.0, "sigma_roll": 0.5, "alpha": 3.0, "beta": 3.0},
+        "biwi": {"sigma_yaw": 0.35, "sigma_pitch": 0.6, "sigma_roll": 0.3, "alpha": 1.0, "beta": 2.0},
+    }
+
+    sigma_yaw: float = hparam(1.0, "yaw Gaussian width in bins of 3 degrees", range=SIGMA_RANGE)
+    sigma_pitch: float = hparam(2.0, "pitch Gaussian width in bins of 3 degrees", range=SIGMA_RANGE)
+    sigma_roll: float = hparam(0.5, "roll Gaussian width in bins of 3 degrees", range=SIGMA_RANGE)
+    alpha: float = hparam(3.0, ALPHA_DOC, range=(0.0, 10.0))
+    beta: float = hparam(3.0, "weight of KL(soft label || prediction)", range=(0.0, 10.0))
+    center: Center = hparam("continuous", CENTER_DOC, choices=("continuous", "bin"))
+    decode: Decode = hparam("center", DECODE_DOC, choices=("center", "edge"))
 
 
 @register("dadl")

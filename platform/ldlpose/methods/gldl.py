@@ -22,9 +22,9 @@ AFLW2000.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING, Literal
 
-from ldlpose.config.hparams import GldlHparams
+from ldlpose._lazy import LazyModule
 from ldlpose.geometry import HOPENET_BINS
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2, tensor_sum
 from ldlpose.methods._bins import (
@@ -33,7 +33,36 @@ from ldlpose.methods._bins import (
     kl_divergence,
     squared_bin_distance,
 )
+from ldlpose.methods._hparams import (
+    ALPHA_DOC,
+    CENTER_DOC,
+    DECODE_DOC,
+    SIGMA_RANGE,
+    Center,
+    Decode,
+    Hparams,
+    hparam,
+    method_hparams,
+)
 from ldlpose.methods._registry import register
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+
+
+@method_hparams
+class GldlHparams(Hparams):
+    method = "gldl"
+    sigma: float = hparam(4.0, "Gaussian width in bins of 3 degrees (paper: 4)", range=SIGMA_RANGE)
+    alpha: float = hparam(0.01, ALPHA_DOC, range=(0.0, 10.0))
+    target: Literal["normalized", "literal"] = hparam(
+        "normalized", "Gaussian over the bins divided by its sum, or eq. 1 as printed",
+        choices=("normalized", "literal"),
+    )
+    center: Center = hparam("continuous", CENTER_DOC, choices=("continuous", "bin"))
+    decode: Decode = hparam("center", DECODE_DOC, choices=("center", "edge"))
 
 
 @register("gldl")

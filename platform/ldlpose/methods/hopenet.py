@@ -15,14 +15,30 @@ Out-of-range labels are clamped to the end bins instead of producing class 66 (d
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
-from ldlpose.config.hparams import HopenetHparams
+from ldlpose._lazy import LazyModule
 from ldlpose.geometry import HOPENET_BINS
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2, tensor_sum
 from ldlpose.methods._bins import BinMethod
+from ldlpose.methods._hparams import ALPHA_DOC, DECODE_DOC, Decode, Hparams, hparam, method_hparams
 from ldlpose.methods._registry import register
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
+
+
+@method_hparams
+class HopenetHparams(Hparams):
+    method = "hopenet"
+    # alpha = 1 is HopeNet's released model best on BIWI (alpha = 2 best on AFLW2000; code default 0.001).
+    alpha: float = hparam(1.0, ALPHA_DOC, range=(0.0, 10.0))
+    decode: Decode = hparam("center", DECODE_DOC, choices=("center", "edge"))
+
 
 
 @register("hopenet")

@@ -18,14 +18,23 @@ into the last bin instead of producing label 198 (docs/methods.md#hybrid).
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Annotated
 
-from ldlpose.config.hparams import HybridHparams
+from pydantic import Field
+
+from ldlpose._lazy import LazyModule
 from ldlpose.geometry import BinScheme
 from ldlpose.methods._base import ANGLES, batch_angles, detached, mse_deg2
 from ldlpose.methods._bins import BinMethod, one_hot
+from ldlpose.methods._hparams import DECODE_DOC, Decode, Hparams, hparam, method_hparams
 from ldlpose.methods._registry import register
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 # Output suffix -> bins over [-99, 99): the fine head, then the auxiliary ones (weights in this order).
 HEADS = {
@@ -35,6 +44,21 @@ HEADS = {
     "_6": BinScheme(-99.0, 99.0, 33.0),
     "_2": BinScheme(-99.0, 99.0, 99.0),
 }
+
+
+AuxWeight = Annotated[float, Field(ge=0.0, le=100.0)]
+
+
+@method_hparams
+class HybridHparams(Hparams):
+    method = "hybrid"
+    alpha: float = hparam(2.0, "weight of the degrees^2 MSE on the fine-bin expectation", range=(0.0, 10.0))
+    aux_weights: tuple[AuxWeight, AuxWeight, AuxWeight, AuxWeight, AuxWeight] = hparam(
+        (7.0, 5.0, 3.0, 1.0, 1.0), "CE weights of the 198, 66, 18, 6 and 2-bin heads", range=(0.0, 100.0)
+    )
+    decode: Decode = hparam("center", DECODE_DOC, choices=("center", "edge"))
+    roll_bug: bool = hparam(False, "roll's 2-bin CE is pitch's, as in the released code (faithful only)",
+                            choices=(False, True))
 
 
 @register("hybrid")

@@ -2,7 +2,8 @@
 Head Pose Estimation" (BMVC 2020, arXiv 2005.10984; code seathiefwang/RankPose).
 
 docs/methods.md#rankpose. A bounded head y_k = 180 * cos(f, w_k) (the cosine between the pooled feature f
-and a weight vector per angle, :class:`CosineHead`) outputs the angles in degrees directly. The loss
+and a weight vector per angle, :class:`~ldlpose.methods._cosine.CosineHead`) outputs the angles in
+degrees directly. The loss
 
     L = MSE(y_hat, y) + rank_weight * sum_k MarginRanking(s(y_hat_i,k), s(y_hat_j,k), sign(y_i,k - y_j,k))
 
@@ -24,32 +25,37 @@ put same-subject pairs in each batch.
 
 from __future__ import annotations
 
-import math
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from ldlpose.config.hparams import RankposeHparams
+from ldlpose._lazy import LazyModule
 from ldlpose.methods._base import ANGLES, Method, batch_angles, detached, mse_deg2
+from ldlpose.methods._hparams import Hparams, hparam, method_hparams
 from ldlpose.methods._registry import register
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
+    nn = LazyModule("torch.nn")
 
 _SIGNS = (-1.0, 1.0, -1.0)  # flip: yaw and roll negate
 RELEASED_MSE_SCALE = 2.0 / 3.0
 """MSE(y1) + MSE(y2), each a mean over batch and 3 angles, against the batch mean summed over angles."""
 
 
-class CosineHead(nn.Module):
-    """y_k = scale * cos(f, w_k), bounded to [-scale, scale] degrees (RankPose's ``use_norm`` head)."""
-
-    def __init__(self, in_features: int, out_features: int = 3, scale: float = 180.0) -> None:
-        super().__init__()
-        self.scale = scale
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.linear(F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1))
+@method_hparams
+class RankposeHparams(Hparams):
+    method = "rankpose"
+    rank_weight: float = hparam(1.0, "weight of the margin ranking loss", range=(0.0, 10.0))
+    margin: float = hparam(0.0, "ranking margin in degrees", range=(0.0, 30.0))
+    signed: bool = hparam(True, "rank signed predictions (true) or absolute ones as the reference",
+                          choices=(True, False))
+    mse_reduction: Literal["sum", "released"] = hparam(
+        "sum", "MSE summed over yaw/pitch/roll, or 'released': two per-image nn.MSELoss() means added (2/3 of the sum)",
+        choices=("sum", "released"))
 
 
 @register("rankpose")
@@ -66,6 +72,8 @@ class RankPose(Method):
         return {a: slice(i, i + 1) for i, a in enumerate(ANGLES)}
 
     def head(self, in_features: int) -> nn.Module:
+        from ldlpose.methods._cosine import CosineHead  # an nn.Module: defining it imports torch
+
         return CosineHead(in_features, self.num_outputs)
 
     def targets(self, angles_deg: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -16,17 +16,29 @@ hyperparameters (the paper's lr, batch and epochs belong to training). Valid yaw
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
-
-from ldlpose.config.hparams import SixdrepnetHparams
+from ldlpose._lazy import LazyModule
 from ldlpose.geometry import euler_to_matrix, geodesic_deg, matrix_to_euler, sixd_to_matrix
 from ldlpose.methods._base import Method, batch_angles, detached
+from ldlpose.methods._hparams import Hparams, method_hparams
 from ldlpose.methods._registry import register
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
 
 # Mirroring maps R to G R G (G = diag(-1, 1, 1), docs/methods.md#flip). Gram-Schmidt commutes with it when a1
 # turns into -G a1 and a2 into G a2 (a cross product of reflected vectors flips sign).
 _FLIP_SIGNS = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
+
+
+@method_hparams
+class SixdrepnetHparams(Hparams):
+    """None: the paper's lr, batch and epochs belong to training."""
+
+    method = "sixdrepnet"
 
 
 @register("sixdrepnet")

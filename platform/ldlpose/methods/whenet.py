@@ -18,14 +18,21 @@ and roll (and for linear yaw).
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Literal
 
-from ldlpose.config.hparams import WhenetHparams
+from ldlpose._lazy import LazyModule
 from ldlpose.geometry import HOPENET_BINS, BinScheme
 from ldlpose.methods._base import ANGLES, batch_angles, detached, tensor_sum
 from ldlpose.methods._bins import BinMethod
+from ldlpose.methods._hparams import DECODE_DOC, Decode, Hparams, hparam, method_hparams
 from ldlpose.methods._registry import register
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch loads on first use (ldlpose._lazy)
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
 
 YAW_BINS = BinScheme(-180.0, 180.0, 3.0)
 
@@ -33,6 +40,16 @@ YAW_BINS = BinScheme(-180.0, 180.0, 3.0)
 def wrap_deg(angles_deg: torch.Tensor) -> torch.Tensor:
     """Angles wrapped into [-180, 180)."""
     return torch.remainder(angles_deg + 180.0, 360.0) - 180.0
+
+
+@method_hparams
+class WhenetHparams(Hparams):
+    method = "whenet"
+    alpha: float = hparam(1.0, "weight of the (wrapped for yaw) degrees^2 squared error", range=(0.0, 10.0))
+    yaw_decode: Literal["circular", "linear"] = hparam(
+        "circular", "yaw as the circular mean of bin centres, or linear expectation", choices=("circular", "linear")
+    )
+    decode: Decode = hparam("center", DECODE_DOC, choices=("center", "edge"))
 
 
 @register("whenet")

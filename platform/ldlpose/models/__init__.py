@@ -1,25 +1,25 @@
-"""Networks: a backbone's pooled feature followed by the method's head."""
+"""Networks: backbones (:mod:`.backbones`, a registry whose names configs are checked against) and
+a backbone's pooled feature followed by the method's head (:mod:`.network`).
+
+Importing the package is free of torch: loading a run config reads the backbone names from here,
+and the network itself (which needs torch) loads on first use of ``PoseNet`` or ``build_model``.
+"""
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
-from ldlpose.models.backbones import available, build_backbone, feature_dim
+from ldlpose.models.backbones import available
+
+if TYPE_CHECKING:
+    from ldlpose.models.network import PoseNet, build_model
 
 __all__ = ["PoseNet", "available", "build_model"]
 
 
-class PoseNet(nn.Module):
-    """Images (N, 3, H, W), normalised RGB, to the method's raw outputs (N, num_outputs)."""
+def __getattr__(name: str) -> Any:
+    if name in ("PoseNet", "build_model"):
+        from ldlpose.models import network
 
-    def __init__(self, backbone: nn.Module, head: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, images):
-        return self.head(self.backbone(images))
-
-
-def build_model(method, backbone: str, weights: str = "none") -> PoseNet:
-    return PoseNet(build_backbone(backbone, weights), method.head(feature_dim(backbone)))
+        return getattr(network, name)
+    raise AttributeError(f"module 'ldlpose.models' has no attribute {name!r}")

@@ -12,11 +12,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from ldlpose.errors import ConfigError, LdlposeError
+from ldlpose.infra.registry import Registry
 
-from ldlpose.errors import ConfigError, LdlposeError, unknown
+if TYPE_CHECKING:  # torch loads when a backbone is built: the run config checks names against this registry
+    import torch
+    from torch import nn
 
 __all__ = ["Backbone", "available", "build_backbone", "feature_dim"]
 
@@ -28,21 +31,24 @@ class Backbone:
     strip: Callable[[nn.Module], nn.Module]  # removes the classifier, keeps global pooling
 
 
-_REGISTRY: dict[str, Backbone] = {}
+_REGISTRY: Registry[Backbone] = Registry("backbone", error=ValueError,
+                                         twice=lambda name, registered, new: f"backbone {name!r} registered twice")
 
 
 def _register(name: str, feature_dim: int, strip: Callable[[nn.Module], nn.Module]) -> None:
-    if name in _REGISTRY:
-        raise ValueError(f"backbone {name!r} registered twice")
-    _REGISTRY[name] = Backbone(name, feature_dim, strip)
+    _REGISTRY.add(name, Backbone(name, feature_dim, strip))
 
 
 def _strip_fc(model: nn.Module) -> nn.Module:
+    from torch import nn
+
     model.fc = nn.Identity()
     return model
 
 
 def _strip_classifier(model: nn.Module) -> nn.Module:
+    from torch import nn
+
     model.classifier = nn.Identity()
     return model
 
@@ -64,7 +70,7 @@ for _name, _dim in [("mobilenet_v2", 1280), ("mobilenet_v3_small", 576), ("mobil
 
 
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def feature_dim(name: str) -> int:
@@ -72,12 +78,11 @@ def feature_dim(name: str) -> int:
 
 
 def _get(name: str) -> Backbone:
-    if name not in _REGISTRY:
-        raise unknown("backbone", name, _REGISTRY)
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    import torch
     import torchvision
 
     weights = torchvision.models.get_model_weights(name).DEFAULT
@@ -94,6 +99,8 @@ def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
 
 
 def _file_state_dict(path: str) -> dict[str, torch.Tensor]:
+    import torch
+
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"backbone weights file {file} does not exist (weights: none | imagenet | <path>)")
@@ -112,6 +119,8 @@ SCRATCH_BN_MOMENTUM = 0.1
 
 
 def _short_schedule_batchnorm(model: nn.Module) -> None:
+    from torch import nn
+
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = SCRATCH_BN_MOMENTUM

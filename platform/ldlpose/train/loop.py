@@ -33,6 +33,7 @@ from ldlpose.errors import LdlposeError
 from ldlpose.infra import trace
 from ldlpose.metrics import evaluate, metric_key
 from ldlpose.models import build_model
+from ldlpose.train import accel as fast_paths
 from ldlpose.train import data as train_data
 from ldlpose.train.checkpoints import checkpoint_dir_name, save_checkpoint
 from ldlpose.train.optim import make_optimizer, make_scheduler
@@ -60,6 +61,8 @@ def set_frozen_bn(model: nn.Module) -> None:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
+    """The network itself under torch.compile's and DDP's wrappers: its state is what a checkpoint holds."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
@@ -223,14 +226,18 @@ def _setup(run, session):
         # torch.use_deterministic_algorithms would only cost 5-9 % per step here.
         # Use the CPUs this worker was given (Ray may otherwise leave torch at one thread).
         torch.set_num_threads(max(1, int(session.cpus)))
+    accel = fast_paths.resolve(run.train.accel, device)
+    fast_paths.set_backend(accel)
     seed_everything(run.train.seed)  # identical initial weights on every rank
     method = methods.create(run.method.name, **run.method.hparams)
     model: nn.Module = build_model(method, run.model.backbone, run.model.weights).to(device)
+    model = fast_paths.to_memory_format(model, accel)  # before the optimizer sees the parameters
     optimizer = make_optimizer(model, run.train.optimizer)
     scheduler = make_scheduler(optimizer, run.train.schedule, run.train.epochs)
     start_epoch, history = _restore(session.restore(), model, optimizer, scheduler)
     if session.world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    model = fast_paths.compiled(model, accel, device)
     return model, method, optimizer, scheduler, start_epoch, history
 
 
@@ -318,8 +325,8 @@ def _train_and_validate(run, session, model, method, loaders, optimizer, schedul
 
 def _write_checkpoint(directory: Path, *, model, optimizer, scheduler, epoch: int, history: list[dict],
                       run: dict) -> None:
-    save_checkpoint(directory, model_state=model.state_dict(), optimizer=optimizer, scheduler=scheduler,
-                    epoch=epoch, history=history, run=run)
+    save_checkpoint(directory, model_state=fast_paths.dense(model.state_dict()), optimizer=optimizer,
+                    scheduler=scheduler, epoch=epoch, history=history, run=run)
 
 
 def _stop(session, world: int, device) -> bool:
