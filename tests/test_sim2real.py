@@ -70,3 +70,31 @@ def test_zero_predictor_on_the_dev_pairs(sim2real, tmp_path, capsys):
     assert zero["rows"] == 396  # the aflw2000 benchmark's filter leaves out the 4 rows beyond 99 degrees
     assert 10 < zero["mae"] < 30 and zero["mae"] == pytest.approx((zero["yaw"] + zero["pitch"] + zero["roll"]) / 3)
     assert "zero predictor (0, 0, 0)" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def photos_check():
+    spec = importlib.util.spec_from_file_location("bench_photos_check", BENCH / "photos_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ablation_generators_turn_one_ingredient_off_each(sim2real):
+    from ldlpose.data.facegen import INGREDIENTS
+
+    names = sim2real.generators()
+    assert {f"facegen-no-{i}" for i in INGREDIENTS} <= set(names) and {"synthhead", "facegen"} <= set(names)
+    assert names["facegen-no-human_eyes"].keywords == {"without": "human_eyes"}
+
+
+def test_photos_check_scores_the_face_that_holds_the_annotated_landmarks(photos_check):
+    faces = [{"box": [0, 0, 50, 50], "yaw_deg": 1.0}, {"box": [40, 40, 200, 200], "yaw_deg": 2.0},
+             {"box": [60, 60, 120, 120], "yaw_deg": 3.0}]
+    assert photos_check.match(faces, [100.0, 100.0])["yaw_deg"] == 2.0  # the largest of the two holding it
+    assert photos_check.match(faces, [300.0, 10.0]) is None
+
+
+def test_photos_check_skips_naming_the_folder(photos_check, tmp_path, capsys):
+    assert photos_check.main(["--photos", str(tmp_path / "absent")]) == 0
+    assert f"photos are absent: {tmp_path / 'absent'}" in capsys.readouterr().out
