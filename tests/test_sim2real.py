@@ -11,12 +11,16 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-@pytest.fixture(scope="module")
-def sim2real():
-    spec = importlib.util.spec_from_file_location("bench_sim2real", BENCH / "sim2real.py")
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def sim2real():
+    return _bench("sim2real")
 
 
 def test_start_from_is_the_quickstarts_first_trial(sim2real):
@@ -74,10 +78,7 @@ def test_zero_predictor_on_the_dev_pairs(sim2real, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def photos_check():
-    spec = importlib.util.spec_from_file_location("bench_photos_check", BENCH / "photos_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _bench("photos_check")
 
 
 def test_the_ablation_generators_turn_one_ingredient_off_each(sim2real):
