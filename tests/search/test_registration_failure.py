@@ -34,7 +34,7 @@ def _parent(client: MlflowClient):
 
 def _error_line(err: str, uri: str) -> str:
     line = next(line for line in err.splitlines() if line.startswith("ldlpose search: error:"))
-    assert f"registering headpose-synth in {uri} failed: " in line and "--resume" in line, line
+    assert f"registering headpose-facegen in {uri} failed: " in line and "--resume" in line, line
     assert "Traceback" not in err
     return line
 
@@ -61,7 +61,7 @@ def test_a_failed_registration_fails_the_search_and_resume_registers(synth_root,
         _error_line(capsys.readouterr().err, uri)
         parent = _parent(client)
         assert parent.info.status == "FAILED" and parent.data.tags["ldlpose.status"] == "FAILED"
-        assert parent.data.tags["ldlpose.error"].startswith(f"registering headpose-synth in {uri} failed: ")
+        assert parent.data.tags["ldlpose.error"].startswith(f"registering headpose-facegen in {uri} failed: ")
 
         def stop(name, version, attempt):
             os.killpg(server.pid, signal.SIGTERM)
@@ -75,8 +75,8 @@ def test_a_failed_registration_fails_the_search_and_resume_registers(synth_root,
     with _launched_mlflow(root, backend) as (server, uri, log):
         _wait_for_health(uri, server, log)
         assert main(args(uri, "--resume")) == 0
-        assert "registered headpose-synth version" in capsys.readouterr().out
+        assert "registered headpose-facegen version" in capsys.readouterr().out
         client = MlflowClient(uri)
         parent = _parent(client)
         assert parent.info.status == "FINISHED" and "ldlpose.error" not in parent.data.tags
-        assert client.get_model_version_by_alias("headpose-synth", "champion").tags["search_id"] == "quickstart"
+        assert client.get_model_version_by_alias("headpose-facegen", "champion").tags["search_id"] == "quickstart"
