@@ -239,13 +239,17 @@ def check_splits(space: SearchSpace) -> None:
 
 
 def _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose) -> int:
+    from ldlpose.data.ensure import ensure_training_data
+
     space = load_search_space(path, list(overrides))
     # Trials run in their own working directories: relative data paths must not depend on that.
     root = resolve_location(space.base_run.data.root)  # a URI (s3://...) stays one
     space = dataclasses.replace(space, base={**space.base, "data": {**space.base.get("data", {}), "root": root}})
     if smoke_test:
         space = smoke_test_space(space)
-    with search_lease(space, storage) as lease:  # before anything is read or written: one driver per search
+    ensure_training_data(space.base_run)  # data under the data root, written atomically: no lease needed
+    check_splits(space)  # a refused split leaves nothing behind, not even the search's folder
+    with search_lease(space, storage) as lease:  # before the search's own files are read or written
         return _search_held(space, path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose,
                             lease.holder)
 
@@ -262,7 +266,6 @@ def search_lease(space: SearchSpace, storage: str):
 
 def _search_held(space, path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose,
                  driver) -> int:
-    from ldlpose.data.ensure import ensure_training_data
     from ldlpose.infra.ray_cluster import ensure_ray
     from ldlpose.tracking import require_authenticated, resolve_tracking_uri
     from ldlpose.tracking.models import warm_up
@@ -270,8 +273,6 @@ def _search_held(space, path, overrides, resume, smoke_test, storage, address, t
 
     if smoke_test and clear_smoke_test(space, storage):
         print(f"smoke test {space.name}: the previous smoke test's results are replaced")
-    ensure_training_data(space.base_run)
-    check_splits(space)
     check_identity(space, storage, resume, path, overrides)
     uri = resolve_tracking_uri(tracking_uri)
     # Refused credentials never heal (an outage may: the outbox waits for it), so stop before training.
