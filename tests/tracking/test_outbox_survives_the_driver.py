@@ -112,6 +112,8 @@ def test_a_driver_killed_during_an_outage_loses_no_epoch_and_a_second_driver_is_
         server.stop()
         wait_for(lambda: terminated(storage) == TRIALS, driver)  # every epoch trained, Tune's state saved
         wait_for(lambda: sum(r.get("kind") == "result" for r in journaled(storage)) == TRIALS * EPOCHS, driver)
+        # The outbox has met the outage and says so (its first failed write, after MLflow's own retries).
+        wait_for(lambda: "is unreachable" in log.read_text(), driver, limit_s=300)
 
         # A second driver of the search while the first still runs: refused before anything is touched.
         assert main(["search", str(space), "--resume", "--storage", str(storage), "--tracking-uri", server.uri]) == 2
