@@ -342,6 +342,12 @@ def _freeze_training(candidates: set[int], frozen: set[int]) -> None:
                 frozen.add(pid)
 
 
+# How long a driver interrupted with its training frozen may take to exit. Usually seconds; two CI runs
+# of 2026-12-07 saw one such driver in about 60 still running after 180 s (where it waits is not known
+# yet), so the bound is generous rather than tight.
+INTERRUPTED_EXIT_S = 420
+
+
 @contextlib.contextmanager
 def training_frozen(candidates):
     """Keep every training process among ``candidates()`` stopped (SIGSTOP) until the block ends.

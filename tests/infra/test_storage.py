@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import processes_under, training_frozen
+from conftest import INTERRUPTED_EXIT_S, processes_under, training_frozen
 
 from ldlpose.infra import storage
 
@@ -255,7 +255,7 @@ def test_a_search_on_object_storage_finishes_registers_and_resumes_from_the_buck
     # Every other trial is frozen before the interrupt: none can finish while the driver takes it.
     with training_frozen(lambda: processes_under(process.pid)):
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does
-        out, _ = process.communicate(timeout=180)
+        out, _ = process.communicate(timeout=INTERRUPTED_EXIT_S)
     first = _finished_in_bucket()
     assert 1 <= len(first) < 3, out[-3000:]
     stopped = time.monotonic() - started

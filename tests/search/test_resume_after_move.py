@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import processes_under, training_frozen
+from conftest import INTERRUPTED_EXIT_S, processes_under, training_frozen
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def test_a_search_started_before_the_split_resumes_after_it(synth_root, tmp_path
     # Every other trial is frozen before the interrupt: none can finish while the driver takes it.
     with training_frozen(lambda: processes_under(before.pid)):
         os.killpg(before.pid, signal.SIGINT)  # what Ctrl-C does
-        out, _ = before.communicate(timeout=180)
+        out, _ = before.communicate(timeout=INTERRUPTED_EXIT_S)
     first = _finished(storage)
     assert 1 <= len(first) < 3, out[-3000:]
     # The stored state names classes by paths that moved (the search section's models went from

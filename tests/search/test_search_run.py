@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import _cluster_processes, training_frozen
+from conftest import INTERRUPTED_EXIT_S, _cluster_processes, training_frozen
 
 from ldlpose.errors import LdlposeError
 from ldlpose.search.driver import search_and_report
@@ -192,7 +192,7 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(
     # Every other trial is frozen before the interrupt: none can finish while the driver takes it.
     with training_frozen(lambda: _cluster_processes(int(ray_cluster.rsplit(":", 1)[1]))):
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does
-        out, _ = process.communicate(timeout=180)
+        out, _ = process.communicate(timeout=INTERRUPTED_EXIT_S)
     first = _finished_trials(storage, "resumable")
     assert 1 <= len(first) < 3, out[-3000:]
 
