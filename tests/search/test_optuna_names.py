@@ -1,19 +1,28 @@
-"""One name per searched hyperparameter: the run-config key, in Optuna's study as in the run config.
+"""One name per searched hyperparameter: the run-config key, in Tune's config, the assignment tag,
+the run config and MLflow's params, and in Optuna's study wherever Optuna allows.
 
-Where two methods declare distributions Optuna cannot keep under one name, exactly those keep
-their method in the name; the rule is Optuna's own (its storage refuses them), shown here too.
+Where two methods declare distributions Optuna cannot keep under one name, exactly those keep their
+method in the name inside the study (the rule is Optuna's own: its storage refuses them, shown here
+too); the searcher hands Tune the public name. Assignments stored by searches from before this rule
+(Optuna's name in Tune's config and the tag) still read.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
 
-from ldlpose.search import optuna_space
+from ldlpose.search import optuna_space, tuning
+from ldlpose.search.callback import run_params
+from ldlpose.search.names import public_names
 from ldlpose.search.space import load_search_space, search_space_from_dict
+from ldlpose.search.start_from import checked
+from ldlpose.search.story import _row
 
 REPO = Path(__file__).resolve().parents[2]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -47,7 +56,7 @@ def sample(space, trials: int = 30) -> optuna.Study:
     return study
 
 
-def test_the_quickstart_study_names_its_values_by_run_config_key_except_the_incompatible_alphas():
+def test_the_quickstart_study_qualifies_only_the_incompatible_alphas_and_tune_sees_one_name_each():
     space = load_search_space(REPO / "search_spaces/quickstart.yaml")
     study = sample(space)
     seen = {name for trial in study.trials for name in trial.params}
@@ -63,6 +72,17 @@ def test_the_quickstart_study_names_its_values_by_run_config_key_except_the_inco
         assert run.train.optimizer.lr == trial.params["train.optimizer.lr"]
         for name in own & {"method.hparams.sigma", "method.hparams.beta"}:
             assert run.method.hparams[name.rsplit(".", 1)[1]] == trial.params[name]
+    # What Tune's config (and so the ldlpose.assignment tag) gets: the run-config key, whatever Optuna's.
+    searcher = tuning.searcher(space)
+    configs = [searcher.suggest(f"t{i}") for i in range(30)]
+    assert {name for c in configs for name in c} == {"method", "train.optimizer.lr", "method.hparams.sigma",
+                                                     "method.hparams.beta", "method.hparams.alpha"}
+    assert {c["method"] for c in configs if "method.hparams.alpha" in c} == {"gldl", "dadl", "hopenet"}
+    for config in configs:
+        params = run_params(space, config)  # the trial's MLflow params: the same keys
+        own = {k for k in config if k.startswith("method.hparams.")}
+        assert own <= set(params) and all(params[k] == config[k] for k in own), (config, params)
+        assert space.run_config(config).method.hparams.given() == {k.rsplit(".", 1)[1]: config[k] for k in own}
 
 
 def test_one_name_for_compatible_distributions_of_several_methods_and_each_keeps_its_own_range():
@@ -153,3 +173,43 @@ def test_grid_points_carry_the_same_names():
         assert set(run.method.hparams.keys()) == {k.rsplit(".", 1)[1] for k in point if k.startswith("method.")}
     rebuilt = optuna_space.study_of(space, [(p, float(i)) for i, p in enumerate(points)])
     assert len(rebuilt.trials) == len(points)
+
+
+# --- assignments stored before the rule ----------------------------------------------------------
+
+# A quickstart trial as a search from before the rule stored it: Optuna's method-qualified name in
+# Tune's config and in the ldlpose.assignment tag.
+OLD = {"method": "hopenet", "method.hopenet.alpha": 1.0, "train.optimizer.lr": 5e-3}
+NEW = {"method": "hopenet", "method.hparams.alpha": 1.0, "train.optimizer.lr": 5e-3}
+
+
+def test_an_assignment_stored_under_optunas_names_still_reads_as_the_public_one():
+    space = load_search_space(REPO / "search_spaces/quickstart.yaml")
+    assert public_names(OLD) == NEW and public_names(NEW) == NEW
+    assert space.run_config(OLD) == space.run_config(NEW)
+    assert run_params(space, OLD) == run_params(space, NEW)
+    # The report and the leaderboard read the tag back: the old trial's row carries the public names.
+    run = {"name": "r", "trial_id": "t1", "run_id": "x", "role": "trial", "status": "FINISHED", "end_ms": 0,
+           "tags": {"ldlpose.assignment": json.dumps(OLD)}, "metrics": {}, "params": {}}
+    assert _row(run, "val_mae")["assignment"] == NEW
+    # Tune's config of a resumed older search (its pickled searcher is Ray's own OptunaSearch) reaches the
+    # callback, and from there the tag and the MLflow params, under the public names too.
+    callback = tuning.TrackingCallback("file:unused", space, {}, "/tmp", "p")
+    trial = SimpleNamespace(trial_id="t1", config={**OLD, "_internal": 1}, last_result={})
+    assert callback.summary(trial).assignment == NEW
+    # start_from takes an old assignment copied from a tag.
+    section = space.search.model_copy(update={"start_from": [OLD]})
+    assert checked(section, space.params, space.method_params, None) == \
+        ({"method": "hopenet", "method.hopenet.alpha": 1.0, "train.optimizer.lr": 5e-3},)
+
+
+def test_a_study_rebuilt_from_old_and_new_assignments_puts_both_under_optunas_names():
+    space = load_search_space(REPO / "search_spaces/quickstart.yaml")
+    gldl = {"method": "gldl", "method.hparams.sigma": 2.0, "method.hparams.alpha": 0.01, "train.optimizer.lr": 4e-3}
+    assert optuna_space.optuna_names(space, NEW) == optuna_space.optuna_names(space, OLD) == OLD
+    # sigma is gldl's alone: Optuna keeps the public name; the alphas are qualified in the study only.
+    in_study = {"method": "gldl", "method.hparams.sigma": 2.0, "method.gldl.alpha": 0.01, "train.optimizer.lr": 4e-3}
+    assert optuna_space.optuna_names(space, gldl) == in_study
+    study = optuna_space.study_of(space, [(OLD, 2.0), (NEW, 3.0), (gldl, 1.0)])
+    assert [t.params for t in study.trials] == [OLD, OLD, in_study]
+    assert study.best_trial.params["method.hparams.sigma"] == 2.0

@@ -8,6 +8,12 @@ code then resumes it with ``--resume``: the state names the search section's mod
 ``ldlpose.search.space``, which still exports them from their new home, ``ldlpose.search.sections``
 (``ldlpose._moved`` answers the paths of modules that moved whole). Start, stop, move, resume: the
 finished trial is not trained again, the others finish, a champion is registered.
+
+The old code also named a hyperparameter whose distributions differ between methods by Optuna's
+qualified name (``method.hopenet.alpha``) in Tune's config and the ``ldlpose.assignment`` tag; today's
+names it ``method.hparams.alpha`` everywhere but inside Optuna's study (issue 21 item 6). The resumed
+search keeps its study and Tune state under the old names, and the trials it starts again are tagged
+under the new one.
 """
 
 from __future__ import annotations
@@ -61,7 +67,9 @@ def _space(tmp_path: Path, synth_root: Path) -> Path:
         "search": {"name": NAME, "sampler": {"name": "tpe", "seed": 0}, "scheduler": {"name": "none"},
                    "budget": {"trials": 3, "concurrency": 1},
                    "parameters": {"method": {"values": {
-                       "gldl": {"sigma": {"distribution": "log_uniform", "min": 1.0, "max": 4.0}},
+                       # two alpha lists: Optuna qualifies both alphas by their method
+                       "gldl": {"sigma": {"distribution": "log_uniform", "min": 1.0, "max": 4.0},
+                                "alpha": {"values": [0.0, 0.01]}},
                        "hopenet": {"alpha": {"values": [0.1, 1.0]}}}}}},
     }
     path = tmp_path / f"{NAME}.yaml"
@@ -141,3 +149,23 @@ def test_a_search_started_before_the_split_resumes_after_it(synth_root, tmp_path
         assert final[trial_id] == val_mae  # finished before the split, not trained again after it
     (champion,) = list_champions(uri)
     assert champion["search_id"] == NAME and champion["trial_id"] in final
+    _assignments_read_under_one_name(uri, set(first))
+
+
+def _assignments_read_under_one_name(uri: str, finished_before: set[str]) -> None:
+    """The trial finished before the move keeps its tag under Optuna's names; the trials started again
+    after it are tagged under the public name; every tag reads as the public one."""
+    from mlflow import MlflowClient
+
+    from ldlpose.search.names import public_names
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(NAME)
+    runs = client.search_runs([experiment.experiment_id], "tags.`ldlpose.role` = 'trial'")
+    tags = {r.data.tags["ldlpose.trial_id"]: json.loads(r.data.tags["ldlpose.assignment"]) for r in runs}
+    assert len(tags) == 3
+    for trial_id, assignment in tags.items():
+        alpha = {k for k in assignment if k.endswith(".alpha")}
+        expected = {f"method.{assignment['method']}.alpha"} if trial_id in finished_before else {"method.hparams.alpha"}
+        assert alpha == expected, (trial_id, assignment)
+        assert "method.hparams.alpha" in public_names(assignment)

@@ -58,14 +58,15 @@ def test_first_trials_take_the_start_points_in_order_and_sample_the_rest():
     searcher = tuning.searcher(space)
     first, second, third = (searcher.suggest(f"t{i}") for i in range(3))
 
-    assert first == {"method": "hopenet", "method.hopenet.alpha": 1.0, "train.optimizer.lr": 6.44e-3,
+    # Tune's config names every method hyperparameter method.hparams.<name>, whatever Optuna's name.
+    assert first == {"method": "hopenet", "method.hparams.alpha": 1.0, "train.optimizer.lr": 6.44e-3,
                      "train.batch_size": 64, "train.epochs": 4}  # the constant joins every trial
     run = space.run_config(first)
     assert (run.method.name, run.method.hparams.alpha, run.train.optimizer.lr, run.train.batch_size) == \
         ("hopenet", 1.0, 6.44e-3, 64)
 
     assert second["method"] == "gldl"
-    assert 1 <= second["method.hparams.sigma"] <= 4 and second["method.gldl.alpha"] in (0.0, 0.1)
+    assert 1 <= second["method.hparams.sigma"] <= 4 and second["method.hparams.alpha"] in (0.0, 0.1)
     assert 1e-3 <= second["train.optimizer.lr"] <= 1e-2 and second["train.batch_size"] in (32, 64)
 
     # Without start points the same seed samples other first trials: the points above were not luck.

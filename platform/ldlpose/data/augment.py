@@ -6,7 +6,8 @@ negate, docs/methods.md#flip: the angles are the only label; matrices and ASG ve
 the methods, so they follow), Gaussian blur and colour jitter (brightness, contrast, saturation).
 Evaluation: the part of the crop that the benchmark's protocol names (:class:`~ldlpose.data.protocols.
 InputView`; by default the centred square of the shorter side, HopeNet's resize + centre crop),
-nothing random, resized by Pillow exactly as the reference test scripts do.
+nothing random, resized by Pillow exactly as the reference test scripts do: the one evaluation input
+path of :mod:`ldlpose.data.inputs`, which ``ldlpose evaluate`` feeds every kind of model through.
 Both end in RGB scaled to [0, 1] and normalised with the ImageNet mean and std.
 
 Training augmentation runs in two stages so that the expensive part can be batched and moved:
@@ -26,20 +27,18 @@ item's draws, so where stage 2 runs does not change which augmentation an item g
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ldlpose import geometry
+from ldlpose.data.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise, open_rgb, view_crop
 from ldlpose.data.protocols import VIEWS, InputView
 from ldlpose.errors import ConfigError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["DRAWS", "IMAGENET_MEAN", "IMAGENET_STD", "Augment", "Preprocess", "decode_rgb", "gaussian_blur"]
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's convert("L") and torchvision's rgb_to_grayscale
 
 # One draw per item, in this order (a (DRAWS,) float tensor of U[0, 1) numbers):
@@ -90,20 +89,21 @@ class Preprocess:
     """``(encoded image, angles_deg (3,)) -> (image (3, size, size) float32, angles_deg (3,) float32)``.
 
     With ``augment=None`` this is the evaluation transform: deterministic, no flip; ``view`` says
-    which part of the crop is resized (default: the centred square of the shorter side).
-    With an :class:`Augment` a call is :meth:`stage` then :meth:`finish` on a batch of one.
+    which part of the crop is resized (default: the centred square of the shorter side); ``draft``
+    lets a JPEG decode at reduced scale (validation; a benchmark's transform has ``draft=False``,
+    :mod:`ldlpose.data.inputs`). With an :class:`Augment` a call is :meth:`stage` then
+    :meth:`finish` on a batch of one.
     """
 
-    def __init__(self, size: int = 64, augment: Augment | None = None, view: InputView | None = None):
+    def __init__(self, size: int = 64, augment: Augment | None = None, view: InputView | None = None, *,
+                 draft: bool = True):
         if size < 8:
             raise ConfigError(f"image size must be >= 8 pixels, got {size}")
-        self.size, self.augment = size, augment
+        self.size, self.augment, self.draft = size, augment, draft
         self.view = view or VIEWS["centre-square"]
-        self._mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
-        self._std = np.asarray(IMAGENET_STD, dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"Preprocess(size={self.size}, augment={self.augment}, view={self.view.name!r})"
+        return f"Preprocess(size={self.size}, augment={self.augment}, view={self.view.name!r}, draft={self.draft})"
 
     def __call__(self, data: bytes, angles_deg) -> tuple[torch.Tensor, torch.Tensor]:
         if self.augment is None:
@@ -185,12 +185,8 @@ class Preprocess:
 
     def _evaluate(self, data: bytes, angles_deg) -> tuple[torch.Tensor, torch.Tensor]:
         angles = torch.as_tensor(np.asarray(angles_deg, dtype=np.float32)).view(3)
-        img = _open_draft(data, lambda w, h: self.size / (self.view.fraction * min(w, h)))
-        img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=self.view.box(*img.size))
-        x = np.asarray(img, dtype=np.float32) * np.float32(1 / 255)  # (H, W, 3) RGB
-        x -= self._mean
-        x /= self._std
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))), angles
+        image = torch.from_numpy(view_crop(data, self.view, self.size, draft=self.draft)).permute(2, 0, 1)
+        return normalise(image.float().div_(255.0)), angles
 
 
 def decode_rgb(data: bytes, ratio=None) -> torch.Tensor:
@@ -205,7 +201,7 @@ def decode_rgb(data: bytes, ratio=None) -> torch.Tensor:
 
     size = _jpeg_size(data) if ratio is not None else None
     if size is not None and ratio(*size) <= 0.5:
-        return torch.from_numpy(np.array(_open_draft(data, ratio))).permute(2, 0, 1)
+        return torch.from_numpy(np.array(open_rgb(data, ratio))).permute(2, 0, 1)
     encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     return tvio.decode_image(encoded, mode=tvio.ImageReadMode.RGB)
 
@@ -225,16 +221,6 @@ def _jpeg_size(data) -> tuple[int, int] | None:
             return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
         at += 2 + length
     return None
-
-
-def _open_draft(data: bytes, ratio) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    if img.format == "JPEG":
-        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still leaves enough pixels.
-        r = ratio(*img.size)
-        if r < 1:
-            img.draft("RGB", (math.ceil(img.width * r), math.ceil(img.height * r)))
-    return img.convert("RGB")
 
 
 def gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor, *, batched: bool | None = None) -> torch.Tensor:

@@ -64,16 +64,17 @@ def train_val_datasets(train_dir, *, image_size: int = 64, val_dir=None, val_fra
 
 
 def benchmark_dataset(name: str, *, image_size: int = 64, root=None) -> HeadPoseDataset:
-    """The rows of benchmark ``name`` that count, with its protocol's evaluation transform."""
+    """The rows of benchmark ``name`` that count, with its protocol's evaluation transform: each item's
+    image is the one ``ldlpose evaluate`` feeds a model (:mod:`ldlpose.data.inputs`), normalised."""
     bench = benchmarks.get(name)
     path = bench.resolve(root)
     return HeadPoseDataset(path, indices=bench.row_indices(path),
-                           transform=Preprocess(image_size, view=bench.protocol.input))
+                           transform=Preprocess(image_size, view=bench.protocol.input, draft=False))
 
 
-def eval_loader(dataset: HeadPoseDataset, *, batch_size: int = 256, num_workers: int = 0,
-                pin_memory: bool = False) -> DataLoader:
-    """Every item once, in order (evaluate on one rank, or pass each rank a subset of indices)."""
+def eval_loader(dataset, *, batch_size: int = 256, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """Every item once, in order (evaluate on one rank, or pass each rank a subset of indices): the one
+    builder of evaluation loaders (``ldlpose.train.data`` builds the loop's on it)."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       pin_memory=pin_memory)
 

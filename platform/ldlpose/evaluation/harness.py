@@ -10,8 +10,11 @@ A model is loaded by :func:`load_model` from one of
 
 :func:`evaluate` feeds it the benchmark's rows that count: each stored crop (lossless for test
 sets) becomes the input as the benchmark's protocol says (:class:`ldlpose.data.protocols.InputView`),
-as (N, S, S, 3) uint8 RGB, which each kind of model then scales and normalises its own way. The
-result carries the protocol name and the prepared data's content hash with every score.
+as (N, S, S, 3) uint8 RGB (:func:`ldlpose.data.inputs.benchmark_batches`), which each kind of model
+then scales and normalises its own way. The training loop reads a benchmark through the same
+:func:`ldlpose.data.inputs.view_crop` and normalisation, so the test scores a run logs are the ones
+``ldlpose evaluate`` gives its checkpoint on the same rows. The result carries the protocol name and
+the prepared data's content hash with every score.
 
 Two options, both off by default so that scores compare with the papers' single-view protocols:
 
@@ -27,24 +30,25 @@ Two options, both off by default so that scores compare with the papers' single-
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+# The one evaluation input path (also the training loop's, for the test scores it logs).
+from ldlpose.data.inputs import BATCH, benchmark_batches, to_unit
 from ldlpose.errors import ConfigError, DataError
 
-__all__ = ["Model", "evaluate", "expectation_bias_summary", "flip_tta_outputs", "load_model", "predictions_format",
-           "write_predictions"]
-
-BATCH = 64
+__all__ = ["Model", "benchmark_batches", "evaluate", "expectation_bias_summary", "flip_tta_outputs", "load_model",
+           "predictions_format", "write_predictions"]
 
 
 @dataclass
 class Model:
-    """A loaded model: ``predict`` maps (N, S, S, 3) uint8 RGB to (N, 3) yaw/pitch/roll degrees.
+    """A loaded model, itself a :class:`ldlpose.inference.Predictor` (``predict`` maps (N, S, S, 3)
+    uint8 RGB to (N, 3) yaw/pitch/roll degrees: the ``predict`` of the predictor it was loaded as),
+    with what identifies it and the extras a checkpoint allows.
 
     ``vectors``, where the raw outputs are at hand and the method scores MAEV on its own vectors
     (ASG-LDL), maps the same images to (N, 3, 3) left/down/front unit vectors. ``predict_flip_tta``,
@@ -84,19 +88,13 @@ def _sha256(path: Path) -> str:
     return "sha256:" + sha256_file(path)
 
 
-def _to_unit_tensor(images: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
 def _registry_model(spec: str, tracking_uri: str | None) -> Model:
     from ldlpose.tracking import load_predictor
     from ldlpose.tracking.evaluations import registry_model_identity
 
     predictor, info = load_predictor(spec, tracking_uri)
-    return Model(spec, "registry", registry_model_identity(spec, tracking_uri), int(info["image_size"]),
-                 lambda images: np.asarray(predictor(_to_unit_tensor(images).numpy()), dtype=np.float64), info)
+    return Model(spec, "registry", registry_model_identity(spec, tracking_uri), predictor.input_size,
+                 predictor.predict, info)
 
 
 def _checkpoint_model(path: Path) -> Model:
@@ -108,13 +106,9 @@ def _checkpoint_model(path: Path) -> Model:
     predictor, info = predictor_from_checkpoint(path)
     file = checkpoint_file(path)
 
-    def predict(images):
-        with torch.no_grad():
-            return predictor(_to_unit_tensor(images)).double().numpy()
-
     def predict_flip_tta(images):
         with torch.no_grad():
-            x = _to_unit_tensor(images)
+            x = to_unit(images)
             combined = flip_tta_outputs(predictor.method, predictor.outputs(x), predictor.outputs(x.flip(-1)))
             return predictor.method.decode(combined).double().numpy()
 
@@ -122,8 +116,8 @@ def _checkpoint_model(path: Path) -> Model:
     if hasattr(predictor.method, "expectation_vectors"):
         def vectors(images):
             with torch.no_grad():
-                return predictor.method.expectation_vectors(predictor.outputs(_to_unit_tensor(images))).double().numpy()
-    return Model(str(path), "checkpoint", _sha256(file), predictor.image_size, predict, info, vectors,
+                return predictor.method.expectation_vectors(predictor.outputs(to_unit(images))).double().numpy()
+    return Model(str(path), "checkpoint", _sha256(file), predictor.input_size, predictor.predict, info, vectors,
                  predict_flip_tta)
 
 
@@ -144,26 +138,7 @@ def _onnx_model(path: Path, description) -> Model:
     if not path.is_file():
         raise DataError(f"no ONNX model at {path}")
     predictor = OnnxPredictor(path, read_description(description) if description else None)
-    info = {**dict(predictor.pre.about), "image_size": predictor.input_size, "preprocessing": predictor.pre.as_dict()}
-    return Model(str(path), "onnx", _sha256(path), predictor.input_size, predictor.predict, info)
-
-
-def benchmark_batches(folder: Path, rows: np.ndarray, view, size: int, batch: int = BATCH):
-    """(images (n, S, S, 3) uint8 RGB, row indices) for ``rows`` of a prepared folder, cropped by ``view``."""
-    import pyarrow as pa
-    from PIL import Image
-
-    from ldlpose.data.shards import read_table
-
-    column = read_table(folder, columns=["image"]).column("image")
-    for start in range(0, len(rows), batch):
-        chunk = rows[start:start + batch]
-        images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)
-        for i, data in enumerate(column.take(pa.array(chunk, type=pa.int64()))):
-            with Image.open(io.BytesIO(data.as_py())) as img:
-                rgb = img.convert("RGB")
-            images[i] = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR, box=view.box(*rgb.size)))
-        yield images, chunk
+    return Model(str(path), "onnx", _sha256(path), predictor.input_size, predictor.predict, predictor.info)
 
 
 def evaluate(model: Model, benchmark: str, root=None, batch: int = BATCH, *, flip_tta: bool = False,

@@ -160,7 +160,7 @@ def _three(values: tuple[float, ...]) -> tuple[float, float, float]:
 
 
 class OnnxPredictor:
-    """An ONNX head-pose model run with onnxruntime on the CPU; ``predict(images)`` as the others."""
+    """An ONNX head-pose model run with onnxruntime on the CPU; a :class:`ldlpose.inference.Predictor`."""
 
     def __init__(self, onnx_path, description: Preprocessing | None = None, batch_size: int = 64):
         import onnxruntime
@@ -202,6 +202,11 @@ class OnnxPredictor:
                               f"{description_path(self.path)} gives {self.pre.layout} at {self.pre.size} px "
                               f"({['N', *expected[1:]]}); fix input.size or input.layout")
         return fixed[0] if fixed[0] and fixed[0] > 0 else None
+
+    @property
+    def info(self) -> dict:
+        """What the description says the model is, its input size and the whole description."""
+        return {**dict(self.pre.about), "image_size": self.input_size, "preprocessing": self.pre.as_dict()}
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB at the model's input size -> (N, 3) yaw, pitch, roll degrees."""

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 # The training pipeline's input normalisation, so that the exported model sees what training saw.
-from ldlpose.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from ldlpose.data.inputs import IMAGENET_MEAN, IMAGENET_STD, to_unit
 from ldlpose.errors import DataError, LdlposeError
 
 # The checkpoint format has one home, shared with training (it imports no Ray).
@@ -38,16 +38,18 @@ ANGLE_CONVENTION = ("yaw, pitch, roll in degrees (ldlpose.geometry): positive ya
 
 
 class PosePredictor(nn.Module):
-    """Images float32 (N, 3, S, S) RGB in [0, 1] -> float32 (N, 3) yaw/pitch/roll in degrees."""
+    """Images float32 (N, 3, S, S) RGB in [0, 1] -> float32 (N, 3) yaw/pitch/roll in degrees; as a
+    :class:`ldlpose.inference.Predictor`, :meth:`predict` takes (N, S, S, 3) uint8 RGB."""
 
     mean: torch.Tensor  # buffers, registered in __init__
     std: torch.Tensor
 
-    def __init__(self, net: nn.Module, method, image_size: int):
+    def __init__(self, net: nn.Module, method, image_size: int, info: dict | None = None):
         super().__init__()
         self.net = net
         self.method = method
         self.image_size = int(image_size)
+        self.info = dict(info or {})  # export_info of the checkpoint it came from, where known
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1))
 
@@ -57,6 +59,15 @@ class PosePredictor(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.method.decode(self.outputs(images)).to(torch.float32)
+
+    @property
+    def input_size(self) -> int:
+        return self.image_size
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB -> (N, 3) float64 yaw/pitch/roll degrees (:class:`ldlpose.inference.Predictor`)."""
+        with torch.no_grad():
+            return self(to_unit(images)).double().numpy()
 
 
 def predictor_from_run(run: dict, model_state: dict) -> PosePredictor:
@@ -75,7 +86,8 @@ def predictor_from_checkpoint(checkpoint_dir) -> tuple[PosePredictor, dict]:
     """``(predictor, info)`` for a checkpoint folder written by the training loop."""
     state = load_checkpoint(checkpoint_dir)
     predictor = predictor_from_run(state["run"], state["model"])
-    return predictor, export_info(state)
+    predictor.info = export_info(state)
+    return predictor, predictor.info
 
 
 def _plain(value):
@@ -161,7 +173,8 @@ class LoadedPredictor:
     """An exported predictor loaded back (``torch.export`` module) with its info.
 
     ``predictor(images)`` maps float32 (N, 3, S, S) RGB in [0, 1] to (N, 3) numpy yaw/pitch/roll
-    degrees; :meth:`predict_images` takes (H, W, 3) uint8 RGB face crops of any size."""
+    degrees; :meth:`predict` (:class:`ldlpose.inference.Predictor`) takes (N, S, S, 3) uint8 RGB, and
+    :meth:`predict_images` (H, W, 3) uint8 RGB face crops of any size."""
 
     def __init__(self, module, info: dict, batch_size: int = 32):
         self.module = module
@@ -176,6 +189,13 @@ class LoadedPredictor:
             for start in range(0, batch.shape[0], self.batch_size):
                 outputs.append(self.module(batch[start:start + self.batch_size]).numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, 3), np.float32)
+
+    @property
+    def input_size(self) -> int:
+        return self.image_size
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self(to_unit(images).numpy()), dtype=np.float64)
 
     def predict_images(self, images: list[np.ndarray]) -> np.ndarray:
         return self(preprocess(images, self.image_size))

@@ -25,6 +25,7 @@ from ray import tune
 from ldlpose.errors import LdlposeError
 from ldlpose.infra import storage, trace
 from ldlpose.search.confirm import point_of
+from ldlpose.search.names import public_names
 from ldlpose.search.space import SearchSpace
 from ldlpose.search.trials import TAG_DRIVER, TAG_STORAGE, TrialSummary, finalise, run_name, trial_error
 from ldlpose.train.checkpoints import request_stop
@@ -128,7 +129,7 @@ class TrackingCallback(tune.Callback):
             point = point_of(config, self.points)
             assignment, confirms = point["assignment"], point["confirms"]
         else:
-            assignment = {k: v for k, v in config.items() if not k.startswith("_")}
+            assignment = public_names({k: v for k, v in config.items() if not k.startswith("_")})
         return TrialSummary(trial.trial_id, "TERMINATED", assignment, dict(trial.last_result or {}), None,
                             storage.join(self.storage, f"{self.prefix}-{trial.trial_id}"), confirms)
 

@@ -1,14 +1,17 @@
 """A search space as Optuna sees it: define-by-run suggestions, the sampler, and studies rebuilt from results.
 
-Every searched value carries its run-config key as its Optuna name (``train.optimizer.lr``,
-``method.hparams.sigma``), so a trial's assignment, its run config, its MLflow params and Optuna's
-study all use one name, and studies of different searches line up. A method's hyperparameter is
-shared by every method that declares it, which Optuna allows while their distributions are
-compatible (``optuna.distributions.check_distribution_compatibility``: the same kind and log scale;
-float and integer bounds may differ, categorical choices may not). Where two methods declare
-incompatible ones (``alpha: {values: [0, 0.01]}`` beside ``alpha: {values: [1, 2]}``) Optuna would
-refuse the second at its first trial, so exactly those keep their method in the name
-(``method.gldl.alpha``); :func:`names` holds the rule, docs/search-spaces.md states it.
+A searched value has one public name, its run-config key (``train.optimizer.lr``,
+``method.hparams.sigma``): a trial's assignment (Tune's config, the ``ldlpose.assignment`` tag), its
+run config and its MLflow params all use it, and Optuna's study too wherever Optuna allows. A method's
+hyperparameter is shared by every method that declares it, which Optuna allows while their
+distributions are compatible (``optuna.distributions.check_distribution_compatibility``: the same
+kind and log scale; float and integer bounds may differ, categorical choices may not). Where two
+methods declare incompatible ones (``alpha: {values: [0, 0.01]}`` beside ``alpha: {values: [1, 2]}``)
+Optuna would refuse the second at its first trial, so inside the study exactly those keep their
+method in the name (``method.gldl.alpha``). This module is the one place that maps the two:
+:func:`names` holds the rule, :func:`optuna_names` maps an assignment into the study, and the
+searcher (:mod:`ldlpose.search.searcher`) maps what the study samples back to public names
+(:func:`ldlpose.search.names.public_names`); docs/search-spaces.md states it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import optuna
 from optuna import distributions as od
 
+from ldlpose.search.names import is_method_hparam
 from ldlpose.search.space import Param, SearchSpace
 
 
@@ -77,6 +81,16 @@ def names(space: SearchSpace) -> dict[str, str]:
         for param in own:
             by_key.setdefault(param.key, []).append(param)
     return {p.name: (key if _compatible(params, grid) else p.name) for key, params in by_key.items() for p in params}
+
+
+def optuna_names(space: SearchSpace, assignment: dict) -> dict:
+    """An assignment under the study's names: a method's hyperparameter, by its public name or by an
+    older search's method-qualified one, becomes :func:`names`' name for the trial's method."""
+    named, method = names(space), assignment.get("method")
+    if method is None:
+        return dict(assignment)
+    return {(named.get(f"method.{method}.{name.split('.')[2]}", name) if is_method_hparam(name) else name): value
+            for name, value in assignment.items()}
 
 
 def _define(space: SearchSpace, trial: optuna.Trial) -> dict | None:
@@ -147,7 +161,7 @@ def study_of(space: SearchSpace, trials: list[tuple[dict, float]]) -> optuna.Stu
     """A study rebuilt from finished trials ``(assignment, objective)`` (for importance plots)."""
     study = optuna.create_study(direction="minimize")
     for assignment, value in trials:
-        params = {k: v for k, v in assignment.items() if k != "grid_point"}
+        params = optuna_names(space, {k: v for k, v in assignment.items() if k != "grid_point"})
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions(space, params),
                                                   value=value))
     return study

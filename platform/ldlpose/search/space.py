@@ -11,12 +11,17 @@ What head-pose search adds is the method as a categorical whose options carry th
           gldl: {sigma: {distribution: log_uniform, min: 1, max: 8}, alpha: {values: [0, 0.01]}}
           hopenet: {alpha: {values: [1, 2]}}
 
-A sampled trial is a flat dict of parameter names -> values: dotted run-config keys (the chosen
-method's own parameters too, ``method.hparams.sigma``; they exist only in its trials) and ``method``.
-A method's :attr:`Param.name` is ``method.<name>.<hparam>``; it names the value only where two
-methods declare incompatible distributions for one key (ldlpose.search.optuna_space.names).
-:meth:`SearchSpace.run_config` turns it into the trial's run config; MLflow records that config by
-its run-config keys (``method.name``, ``method.hparams.sigma``), so runs of different searches line up.
+A sampled trial is a flat dict of parameter names -> values, its *assignment*: dotted run-config
+keys (the chosen method's own parameters too, ``method.hparams.sigma``; they exist only in its
+trials) and ``method``. That one name is the hyperparameter's in Tune's trial config, the
+``ldlpose.assignment`` tag and MLflow's params (:mod:`ldlpose.search.names`). A method's :attr:`Param.name`
+is ``method.<name>.<hparam>``, the space's own handle; Optuna keeps it as its internal name only
+where two methods declare incompatible distributions for one key (ldlpose.search.optuna_space.names).
+Searches started before this rule stored Optuna's name in Tune's config and the tag too, so every
+reader accepts it (:func:`ldlpose.search.names.public_names`, :meth:`SearchSpace.run_config`).
+:meth:`SearchSpace.run_config` turns an assignment into the trial's run config; MLflow records that
+config by its run-config keys (``method.name``, ``method.hparams.sigma``), so runs of different
+searches line up.
 The Optuna side (define-by-run, samplers) is :mod:`ldlpose.search.optuna_space`.
 """
 
@@ -36,6 +41,7 @@ from ldlpose.config.schema import FieldError, set_dotted, validate
 from ldlpose.config.splits import check_split_paths, unsearchable
 from ldlpose.errors import ConfigError, closest
 from ldlpose.search import objectives, start_from
+from ldlpose.search.names import hparam_key, is_method_hparam, public_names
 from ldlpose.search.sections import (  # the sections lived here once: pickled searches name them here
     _NUMERIC,
     BudgetSection,
@@ -64,8 +70,12 @@ __all__ = [
     "SchedulerSection",
     "SearchSection",
     "SearchSpace",
+    "hparam_key",
+    "is_method_hparam",
     "load_search_space",
+    "public_names",
 ]
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -119,7 +129,7 @@ class SearchSpace:
         for name, value in assignment.items():
             if name in ("method", "grid_point"):
                 continue
-            if name.startswith("method.") and method is not None and name.count(".") == 2:
+            if method is not None and is_method_hparam(name):  # either name (see the module docstring)
                 data["method"]["hparams"][name.split(".")[2]] = value
             else:
                 set_dotted(data, name, value)

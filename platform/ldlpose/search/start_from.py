@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ldlpose.errors import ConfigError, closest
+from ldlpose.search.names import hparam_key, is_method_hparam
 from ldlpose.search.sections import Param, SearchSection
 
 __all__ = ["checked"]
@@ -17,8 +18,9 @@ def _err(file: str | None, key: str, message: str) -> ConfigError:
 def checked(section: SearchSection, params: tuple[Param, ...], method_params: dict[str, tuple[Param, ...]],
             file: str | None) -> tuple[dict, ...]:
     """``search.start_from`` checked against the searched dimensions: each point names only searched
-    keys (a method's own as ``method.hparams.<name>``, with ``method`` in the point when the method is
-    searched) with values their distributions can take. Keys left out are sampled as usual."""
+    keys (a method's own as ``method.hparams.<name>``, or as ``method.<method>.<name>`` as older searches'
+    assignments named it, with ``method`` in the point when the method is searched) with values their
+    distributions can take. Keys left out are sampled as usual."""
     given = section.start_from
     if not given:
         return ()
@@ -40,10 +42,13 @@ def checked(section: SearchSection, params: tuple[Param, ...], method_params: di
                                                 f"{', '.join(sorted(method_params))}, got {method!r}")
         own = {p.key: p for p in method_params.get(method, ()) if p.distribution != "constant"} if method else {}
         point = {}
-        for key, value in raw.items():
-            if key == "method":
-                point[key] = value
+        for given_key, value in raw.items():
+            if given_key == "method":
+                point[given_key] = value
                 continue
+            # a method-qualified name, copied from an older search's assignment, reads as its public name
+            key = hparam_key(given_key) if is_method_hparam(given_key) and given_key.split(".")[1] == method \
+                else given_key
             if key.startswith("method.hparams.") and method_params and method is None:
                 raise _err(file, f"{where}.{key}", "names a method's hyperparameter: give the point's method too")
             param = own.get(key) or shared.get(key)

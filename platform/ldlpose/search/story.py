@@ -24,6 +24,7 @@ import json
 import math
 
 from ldlpose.search import confirm
+from ldlpose.search.names import public_names
 from ldlpose.search.trials import sampled_values
 
 __all__ = ["FIGURES", "figures", "log_story", "tell"]
@@ -60,7 +61,7 @@ def _row(run: dict, objective: str) -> dict:
     tags, metrics, params = run["tags"], run["metrics"], run["params"]
     benchmarks = sorted(k.split(".", 2)[2] for k in tags if k.startswith("ldlpose.protocol."))
     try:
-        assignment = json.loads(tags.get("ldlpose.assignment", "{}"))
+        assignment = public_names(json.loads(tags.get("ldlpose.assignment", "{}")))  # older runs: Optuna's names
     except ValueError:
         assignment = {}
     epochs = int(metrics.get("epoch", 0))

@@ -27,7 +27,7 @@ from ldlpose.train.evaluation import selected_scores
 class TrialSummary:
     trial_id: str
     status: str  # TERMINATED (finished or stopped early by ASHA) or ERROR
-    assignment: dict  # the sampled parameters (Optuna names)
+    assignment: dict  # the sampled parameters, by public name (ldlpose.search.names)
     metrics: dict  # the last result Tune holds
     error: str | None
     run_dir: str  # the trial's training run: its checkpoints live here

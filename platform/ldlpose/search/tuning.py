@@ -33,6 +33,7 @@ from ldlpose.infra.storage import resolve as resolve_storage
 from ldlpose.search import ray_compat
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.confirm import check_points, point_of
+from ldlpose.search.names import public_names
 from ldlpose.search.space import SMOKE_SUFFIX, SearchSpace
 from ldlpose.search.trials import TrialSummary, error_text, objective_key
 
@@ -250,9 +251,8 @@ def searcher(space: SearchSpace):
 
     Also driven directly, without a Tuner, by the replay benchmark (bench/replay.py).
     """
-    from ray.tune.search.optuna import OptunaSearch
-
     from ldlpose.search import optuna_space
+    from ldlpose.search.searcher import PublicNamesOptunaSearch as OptunaSearch
 
     common = {"space": optuna_space.define_by_run(space), "points_to_evaluate": optuna_space.start_points(space)}
     if space.search.objectives:  # Optuna sees every objective; Tune's own metric stays the first
@@ -388,7 +388,7 @@ def _summarise(space: SearchSpace, grid, path: str, storage: str, prefix: str,
             point = point_of(config, points)
             assignment, confirms = point["assignment"], point["confirms"]
         else:
-            assignment = {k: v for k, v in config.items() if not k.startswith("_")}
+            assignment = public_names({k: v for k, v in config.items() if not k.startswith("_")})  # older: Optuna's
         trials.append(TrialSummary(
             trial_id=trial_id, status="ERROR" if result.error else "TERMINATED", assignment=assignment,
             metrics=metrics, error=error_text(result.error) if result.error else None,

@@ -5,7 +5,8 @@ across workers by a seeded ``DistributedSampler`` (also for one worker), with ea
 augmentation drawn from ``(seed, epoch, row)``, so a resumed run sees the same batches as an
 uninterrupted one. On a GPU worker the batches are finished (and JPEGs decoded) on the GPU.
 Evaluation sets are split into interleaved shares, one per worker; the loop gathers predictions
-before computing metrics.
+before computing metrics. Every evaluation loader is built by :func:`evaluation_loader`; a test
+benchmark is read as ``ldlpose evaluate`` reads it (:mod:`ldlpose.data.inputs`).
 """
 
 from __future__ import annotations
@@ -135,6 +136,22 @@ def validation_split(run: RunConfig) -> dict:
     return {"name": name, "rows": len(rows), "content_hash": hashlib.sha256(identity.encode()).hexdigest()}
 
 
+def evaluation_loader(dataset, max_eval_samples: int | None, *, rank: int = 0, world: int = 1) -> DataLoader:
+    """This worker's share of an evaluation set cut to ``data.max_eval_samples``: every evaluation
+    loader of a run (validation, benchmarks, a stored checkpoint's scoring) is built here."""
+    return pipeline.eval_loader(_share(limit_eval(dataset, max_eval_samples), rank, world), batch_size=EVAL_BATCH)
+
+
+def benchmark_loaders(run: RunConfig, names: list[str] | None = None, *, rank: int = 0,
+                      world: int = 1) -> dict[str, DataLoader]:
+    """Loaders of the run's test benchmarks (or ``names``), each read as ``ldlpose evaluate`` reads it
+    (:func:`ldlpose.data.pipeline.benchmark_dataset`), so the scores logged are the ones it gives."""
+    d = run.data
+    return {name: evaluation_loader(pipeline.benchmark_dataset(name, image_size=d.image_size, root=d.root),
+                                    d.max_eval_samples, rank=rank, world=world)
+            for name in (d.benchmarks if names is None else names)}
+
+
 def build_loaders(run: RunConfig, method, *, rank: int = 0, world: int = 1) -> Loaders:
     from ldlpose.data.splits import VAL_SPLIT_SEED
 
@@ -145,12 +162,6 @@ def build_loaders(run: RunConfig, method, *, rank: int = 0, world: int = 1) -> L
         _path(d.root, d.train), image_size=d.image_size, val_dir=val_dir, val_fraction=d.val_fraction,
         seed=VAL_SPLIT_SEED, augment=_augment(run), max_abs_angle_deg=d.max_abs_angle_deg)
     train_ds = _limit(train_ds, d.max_train_samples, run.train.seed, spread=False)
-    sets = {"val": val_ds}
-    for name in d.benchmarks:
-        sets[name] = pipeline.benchmark_dataset(name, image_size=d.image_size, root=d.root)
-    evaluation = {
-        name: DataLoader(_share(limit_eval(ds, d.max_eval_samples), rank, world),
-                         batch_size=EVAL_BATCH, shuffle=False, num_workers=0)
-        for name, ds in sets.items()
-    }
+    evaluation = {"val": evaluation_loader(val_ds, d.max_eval_samples, rank=rank, world=world),
+                  **benchmark_loaders(run, rank=rank, world=world)}
     return Loaders(_train_loader(train_ds, run, method, rank, world), evaluation, run.train.seed)

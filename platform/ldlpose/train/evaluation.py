@@ -14,27 +14,19 @@ from ldlpose.config import run_config_from_dict
 from ldlpose.metrics import metric_key
 from ldlpose.models import build_model
 from ldlpose.train.checkpoints import Selected, load_checkpoint
-from ldlpose.train.data import EVAL_BATCH, limit_eval
+from ldlpose.train.data import benchmark_loaders
 from ldlpose.train.loop import evaluate_sets
 
 
 def score_checkpoint(checkpoint_dir, benchmarks: list[str] | None = None) -> dict[str, float]:
-    """``selected_<benchmark>_<metric>`` of a checkpoint on the benchmarks of its run (or ``benchmarks``)."""
-    from ldlpose.data import pipeline
-
+    """``selected_<benchmark>_<metric>`` of a checkpoint on the benchmarks of its run (or ``benchmarks``),
+    on the rows and inputs the loop scores (:func:`ldlpose.train.data.benchmark_loaders`)."""
     state = load_checkpoint(checkpoint_dir)
     run = run_config_from_dict(state["run"])
     method = methods.create(run.method.name, **run.method.hparams)
     model = build_model(method, run.model.backbone, "none")
     model.load_state_dict(state["model"])
-    names = run.data.benchmarks if benchmarks is None else benchmarks
-    loaders = {
-        name: torch.utils.data.DataLoader(
-            limit_eval(pipeline.benchmark_dataset(name, image_size=run.data.image_size, root=run.data.root),
-                       run.data.max_eval_samples),
-            batch_size=EVAL_BATCH, shuffle=False, num_workers=0)
-        for name in names
-    }
+    loaders = benchmark_loaders(run, benchmarks)
     scores = evaluate_sets(model, method, loaders, torch.device("cpu"), world=1)
     return {f"selected_{k}": v for k, v in scores.items()}
 
