@@ -136,7 +136,7 @@ def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: l
 
     ``points``: a confirmation search's; its trial's point (assignment, seed) is ``config["_point"]``.
     """
-    from ldlpose.train.run import engine, fit
+    from ldlpose.train.run import engine, fit, fit_attempt
 
     assignment = point_of(config, points)["assignment"] if points is not None else config
     run = space.run_config(assignment)  # an invalid combination fails this trial only, with the reason
@@ -144,8 +144,9 @@ def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: l
     name = f"{prefix}-{trial_id}"
     trace.mark("trial.function_start", trial_id, time.time())
     if engine(run) == "in_process":
-        # Failed attempts are retried by Tune (trial_retries), which also covers a lost node.
-        outcome = fit(run, storage_path=storage, name=name, publish=tune.report, retry=False)
+        # Failed attempts are retried by Tune (trial_retries), which also covers a lost node; the same
+        # failure over and over is final (ray_compat.StopRepeatedFailures).
+        outcome = fit_attempt(run, storage_path=storage, name=name, publish=tune.report)
         report_costs(space, run, outcome, on_workers=False)
         return
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -236,13 +237,23 @@ def trial_retries(space: SearchSpace) -> int:
     A trial on Ray Train survives worker failures (a lost node too) inside Ray Train, within
     ``train.max_failures``; Tune restarts only its driver, ``budget.max_failures_per_trial`` times. An
     in-process trial is its own worker: a failed attempt or a lost node ends the trial's process, so
-    Tune restarts it, from its latest checkpoint, as often as both allow together.
+    Tune restarts it, from its latest checkpoint, as often as both allow together; under
+    ``train.max_failures: -1`` until the same failure repeats ``SAME_FAILURE_CAP`` times in a row
+    (ldlpose.train.run says why), as ``ldlpose train`` does (:func:`stop_repeated_failures`).
     """
     budget = space.search.budget.max_failures_per_trial
     if not in_process(space):
         return budget
     workers = space.base_run.train.max_failures
     return -1 if workers < 0 else budget + workers
+
+
+def stop_repeated_failures(space: SearchSpace, storage: str, prefix: str) -> list:
+    """The callback that ends an in-process trial failing the same way over and over (under
+    ``train.max_failures: -1`` Tune itself would start it again without limit); none elsewhere."""
+    if not in_process(space) or space.base_run.train.max_failures >= 0:
+        return []
+    return [ray_compat.StopRepeatedFailures(storage, prefix)]
 
 
 def searcher(space: SearchSpace):
@@ -317,7 +328,8 @@ def _fit(path: str, build, restore, resume: bool, callbacks, budget: tuple | Non
                 "or give it another search.name to start a new one (nothing was changed)")
         tuner = tune.Tuner.restore(path, restore(), resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
-        ray_compat.replace_callbacks(tuner, (TrackingCallback, ConsoleView), callbacks)
+        ray_compat.replace_callbacks(tuner, (TrackingCallback, ConsoleView, ray_compat.StopRepeatedFailures),
+                                     callbacks)
         if budget is not None:
             ray_compat.set_budget(tuner, *budget)
     else:
@@ -333,6 +345,7 @@ def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callba
     """
     storage = resolve_storage(storage)  # a URI (s3://...) stays one
     path = storage_join(storage, space.name)
+    callbacks = [*callbacks, *stop_repeated_failures(space, storage, space.name)]
     with _costs_arrive_last(space):
         grid = _fit(path, lambda: _search_tuner(space, storage, callbacks, verbose),
                     lambda: _trainable(space, storage, space.name, None), resume, list(callbacks), _budget(space))
@@ -371,6 +384,7 @@ def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, ca
     name = space.name + CONFIRM_SUFFIX
     path = storage_join(storage, name)
     check_points(path, points)
+    callbacks = [*callbacks, *stop_repeated_failures(space, storage, name)]
     grid = _fit(path, lambda: _confirm_tuner(space, storage, callbacks, points, verbose),
                 lambda: _trainable(space, storage, name, points), True, list(callbacks))
     return _summarise(space, grid, path, storage, name, points)

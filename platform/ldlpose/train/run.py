@@ -13,8 +13,10 @@ from the latest one, on either engine, which is also how a search trial resumes.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from ldlpose.config import RunConfig
 from ldlpose.errors import ConfigError, LdlposeError
@@ -182,10 +184,74 @@ def _give_up(failures: list[tuple], max_failures: int) -> str | None:
     """After ``failures`` (oldest first): None to try again, else the words saying why not."""
     if 0 <= max_failures < len(failures):
         return ""
-    if max_failures < 0 and len(failures) >= SAME_FAILURE_CAP and len(set(failures[-SAME_FAILURE_CAP:])) == 1:
-        return (f" {SAME_FAILURE_CAP} times in a row with the same error at the same checkpoint "
-                "(train.max_failures: -1 retries any other failure without limit)")
+    if max_failures < 0 and _repeated(failures):
+        return _REPEATED
     return None
+
+
+_REPEATED = (f" {SAME_FAILURE_CAP} times in a row with the same error at the same checkpoint "
+             "(train.max_failures: -1 retries any other failure without limit)")
+
+
+def _repeated(failures: list[tuple]) -> bool:
+    return len(failures) >= SAME_FAILURE_CAP and len(set(failures[-SAME_FAILURE_CAP:])) == 1
+
+
+# An in-process Tune trial's failed attempts, oldest first, in its run folder: Tune starts every
+# attempt afresh (on another actor, or after the driver itself was restarted), so the count that
+# fit_in_process keeps in memory for ``ldlpose train`` must live where every attempt finds it.
+FAILURES_FILE = "failed_attempts.json"
+
+
+class RepeatedFailure(LdlposeError):
+    """An in-process run failed the same way :data:`SAME_FAILURE_CAP` times in a row: retrying is futile."""
+
+
+def fit_attempt(run: RunConfig, *, storage_path: str, name: str, publish=None) -> TrainOutcome:
+    """One attempt of an in-process run whose retries are its caller's (a Tune trial: Tune starts the
+    next attempt, from the newest checkpoint that loads). Under ``train.max_failures: -1`` each failed
+    attempt is recorded in the run's folder, and the same failure :data:`SAME_FAILURE_CAP` times in a
+    row raises :class:`RepeatedFailure`, as ``fit_in_process`` gives up; an attempt started after that
+    raises it again at once, without training (:func:`repeated_failure` tells the caller to stop)."""
+    run_dir = storage.join(storage.resolve(storage_path), name)
+    capped = run.train.max_failures < 0
+    given_up = repeated_failure(run_dir) if capped else None
+    if given_up is not None:
+        raise RepeatedFailure(given_up)
+    try:
+        return fit(run, storage_path=storage_path, name=name, publish=publish, retry=False)
+    except Exception as err:
+        if not capped:
+            raise
+        record_failure(run_dir, err)
+        given_up = repeated_failure(run_dir)
+        if given_up is not None:
+            raise RepeatedFailure(given_up) from err
+        raise
+
+
+def record_failure(run_dir: str, err: BaseException) -> None:
+    history = [list(f) for f in _failure_history(run_dir)] + [list(_failure(err, run_dir))]
+    if not storage.is_uri(run_dir):
+        Path(run_dir).mkdir(parents=True, exist_ok=True)  # a failure before the first checkpoint
+    storage.replace_bytes(storage.join(run_dir, FAILURES_FILE), json.dumps(history).encode())
+
+
+def repeated_failure(run_dir: str) -> str | None:
+    """The run's final error when its recorded attempts failed the same way :data:`SAME_FAILURE_CAP`
+    times in a row, else None."""
+    history = _failure_history(run_dir)
+    if not _repeated(history):
+        return None
+    kind, message, _ = history[-1]
+    return f"training run {storage.name(run_dir)!r} failed{_REPEATED}: worker 0: {kind}: {message}"
+
+
+def _failure_history(run_dir: str) -> list[tuple]:
+    location = storage.join(run_dir, FAILURES_FILE)
+    if not storage.exists(location):
+        return []
+    return [tuple(f) for f in json.loads(storage.read_bytes(location))]
 
 
 def _root_cause(err: BaseException) -> str:
