@@ -136,7 +136,7 @@ def _champion_lines(registered: dict, rule: str) -> list[str]:
 
 def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> dict:
     """Print the front, plot it to MLflow and register its members; ``{benchmark: registration}``."""
-    from ldlpose.tracking.registry import register_front
+    from ldlpose.tracking.registry import RegistrationError, register_front
 
     by_id = {t.trial_id: t.metrics for t in outcome.trials}
 
@@ -150,10 +150,13 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
     members = [r for r in rows if r["pareto"]]
     rule = space.search.champion.rule
     registered: dict = {}
+    refused: RegistrationError | None = None
     if members:
-        registered = callback.safely("Pareto registration", register_front, callback.uri, space.name,
-                                     [_entry(space, m) for m in members], space.base_run.data.benchmarks,
-                                     rule=rule) or {}
+        try:
+            registered = register_front(callback.uri, space.name, [_entry(space, m) for m in members],
+                                        space.base_run.data.benchmarks, rule=rule)
+        except RegistrationError as err:  # the front is still shown; the driver fails the search (--resume)
+            refused = err
     champion_versions = {info["champion"] for info in registered.values()}
     champion = next((t for info in registered.values() for t, v in info["versions"].items()
                      if v in champion_versions), None)
@@ -165,4 +168,6 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
         callback.safely("Pareto plot", _plot, callback, space, rows)
     for line in _champion_lines(registered, rule):
         print(line)
+    if refused is not None:
+        raise refused
     return registered
