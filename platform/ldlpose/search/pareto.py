@@ -135,7 +135,10 @@ def _champion_lines(registered: dict, rule: str) -> list[str]:
 
 
 def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> dict:
-    """Print the front, plot it to MLflow and register its members; ``{benchmark: registration}``."""
+    """Print the front, plot it to MLflow and register its members; ``{benchmark: registration}``.
+
+    A refused or failed registration raises :class:`RegistrationError` once the front is shown: the
+    driver then fails the search as for a single champion, and ``--resume`` registers again."""
     from ldlpose.tracking.registry import RegistrationError, register_front
 
     by_id = {t.trial_id: t.metrics for t in outcome.trials}
