@@ -95,7 +95,8 @@ class StopRepeatedFailures(Callback):
     no public way for a trial to fail for good. The trial records its failed attempts in its run
     folder (ldlpose.train.run.fit_attempt); once they show the cap reached, the trial's own limit is
     lowered to what it has used, so the attempt Tune has just queued (which raises the same error at
-    once, without training) is its last: the trial ends ERROR with that error.
+    once, without training) is its last: the trial ends ERROR with that error. Trials that record no
+    failures (Ray Train's, or under a finite ``train.max_failures``) are left to Tune's own limit.
     """
 
     def __init__(self, storage: str, prefix: str):

@@ -144,8 +144,7 @@ def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: l
     name = f"{prefix}-{trial_id}"
     trace.mark("trial.function_start", trial_id, time.time())
     if engine(run) == "in_process":
-        # Failed attempts are retried by Tune (trial_retries), which also covers a lost node; the same
-        # failure over and over is final (ray_compat.StopRepeatedFailures).
+        # Failed attempts are retried by Tune (trial_retries, which says when not), as is a lost node.
         outcome = fit_attempt(run, storage_path=storage, name=name, publish=tune.report)
         report_costs(space, run, outcome, on_workers=False)
         return
@@ -237,23 +236,14 @@ def trial_retries(space: SearchSpace) -> int:
     A trial on Ray Train survives worker failures (a lost node too) inside Ray Train, within
     ``train.max_failures``; Tune restarts only its driver, ``budget.max_failures_per_trial`` times. An
     in-process trial is its own worker: a failed attempt or a lost node ends the trial's process, so
-    Tune restarts it, from its latest checkpoint, as often as both allow together; under
-    ``train.max_failures: -1`` until the same failure repeats ``SAME_FAILURE_CAP`` times in a row
-    (ldlpose.train.run says why), as ``ldlpose train`` does (:func:`stop_repeated_failures`).
+    Tune restarts it, from its latest checkpoint, as often as both allow together; under -1 until the
+    same failure repeats 3 times in a row, as in ``ldlpose train`` (ray_compat.StopRepeatedFailures).
     """
     budget = space.search.budget.max_failures_per_trial
     if not in_process(space):
         return budget
     workers = space.base_run.train.max_failures
     return -1 if workers < 0 else budget + workers
-
-
-def stop_repeated_failures(space: SearchSpace, storage: str, prefix: str) -> list:
-    """The callback that ends an in-process trial failing the same way over and over (under
-    ``train.max_failures: -1`` Tune itself would start it again without limit); none elsewhere."""
-    if not in_process(space) or space.base_run.train.max_failures >= 0:
-        return []
-    return [ray_compat.StopRepeatedFailures(storage, prefix)]
 
 
 def searcher(space: SearchSpace):
@@ -345,7 +335,7 @@ def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callba
     """
     storage = resolve_storage(storage)  # a URI (s3://...) stays one
     path = storage_join(storage, space.name)
-    callbacks = [*callbacks, *stop_repeated_failures(space, storage, space.name)]
+    callbacks = [*callbacks, ray_compat.StopRepeatedFailures(storage, space.name)]
     with _costs_arrive_last(space):
         grid = _fit(path, lambda: _search_tuner(space, storage, callbacks, verbose),
                     lambda: _trainable(space, storage, space.name, None), resume, list(callbacks), _budget(space))
@@ -384,7 +374,7 @@ def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, ca
     name = space.name + CONFIRM_SUFFIX
     path = storage_join(storage, name)
     check_points(path, points)
-    callbacks = [*callbacks, *stop_repeated_failures(space, storage, name)]
+    callbacks = [*callbacks, ray_compat.StopRepeatedFailures(storage, name)]
     grid = _fit(path, lambda: _confirm_tuner(space, storage, callbacks, points, verbose),
                 lambda: _trainable(space, storage, name, points), True, list(callbacks))
     return _summarise(space, grid, path, storage, name, points)
