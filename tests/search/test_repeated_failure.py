@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ldlpose.search.driver import search_and_report
-from ldlpose.train.run import FAILURES_FILE, SAME_FAILURE_CAP
+from ldlpose.train.failures import FAILURES_FILE, SAME_FAILURE_CAP
 
 pytestmark = pytest.mark.slow
 

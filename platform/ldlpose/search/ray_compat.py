@@ -89,14 +89,15 @@ def set_budget(tuner, trials: int, concurrency: int, time_budget_s: float | None
 
 
 class StopRepeatedFailures(Callback):
-    """Ends an in-process trial whose attempts failed the same way ``SAME_FAILURE_CAP`` times in a row.
+    """Ends a trial whose attempts failed the same way ``SAME_FAILURE_CAP`` times in a row.
 
     Ray 2.60 retries a failed trial while ``FailureConfig.max_failures`` allows (-1: always) and has
-    no public way for a trial to fail for good. The trial records its failed attempts in its run
-    folder (ldlpose.train.run.fit_attempt); once they show the cap reached, the trial's own limit is
+    no public way for a trial to fail for good. Under ``train.max_failures: -1`` a trial's failed
+    attempts are recorded in its run folder (ldlpose.train.failures: by the trial itself in process,
+    by Ray Train's controller on ray_train); once they show the cap reached, the trial's own limit is
     lowered to what it has used, so the attempt Tune has just queued (which raises the same error at
     once, without training) is its last: the trial ends ERROR with that error. Trials that record no
-    failures (Ray Train's, or under a finite ``train.max_failures``) are left to Tune's own limit.
+    failures (under a finite ``train.max_failures``) are left to Tune's own limit.
     """
 
     def __init__(self, storage: str, prefix: str):
@@ -104,7 +105,7 @@ class StopRepeatedFailures(Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         from ldlpose.infra.storage import join
-        from ldlpose.train.run import repeated_failure
+        from ldlpose.train.failures import repeated_failure
 
         if repeated_failure(join(self.storage, f"{self.prefix}-{trial.trial_id}")) is not None:
             trial.max_failures = 0  # Trial.should_recover: num_failures <= max_failures, or max_failures < 0

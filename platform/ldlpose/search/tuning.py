@@ -150,7 +150,7 @@ def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: l
         return
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    outcome = fit(run, storage_path=storage, name=name, callbacks=[TuneReportCallback()])
+    outcome = fit(run, storage_path=storage, name=name, callbacks=[TuneReportCallback()], retry=False)
     ray_compat.wait_for_reports_to_drain()
     report_costs(space, run, outcome, on_workers=True)
 
@@ -234,10 +234,10 @@ def trial_retries(space: SearchSpace) -> int:
     """How often Tune starts a failed trial again (-1: without limit).
 
     A trial on Ray Train survives worker failures (a lost node too) inside Ray Train, within
-    ``train.max_failures``; Tune restarts only its driver, ``budget.max_failures_per_trial`` times. An
-    in-process trial is its own worker: a failed attempt or a lost node ends the trial's process, so
-    Tune restarts it, from its latest checkpoint, as often as both allow together; under -1 until the
-    same failure repeats 3 times in a row, as in ``ldlpose train`` (ray_compat.StopRepeatedFailures).
+    ``train.max_failures`` (-1: as capped below); Tune restarts its driver ``max_failures_per_trial``
+    times. An in-process trial is its own worker: a failed attempt or a lost node ends the trial's
+    process, so Tune restarts it, from its latest checkpoint, as often as both allow together; under
+    -1 on either engine until the same failure repeats 3 times in a row (ldlpose.train.failures).
     """
     budget = space.search.budget.max_failures_per_trial
     if not in_process(space):
