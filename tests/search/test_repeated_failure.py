@@ -1,5 +1,6 @@
-"""A search's in-process trial that fails the same way every time ends FAILED after the cap (issue 24,
-item 3), under ``train.max_failures: -1``, where Tune on its own would start it again without limit.
+"""A search's trial that fails the same way every time ends FAILED after the cap (issue 24, item 3),
+under ``train.max_failures: -1``, where Tune (an in-process trial) or Ray Train (a ray_train trial's
+worker group) on its own would start it again without limit.
 
 The failure is real: one training shard is damaged after it was prepared, so every attempt's shard
 check refuses it with the same words, before the first epoch (real Ray, Tune and MLflow on SQLite).
@@ -19,7 +20,8 @@ from ldlpose.train.failures import FAILURES_FILE, SAME_FAILURE_CAP
 pytestmark = pytest.mark.slow
 
 
-def test_an_in_process_trial_failing_identically_ends_failed_after_the_cap(tmp_path, synth_root, ray_local, capsys):
+@pytest.mark.parametrize("engine", ["in_process", "ray_train"])
+def test_a_trial_failing_identically_ends_failed_after_the_cap(engine, tmp_path, synth_root, ray_local, capsys):
     import mlflow
 
     bad = tmp_path / "data"
@@ -31,9 +33,10 @@ def test_an_in_process_trial_failing_identically_ends_failed_after_the_cap(tmp_p
         "data": {"root": str(bad), "train": "synthhead/train", "val": "synthhead/val", "benchmarks": ["synth"],
                  "image_size": 32, "max_train_samples": 32, "max_eval_samples": 32},
         "train": {"epochs": 1, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.002}, "max_failures": -1},
-        "resources": {"workers": 1, "cpus_per_worker": 1, "engine": "in_process"},
+        "resources": {"workers": 1, "cpus_per_worker": 1, "engine": engine},
         "search": {"name": "loops", "sampler": {"name": "random", "seed": 0}, "scheduler": {"name": "none"},
-                   "budget": {"trials": 1, "concurrency": 1},
+                   # The time limit only ends a search that would otherwise retry forever (no cap).
+                   "budget": {"trials": 1, "concurrency": 1, "time_limit_s": 900},
                    "parameters": {"train.seed": {"min": 0, "max": 9}}},
     }
     path = tmp_path / "loops.yaml"
