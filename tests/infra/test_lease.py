@@ -90,10 +90,18 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
         assert taker.generation == 4
 
 
-def test_drivers_racing_for_a_stale_lease_end_with_exactly_one_holder(tmp_path):
-    folder = str(tmp_path / "search")
+@pytest.mark.parametrize("where", ["disk", "s3"])
+def test_drivers_racing_for_a_stale_lease_end_with_exactly_one_holder(where, tmp_path, request):
+    """Contenders find the same stale lease at once: one takes it over, every other one is refused
+    naming the winner's lease (on S3 through the conditional create, If-None-Match: *)."""
+    if where == "s3":
+        request.getfixturevalue("s3_server")
+        folder = f"s3://bucket/race-{tmp_path.name}/search"
+    else:
+        folder = str(tmp_path / "search")
     _foreign(folder, 1, age_s=3600.0)
-    start, won, refused = threading.Barrier(8), [], []
+    contenders = 8
+    start, won, refused, failed = threading.Barrier(contenders), [], [], []
 
     def contend():
         lease = Lease(folder, "search", period_s=60.0)
@@ -101,16 +109,24 @@ def test_drivers_racing_for_a_stale_lease_end_with_exactly_one_holder(tmp_path):
         try:
             lease.acquire()
             won.append(lease)
-        except LeaseHeld:
-            refused.append(lease)
+        except LeaseHeld as err:
+            refused.append(str(err))
+        except Exception as err:  # anything else (a client that broke under threads) fails the test
+            failed.append(repr(err))
 
-    threads = [threading.Thread(target=contend) for _ in range(8)]
+    threads = [threading.Thread(target=contend) for _ in range(contenders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(won) == 1 and len(refused) == 7
-    won[0].release()
+    assert not failed, failed
+    assert len(won) == 1 and len(refused) == contenders - 1
+    winner = won[0]
+    assert winner.generation == 2 and winner.taken_over["holder"] == "other"
+    for message in refused:
+        assert f"host {socket.gethostname()}, pid {winner.record['pid']}" in message, message
+        assert f"lease {winner.file(2)})" in message, message
+    winner.release()
 
 
 def test_a_holder_that_finds_its_lease_taken_over_stops(tmp_path):

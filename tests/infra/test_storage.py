@@ -45,6 +45,22 @@ def _as_s3_answers(app):
     return wrapped
 
 
+def _conditional_puts_atomic(app):
+    """S3 decides a conditional PUT (``If-None-Match: *``) atomically; moto 5.2 checks for the key and
+    then writes it, so on its threaded server two concurrent creates of one key can both succeed.
+    Decide them one at a time, as S3 does."""
+    import threading
+
+    lock = threading.Lock()
+
+    def wrapped(environ, start_response):
+        if environ.get("REQUEST_METHOD") == "PUT" and environ.get("HTTP_IF_NONE_MATCH"):
+            with lock:
+                return app(environ, start_response)
+        return app(environ, start_response)
+    return wrapped
+
+
 class S3Server:
     """moto's S3 server (its WSGI app, as ``moto.server.ThreadedMotoServer`` runs it) on a free
     port of 127.0.0.1, in a thread of this process."""
@@ -57,7 +73,7 @@ class S3Server:
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-        app = _as_s3_answers(DomainDispatcherApplication(create_backend_app))
+        app = _conditional_puts_atomic(_as_s3_answers(DomainDispatcherApplication(create_backend_app)))
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -9,7 +9,8 @@ written to the bucket (``search.yaml``, ``ldlpose-search.json``, Tune's own stat
 either secret. The champion it registered is then evaluated with the credentials in
 ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (the documented way), and an unauthenticated client is
 refused. A submit with the same URIs leaves neither secret in the job's entrypoint, runtime_env or
-metadata, nor in what ``ray job list`` prints.
+metadata, nor in what ``ray job list`` prints, nor in the jobs' JSON (``ray list jobs --format json
+--detail``: Ray 2.60's ``ray job list`` has no ``--format``).
 """
 
 from __future__ import annotations
@@ -207,9 +208,16 @@ def test_a_submitted_job_carries_no_secret(mlflow_server_basic_auth, s3_env, tmp
         client.stop_job(job.submission_id)
         listed = subprocess.run([_ray_cli(), "job", "list", "--address", cluster.jobs], check=False,
                                 capture_output=True, text=True, timeout=120, env=env)
+        # The JSON form: Ray 2.60's `ray job list` has no --format; its state CLI lists the same jobs,
+        # with --detail every field of each (entrypoint, runtime_env, metadata) as the dashboard shows them.
+        as_json = subprocess.run([_ray_cli(), "list", "jobs", "--format", "json", "--detail", "--address",
+                                  cluster.jobs], check=False, capture_output=True, text=True, timeout=120, env=env)
     assert listed.returncode == 0 and "jobs/search.py" in listed.stdout, listed.stderr[-2000:]  # the job, in full
+    assert as_json.returncode == 0, as_json.stderr[-2000:]
+    (record,) = [j for j in json.loads(as_json.stdout) if j.get("submission_id") == job.submission_id]
+    assert "jobs/search.py" in record["entrypoint"] and "runtime_env" in record, record
     info = json.dumps([job.entrypoint, job.runtime_env, job.metadata], default=str)
-    for text in (printed.getvalue(), info, listed.stdout):
+    for text in (printed.getvalue(), info, listed.stdout, as_json.stdout):
         assert not _leaks(text, server.password, S3_SECRET), text[-3000:]
     # The job still names where to go; the nodes' environment supplies the credentials.
     assert f"--tracking-uri {server}" in job.entrypoint and "--storage s3://bucket/jobs" in job.entrypoint

@@ -117,8 +117,9 @@ class TrainConfig(Strict):
     # The validation metric that selects the run's checkpoint (lower is better); a search sets it to
     # its objective. Only validation metrics may choose a model, never a test benchmark's.
     select_metric: str = "val_mae"
-    # Worker failures resumed from a checkpoint; -1: no limit, except that the in-process engine
-    # stops after the same failure 3 times in a row (ldlpose.train.run.SAME_FAILURE_CAP says why).
+    # Worker failures resumed from a checkpoint; -1: no limit, except that a run (either engine,
+    # `ldlpose train` or a search's trial) stops after the same failure 3 times in a row at the same
+    # checkpoint (ldlpose.train.failures.SAME_FAILURE_CAP says why).
     max_failures: int = Field(default=1, ge=-1)
     accel: AccelConfig = Field(default_factory=AccelConfig)  # GPU fast paths; off on the CPU by default
 

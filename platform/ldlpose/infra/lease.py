@@ -132,18 +132,26 @@ class Lease:
 
     def _latest(self) -> tuple[int, dict | None]:
         """(highest generation, its record) in the folder; (0, None) where no lease was ever taken."""
-        generations = [(_generation(i.base_name), i) for i in storage.listing(self.folder)]
-        found = [(g, i) for g, i in generations if g is not None]
-        if not found:
-            return 0, None
-        generation, info = max(found, key=lambda pair: pair[0])
-        try:
-            return generation, json.loads(storage.read_bytes(self.file(generation)))
-        except (OSError, ValueError):
-            # Unreadable (a scheme without atomic create, caught mid-write): judged by its age alone.
-            stamp = info.mtime.timestamp() if info.mtime else _now()
-            return generation, {"holder": "?", "host": "?", "pid": -1, "started": stamp, "heartbeat": stamp,
-                                "released": False}
+        for _ in range(10):
+            generations = [(_generation(i.base_name), i) for i in storage.listing(self.folder)]
+            found = [(g, i) for g, i in generations if g is not None]
+            if not found:
+                return 0, None
+            generation, info = max(found, key=lambda pair: pair[0])
+            try:
+                return generation, json.loads(storage.read_bytes(self.file(generation)))
+            except (OSError, ValueError):
+                if not storage.exists(self.file(generation)):
+                    # Removed since the listing by a driver that took the lease over (_remove_older):
+                    # its newer generation is there now. Judged by the old file's age, it would be
+                    # refused naming no holder, or taken over once more.
+                    continue
+                # Unreadable (a scheme without atomic create, caught mid-write): judged by its age alone.
+                stamp = info.mtime.timestamp() if info.mtime else _now()
+                return generation, {"holder": "?", "host": "?", "pid": -1, "started": stamp, "heartbeat": stamp,
+                                    "released": False}
+        raise LeaseHeld(f"{self.what}: the lease in {self.folder} kept changing while it was read: other drivers "
+                        "keep taking it")
 
     def live(self, record: dict) -> bool:
         if record.get("released"):

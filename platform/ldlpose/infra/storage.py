@@ -166,7 +166,10 @@ def _create_s3(uri: str, data: bytes) -> bool:
     from botocore.exceptions import ClientError
 
     bucket, _, key = uri[len("s3://"):].split("?", 1)[0].partition("/")
-    client = boto3.client("s3")  # endpoint, region and keys from AWS_* as pyarrow reads them
+    # Endpoint, region and keys from AWS_* as pyarrow reads them. A session of its own: boto3's default
+    # session is not thread-safe, and two threads (drivers racing for a lease, a heartbeat beside the
+    # main thread) may create clients at once.
+    client = boto3.session.Session().client("s3")
     try:
         client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
     except ClientError as err:

@@ -135,8 +135,11 @@ def _champion_lines(registered: dict, rule: str) -> list[str]:
 
 
 def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> dict:
-    """Print the front, plot it to MLflow and register its members; ``{benchmark: registration}``."""
-    from ldlpose.tracking.registry import register_front
+    """Print the front, plot it to MLflow and register its members; ``{benchmark: registration}``.
+
+    A refused or failed registration raises :class:`RegistrationError` once the front is shown: the
+    driver then fails the search as for a single champion, and ``--resume`` registers again."""
+    from ldlpose.tracking.registry import RegistrationError, register_front
 
     by_id = {t.trial_id: t.metrics for t in outcome.trials}
 
@@ -150,10 +153,13 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
     members = [r for r in rows if r["pareto"]]
     rule = space.search.champion.rule
     registered: dict = {}
+    refused: RegistrationError | None = None
     if members:
-        registered = callback.safely("Pareto registration", register_front, callback.uri, space.name,
-                                     [_entry(space, m) for m in members], space.base_run.data.benchmarks,
-                                     rule=rule) or {}
+        try:
+            registered = register_front(callback.uri, space.name, [_entry(space, m) for m in members],
+                                        space.base_run.data.benchmarks, rule=rule)
+        except RegistrationError as err:  # the front is still shown; the driver fails the search (--resume)
+            refused = err
     champion_versions = {info["champion"] for info in registered.values()}
     champion = next((t for info in registered.values() for t, v in info["versions"].items()
                      if v in champion_versions), None)
@@ -165,4 +171,6 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
         callback.safely("Pareto plot", _plot, callback, space, rows)
     for line in _champion_lines(registered, rule):
         print(line)
+    if refused is not None:
+        raise refused
     return registered

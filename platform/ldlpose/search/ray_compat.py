@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from ray.tune import Callback
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
 
@@ -85,3 +86,26 @@ def set_budget(tuner, trials: int, concurrency: int, time_budget_s: float | None
         search.budget, search.concurrency = trials, concurrency
     tune_config.num_samples = trials
     tune_config.time_budget_s = time_budget_s
+
+
+class StopRepeatedFailures(Callback):
+    """Ends a trial whose attempts failed the same way ``SAME_FAILURE_CAP`` times in a row.
+
+    Ray 2.60 retries a failed trial while ``FailureConfig.max_failures`` allows (-1: always) and has
+    no public way for a trial to fail for good. Under ``train.max_failures: -1`` a trial's failed
+    attempts are recorded in its run folder (ldlpose.train.failures: by the trial itself in process,
+    by Ray Train's controller on ray_train); once they show the cap reached, the trial's own limit is
+    lowered to what it has used, so the attempt Tune has just queued (which raises the same error at
+    once, without training) is its last: the trial ends ERROR with that error. Trials that record no
+    failures (under a finite ``train.max_failures``) are left to Tune's own limit.
+    """
+
+    def __init__(self, storage: str, prefix: str):
+        self.storage, self.prefix = storage, prefix
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        from ldlpose.infra.storage import join
+        from ldlpose.train.failures import repeated_failure
+
+        if repeated_failure(join(self.storage, f"{self.prefix}-{trial.trial_id}")) is not None:
+            trial.max_failures = 0  # Trial.should_recover: num_failures <= max_failures, or max_failures < 0

@@ -100,15 +100,47 @@ def entrypoint(space: str, *, storage: str, tracking_uri: str | None, smoke_test
     return " ".join(shlex.quote(without_credentials(p)) for p in parts)
 
 
+_NODES_SUPPLY = ("The cluster's nodes supply credentials from their environment (MLFLOW_TRACKING_USERNAME/"
+                 "MLFLOW_TRACKING_PASSWORD for MLflow, PGPASSWORD or ~/.pgpass for PostgreSQL, "
+                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for S3); see docs/cluster.md")
+
+
 def _credentials_note(storage: str, tracking_uri: str | None, overrides) -> str | None:
     """What the user must know when passwords were left out of the job: where the job finds them."""
     given = [x for x in (storage, tracking_uri or "", *overrides) if without_credentials(x) != x]
     if not given:
         return None
     return (f"the job gets {', '.join(redact(x) for x in given)} without the password: a job's command line is "
-            "shown to everyone who can list jobs. The cluster's nodes supply credentials from their environment "
-            "(MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD for MLflow, PGPASSWORD or ~/.pgpass for "
-            "PostgreSQL, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for S3); see docs/cluster.md")
+            f"shown to everyone who can list jobs. {_NODES_SUPPLY}")
+
+
+def refuse_secrets_in(space_file: Path) -> None:
+    """Refuse a search-space YAML that holds a password in a URI (``data.root: s3://key:SECRET@bucket``).
+
+    The file travels to the cluster inside the job's working_dir, which Ray keeps in its package
+    store and unpacks on every node that runs the job; unlike a command-line URI, a file cannot be
+    cleaned on the way without changing what the user wrote, so the job is not submitted.
+    """
+    from ldlpose.config import read_yaml
+
+    for key, value in _strings(read_yaml(space_file)):
+        if redact(value) != value:
+            raise ConfigError(f"{space_file}: {key}: {redact(value)} carries a password, and this file is uploaded "
+                              "with the job (nothing was submitted); remove the password from the URI. "
+                              f"{_NODES_SUPPLY}")
+    for number, line in enumerate(space_file.read_text().splitlines(), 1):
+        if redact(line) != line:  # in a comment, or a key the loader does not read
+            raise ConfigError(f"{space_file}:{number}: {redact(line).strip()} carries a password, and this file is "
+                              f"uploaded with the job (nothing was submitted); remove it. {_NODES_SUPPLY}")
+
+
+def _strings(node, key: str = "") -> list[tuple[str, str]]:
+    """Every string in a parsed YAML document, with its dotted key."""
+    if isinstance(node, dict):
+        return [pair for k, v in node.items() for pair in _strings(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(node, list):
+        return [pair for i, v in enumerate(node) for pair in _strings(v, f"{key}[{i}]")]
+    return [(key, node)] if isinstance(node, str) else []
 
 
 def submit_search(args) -> int:
@@ -122,6 +154,7 @@ def submit_search(args) -> int:
     working_dir = Path(args.working_dir).resolve()
     space_file = working_dir / args.space
     space = load_search_space(space_file, args.overrides)  # fail here, not on the cluster
+    refuse_secrets_in(space_file)
     client, source = connect(args.address)
     # The job runs with the cluster's own authentication settings (its nodes' RAY_AUTH_MODE and token).
     name = space.name + SMOKE_SUFFIX if args.smoke_test else space.name

@@ -137,7 +137,7 @@ def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: l
 
     ``points``: a confirmation search's; its trial's point (assignment, seed) is ``config["_point"]``.
     """
-    from ldlpose.train.run import engine, fit
+    from ldlpose.train.run import engine, fit, fit_attempt
 
     assignment = point_of(config, points)["assignment"] if points is not None else config
     run = space.run_config(assignment)  # an invalid combination fails this trial only, with the reason
@@ -145,13 +145,13 @@ def trial(config: dict, space: SearchSpace, storage: str, prefix: str, points: l
     name = f"{prefix}-{trial_id}"
     trace.mark("trial.function_start", trial_id, time.time())
     if engine(run) == "in_process":
-        # Failed attempts are retried by Tune (trial_retries), which also covers a lost node.
-        outcome = fit(run, storage_path=storage, name=name, publish=tune.report, retry=False)
+        # Failed attempts are retried by Tune (trial_retries, which says when not), as is a lost node.
+        outcome = fit_attempt(run, storage_path=storage, name=name, publish=tune.report)
         report_costs(space, run, outcome, on_workers=False)
         return
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    outcome = fit(run, storage_path=storage, name=name, callbacks=[TuneReportCallback()])
+    outcome = fit(run, storage_path=storage, name=name, callbacks=[TuneReportCallback()], retry=False)
     ray_compat.wait_for_reports_to_drain()
     report_costs(space, run, outcome, on_workers=True)
 
@@ -235,9 +235,10 @@ def trial_retries(space: SearchSpace) -> int:
     """How often Tune starts a failed trial again (-1: without limit).
 
     A trial on Ray Train survives worker failures (a lost node too) inside Ray Train, within
-    ``train.max_failures``; Tune restarts only its driver, ``budget.max_failures_per_trial`` times. An
-    in-process trial is its own worker: a failed attempt or a lost node ends the trial's process, so
-    Tune restarts it, from its latest checkpoint, as often as both allow together.
+    ``train.max_failures`` (-1: as capped below); Tune restarts its driver ``max_failures_per_trial``
+    times. An in-process trial is its own worker: a failed attempt or a lost node ends the trial's
+    process, so Tune restarts it, from its latest checkpoint, as often as both allow together; under
+    -1 on either engine until the same failure repeats 3 times in a row (ldlpose.train.failures).
     """
     budget = space.search.budget.max_failures_per_trial
     if not in_process(space):
@@ -317,7 +318,8 @@ def _fit(path: str, build, restore, resume: bool, callbacks, budget: tuple | Non
                 "or give it another search.name to start a new one (nothing was changed)")
         tuner = tune.Tuner.restore(path, restore(), resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
-        ray_compat.replace_callbacks(tuner, (TrackingCallback, ConsoleView), callbacks)
+        ray_compat.replace_callbacks(tuner, (TrackingCallback, ConsoleView, ray_compat.StopRepeatedFailures),
+                                     callbacks)
         if budget is not None:
             ray_compat.set_budget(tuner, *budget)
     else:
@@ -333,6 +335,7 @@ def run_search(space: SearchSpace, *, storage: str, resume: bool = False, callba
     """
     storage = resolve_storage(storage)  # a URI (s3://...) stays one
     path = storage_join(storage, space.name)
+    callbacks = [*callbacks, ray_compat.StopRepeatedFailures(storage, space.name)]
     with _costs_arrive_last(space):
         grid = _fit(path, lambda: _search_tuner(space, storage, callbacks, verbose),
                     lambda: _trainable(space, storage, space.name, None), resume, list(callbacks), _budget(space))
@@ -371,6 +374,7 @@ def run_confirmation(space: SearchSpace, points: list[dict], *, storage: str, ca
     name = space.name + CONFIRM_SUFFIX
     path = storage_join(storage, name)
     check_points(path, points)
+    callbacks = [*callbacks, ray_compat.StopRepeatedFailures(storage, name)]
     grid = _fit(path, lambda: _confirm_tuner(space, storage, callbacks, points, verbose),
                 lambda: _trainable(space, storage, name, points), True, list(callbacks))
     return _summarise(space, grid, path, storage, name, points)

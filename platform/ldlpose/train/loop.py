@@ -207,10 +207,16 @@ def _restore(state: dict | None, model, optimizer, scheduler) -> tuple[int, list
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    """Entry point of each Ray Train worker (``TorchTrainer``)."""
+    """Entry point of each Ray Train worker (``TorchTrainer``). An attempt that Ray Train starts after
+    the run's recorded attempts failed the same way ``SAME_FAILURE_CAP`` times in a row returns at
+    once, without training: the driver then raises that error (ldlpose.train.failures says why)."""
+    from ldlpose.train.failures import repeated_failure
     from ldlpose.train.session import RayTrainSession
 
-    train_loop(RayTrainSession(loop_config.get("run_dir")), loop_config)
+    run_dir = loop_config.get("run_dir")
+    if run_dir and loop_config["run"]["train"]["max_failures"] < 0 and repeated_failure(run_dir):
+        return
+    train_loop(RayTrainSession(run_dir), loop_config)
 
 
 class _StopRequested(Exception):

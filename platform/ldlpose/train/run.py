@@ -21,6 +21,15 @@ from ldlpose.errors import ConfigError, LdlposeError
 from ldlpose.infra import storage, trace
 from ldlpose.infra.locations import DEFAULT_STORAGE
 from ldlpose.train.checkpoints import Selected, latest_checkpoint, load_checkpoint, retention, select_checkpoint
+from ldlpose.train.failures import (
+    RepeatedFailure,
+    forget_failures,
+    give_up,
+    last_line,
+    record_failure,
+    repeated_failure,
+    signature,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,10 @@ def build_trainer(run: RunConfig, *, storage_path: str, name: str, callbacks=(),
     from ray.train.torch import TorchTrainer
 
     from ldlpose.train.loop import train_loop_per_worker
+    from ldlpose.train.ray_callbacks import RecordFailedAttempts
 
+    if run.train.max_failures < 0:  # Ray Train's -1 alone would retry the same failure forever
+        callbacks = [*callbacks, RecordFailedAttempts(storage.join(storage_path, name))]
     res = run.resources
     scaling = ray.train.ScalingConfig(
         num_workers=res.workers,
@@ -93,7 +105,9 @@ def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None
 
     ``callbacks`` are Ray Train callbacks (ray_train engine; Ray must be initialised); ``publish``
     receives each epoch's metrics on the in_process engine, and ``retry=False`` leaves its failed
-    attempts to the caller (a Tune trial: Tune restarts it). ``fail_after_epoch`` is a
+    attempts to the caller (a Tune trial: Tune restarts it); Ray Train retries its workers either
+    way, and ``retry=False`` keeps the run's record of failed attempts from the caller's earlier
+    calls, where ``True`` starts it afresh (ldlpose.train.failures). ``fail_after_epoch`` is a
     fault-tolerance drill: an attempt that starts from scratch fails after that epoch, so the run
     must resume from its checkpoint (within ``train.max_failures``, or when ``fit`` is called again
     with the same name).
@@ -107,20 +121,30 @@ def fit(run: RunConfig, *, storage_path: str = DEFAULT_STORAGE, name: str | None
     if engine(run) == "in_process":
         return fit_in_process(run, storage_path=location, name=name, publish=publish,
                               fail_after_epoch=fail_after_epoch, retry=retry)
-    return _fit_ray_train(run, location, name, callbacks, fail_after_epoch)
+    return _fit_ray_train(run, location, name, callbacks, fail_after_epoch, fresh=retry)
 
 
-def _fit_ray_train(run: RunConfig, location: str, name: str, callbacks, fail_after_epoch) -> TrainOutcome:
+def _fit_ray_train(run: RunConfig, location: str, name: str, callbacks, fail_after_epoch, *,
+                   fresh: bool) -> TrainOutcome:
+    """Under ``train.max_failures: -1`` the workers' failed attempts are recorded in the run folder,
+    and once they show the same failure ``SAME_FAILURE_CAP`` times in a row the next attempt's
+    workers return without training (ray_callbacks.RecordFailedAttempts): the run then fails here
+    with that error, as on the in-process engine."""
     import ray.train
 
+    run_path = storage.join(location, name)
+    capped = run.train.max_failures < 0
+    if capped and fresh:
+        forget_failures(run_path)
+    _raise_repeated_failure(run_path, capped)  # a caller's restart after the cap: fail at once
     trainer = build_trainer(run, storage_path=location, name=name, callbacks=callbacks,
                             fail_after_epoch=fail_after_epoch)
-    run_path = storage.join(location, name)
     trace.mark("trainer.fit_start", trace.trial_of(run_path), time.time())
     try:
         result = trainer.fit()
     except ray.train.TrainingFailedError as err:
         raise LdlposeError(f"training run {name!r} failed: {_root_cause(err)}") from err
+    _raise_repeated_failure(run_path, capped)
     checkpoint = result.checkpoint.path if result.checkpoint else None
     if checkpoint and storage.is_uri(location):  # Ray gives the path inside the bucket, without the scheme
         checkpoint = str(latest_checkpoint(run_path))
@@ -132,11 +156,17 @@ def _fit_ray_train(run: RunConfig, location: str, name: str, callbacks, fail_aft
     )
 
 
+def _raise_repeated_failure(run_path: str, capped: bool) -> None:
+    given_up = repeated_failure(run_path) if capped else None
+    if given_up is not None:
+        raise RepeatedFailure(given_up)
+
+
 def fit_in_process(run: RunConfig, *, storage_path: str, name: str, publish=None,
                    fail_after_epoch: int | None = None, retry: bool = True) -> TrainOutcome:
     """One CPU worker in this process; a failed attempt is retried from the newest checkpoint that
     loads up to ``train.max_failures`` times, as Ray Train retries its workers. Under -1 (no limit)
-    a failure that repeats identically :data:`SAME_FAILURE_CAP` times is final (:func:`_give_up`)."""
+    a failure that repeats identically ``SAME_FAILURE_CAP`` times is final (ldlpose.train.failures)."""
     from ldlpose.train.loop import NonFiniteLossError, train_loop
     from ldlpose.train.session import LocalSession
 
@@ -153,39 +183,36 @@ def fit_in_process(run: RunConfig, *, storage_path: str, name: str, publish=None
         except Exception as err:
             if not retry:
                 raise
-            failures.append(_failure(err, run_dir))
-            reason = _give_up(failures, run.train.max_failures)
+            failures.append(signature(err, run_dir))
+            reason = give_up(failures, run.train.max_failures)
             if reason is not None:
                 raise LdlposeError(f"training run {name!r} failed{reason}: worker 0: {type(err).__name__}: "
-                                   f"{_last_line(str(err))}") from err
+                                   f"{last_line(str(err))}") from err
     latest = latest_checkpoint(run_dir)
     metrics = session.last_metrics or (load_checkpoint(latest)["metrics"] if latest else {})
     return TrainOutcome(metrics=dict(metrics), checkpoint_path=str(latest) if latest else None, run_path=run_dir,
                         selected=select_checkpoint(run_dir, run.train.select_metric))
 
 
-# Under train.max_failures: -1, the same failure (same error, same message, no new checkpoint since
-# the last one) this many times in a row is final. A transient cause (a lost node, a full disk that
-# was cleared, a flaky mount) rarely strikes three times at the same epoch with the same words; a
-# deterministic one (a bug, a corrupt file the loop reads) always does, and would otherwise repeat
-# forever, each time costing the epochs since the last checkpoint.
-SAME_FAILURE_CAP = 3
-
-
-def _failure(err: BaseException, run_dir: str) -> tuple:
-    """What makes two failures the same: the error, its message and the checkpoint training had reached."""
-    latest = latest_checkpoint(run_dir)
-    return type(err).__name__, _last_line(str(err)), None if latest is None else storage.name(str(latest))
-
-
-def _give_up(failures: list[tuple], max_failures: int) -> str | None:
-    """After ``failures`` (oldest first): None to try again, else the words saying why not."""
-    if 0 <= max_failures < len(failures):
-        return ""
-    if max_failures < 0 and len(failures) >= SAME_FAILURE_CAP and len(set(failures[-SAME_FAILURE_CAP:])) == 1:
-        return (f" {SAME_FAILURE_CAP} times in a row with the same error at the same checkpoint "
-                "(train.max_failures: -1 retries any other failure without limit)")
-    return None
+def fit_attempt(run: RunConfig, *, storage_path: str, name: str, publish=None) -> TrainOutcome:
+    """One attempt of an in-process run whose retries are its caller's (a Tune trial: Tune starts the
+    next attempt, from the newest checkpoint that loads). Under ``train.max_failures: -1`` each failed
+    attempt is recorded in the run's folder, and the same failure ``SAME_FAILURE_CAP`` times in a
+    row raises :class:`RepeatedFailure`, as ``fit_in_process`` gives up; an attempt started after that
+    raises it again at once, without training (:func:`repeated_failure` tells the caller to stop)."""
+    run_dir = storage.join(storage.resolve(storage_path), name)
+    capped = run.train.max_failures < 0
+    _raise_repeated_failure(run_dir, capped)
+    try:
+        return fit(run, storage_path=storage_path, name=name, publish=publish, retry=False)
+    except Exception as err:
+        if not capped:
+            raise
+        record_failure(run_dir, err)
+        given_up = repeated_failure(run_dir)
+        if given_up is not None:
+            raise RepeatedFailure(given_up) from err
+        raise
 
 
 def _root_cause(err: BaseException) -> str:
@@ -194,14 +221,5 @@ def _root_cause(err: BaseException) -> str:
     if failures:
         rank, failure = sorted(failures.items())[0]
         cause = getattr(failure, "cause", None) or failure
-        return f"worker {rank}: {type(cause).__name__}: {_last_line(str(cause))}"
-    return _last_line(str(err))
-
-
-def _last_line(text: str) -> str:
-    """The last line naming an error in a (possibly multi-line, traceback-carrying) message."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "Error:" in line or "Failure:" in line:
-            return line
-    return lines[-1] if lines else "unknown error"
+        return f"worker {rank}: {type(cause).__name__}: {last_line(str(cause))}"
+    return last_line(str(err))
