@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     # The run config validates every method's hyperparameter model (declared in the method's module)
     # and checks backbone names against the backbone registry: both sit below it (issue 21 item 4).
     ("config",),
-    ("methods", "models"),
+    ("methods", "models", "selection"),
     ("data",),
     ("infra",),
     ("metrics",),
