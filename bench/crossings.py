@@ -11,13 +11,17 @@ figures are a lower bound of the dynamic path, and the same bound before and aft
 
 Printed figures:
 
-* crossings: call edges whose caller and callee lie in different units (``tests/architecture.py``'s
-  units: a subpackage, or a module at the package root), each (caller, callee) pair once;
+* crossings: a function of one unit calling into another unit (``tests/architecture.py``'s units: a
+  subpackage, or a module at the package root), counted once per (calling function, unit entered),
+  however many names it uses there; type annotations are not calls and do not count;
 * back into a unit already left: crossings into a unit the walk had entered before and left for
   another since (search -> data, search -> train, search -> data again: one question asked in two
   places);
 * data-root resolutions: call sites on the whole transitive path that turn the configured data
   root into a place (``data_root(...)``, ``resolve_data_root(...)``, ``resolve(...data.root)``).
+
+* modules of other units named to reach them: the modules the walk's import statements name in
+  another unit; a package's public face (``ldlpose.tracking``) counts once however much it offers.
 
 By default the walk follows the start unit's own functions (the orchestration, ``search/``) and counts
 where they reach out; ``--all`` follows every package function.
@@ -109,21 +113,34 @@ def _resolve(modules: dict[str, Module], module: str, attr: str | None, depth: i
     return None
 
 
-def _callees(modules: dict[str, Module], key: str) -> list[str]:
-    """The package functions ``key`` calls or references, in source order, each once."""
+def _annotations(node: ast.AST) -> list[ast.AST]:
+    found: list[ast.AST] = []
+    for n in ast.walk(node):
+        if isinstance(n, ast.arg | ast.AnnAssign) and n.annotation is not None:
+            found.append(n.annotation)
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.returns is not None:
+            found.append(n.returns)
+    return found
+
+
+def _callees(modules: dict[str, Module], key: str) -> list[tuple[str, str]]:
+    """The package functions ``key`` calls or references, in source order, each once, with the module
+    it names to reach each (the one in its import statement: a package's public face, or a submodule)."""
     module_name, qualname = key.split(":")
     module = modules[module_name]
     node = module.defs[qualname]
     local = {**module.bindings, **_import_bindings(ast.walk(node), module_name, modules)}
     cls = qualname.split(".")[0] if "." in qualname else None
-    out: list[str] = []
-    refs = sorted((n for n in ast.walk(node) if isinstance(n, ast.Name | ast.Attribute)),
+    out: list[tuple[str, str]] = []
+    annotations = {id(n) for a in _annotations(node) for n in ast.walk(a)}  # types, not calls
+    refs = sorted((n for n in ast.walk(node) if isinstance(n, ast.Name | ast.Attribute) and id(n) not in annotations),
                   key=lambda n: (n.lineno, n.col_offset))
     for ref in refs:
-        target = None
+        target, via = None, module_name
         if isinstance(ref, ast.Name) and isinstance(ref.ctx, ast.Load):
             if ref.id in local:
                 target = _resolve(modules, *local[ref.id]) if local[ref.id][1] else None
+                via = local[ref.id][0]
             elif ref.id in module.defs:
                 target = _resolve(modules, module_name, ref.id)
         elif isinstance(ref, ast.Attribute) and isinstance(ref.value, ast.Name):
@@ -131,9 +148,9 @@ def _callees(modules: dict[str, Module], key: str) -> list[str]:
             if owner == "self" and cls and f"{cls}.{ref.attr}" in module.defs:
                 target = f"{module_name}:{cls}.{ref.attr}"
             elif owner in local and local[owner][1] is None:  # a module alias: trials.finalise
-                target = _resolve(modules, local[owner][0], ref.attr)
-        if target and target != key and target not in out:
-            out.append(target)
+                target, via = _resolve(modules, local[owner][0], ref.attr), local[owner][0]
+        if target and target != key and target not in (t for t, _ in out):
+            out.append((target, via))
     return out
 
 
@@ -142,6 +159,7 @@ class Path_:
     crossings: list[tuple[str, str]] = field(default_factory=list)
     back: list[tuple[str, str]] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
+    doors: set[str] = field(default_factory=set)  # the other units' modules named to reach them
 
 
 def walk(modules: dict[str, Module], start: str = START, everything: bool = False) -> Path_:
@@ -151,12 +169,16 @@ def walk(modules: dict[str, Module], start: str = START, everything: bool = Fals
     seen = {start}
     home = _unit(start.split(":")[0])
     entered, last = {home}, [home]
+    stepped: set[tuple[str, str]] = set()
 
     def visit(key: str) -> None:
         result.functions.append(key)
-        for callee in _callees(modules, key):
+        for callee, via in _callees(modules, key):
             a, b = _unit(key.split(":")[0]), _unit(callee.split(":")[0])
             if a != b:
+                result.doors.add(via)
+            if a != b and (key, b) not in stepped:  # a function stepping into a unit: once, whatever it uses there
+                stepped.add((key, b))
                 result.crossings.append((key, callee))
                 if b in entered and b != last[0]:  # it went elsewhere since, and comes back
                     result.back.append((key, callee))
@@ -200,6 +222,11 @@ def main(argv: list[str]) -> int:
     print(f"from {start}, following {scope}: {len(path.functions)} functions")
     print(f"crossings between units: {len(path.crossings)}; back into a unit already left: {len(path.back)}")
     print(f"data-root resolutions on the whole path: {len(roots)}")
+    by_unit: dict[str, int] = {}
+    for _, callee in path.crossings:
+        by_unit[_unit(callee.split(":")[0])] = by_unit.get(_unit(callee.split(":")[0]), 0) + 1
+    print("crossings by unit entered: " + ", ".join(f"{u} {n}" for u, n in sorted(by_unit.items())))
+    print(f"modules of other units named to reach them: {len(path.doors)} ({', '.join(sorted(path.doors))})")
     if listing:
         for caller, callee in path.crossings:
             mark = " (back)" if (caller, callee) in path.back else ""
