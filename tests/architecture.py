@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     # The run config validates every method's hyperparameter model (declared in the method's module)
     # and checks backbone names against the backbone registry: both sit below it (issue 21 item 4).
     ("config",),
-    ("methods", "models"),
+    ("methods", "models", "selection"),
     ("data",),
     ("infra",),
     ("metrics",),
@@ -43,6 +43,9 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
+# Packages reached only through their public names (their ``__init__``), never a submodule, from
+# outside themselves: a backend behind a seam (issue 21 item 3).
+SEALED = ("tracking",)
 ROOT_MODULES = {"__init__", "__main__", "_lazy", "_moved", "cli", "errors", "geometry", "metrics"}
 """What may stay at the package root: the entry points, the errors, the angle convention and metrics."""
 
@@ -58,6 +61,7 @@ class Report:
     long_functions: list[str] = field(default_factory=list)
     long_modules: list[str] = field(default_factory=list)
     root_modules: list[str] = field(default_factory=list)
+    past_the_face: list[str] = field(default_factory=list)
     function_lines: list[int] = field(default_factory=list)
     module_lines: dict[str, int] = field(default_factory=dict)
 
@@ -69,6 +73,7 @@ class Report:
         out += [f"function over {MAX_FUNCTION_LINES} lines: {f}" for f in self.long_functions]
         out += [f"module over {MAX_MODULE_LINES} lines: {m}" for m in self.long_modules]
         out += [f"module at the package root that belongs in a layer package: {m}" for m in self.root_modules]
+        out += [f"import of a sealed package's submodule (use its public names): {e}" for e in self.past_the_face]
         return out
 
 
@@ -172,6 +177,23 @@ def _check_layers(report: Report) -> None:
                 report.sideways.append(edge)
 
 
+def _sealed_submodules(tree: ast.AST, here: str, modules: set[str]) -> list[str]:
+    """The submodules of a sealed package that module ``here`` (outside it) imports by name."""
+    found = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names
+                                    if f"{node.module}.{a.name}" in modules)]
+        for name in names:
+            parts = name.split(".")
+            if len(parts) > 2 and parts[0] == "ldlpose" and parts[1] in SEALED and unit(here) != parts[1]:
+                found.append(f"{here} -> {name}")
+    return found
+
+
 def _check_sizes(report: Report, tree: ast.AST, name: str, lines: int) -> None:
     report.module_lines[name] = lines
     if lines > MAX_MODULE_LINES:
@@ -197,6 +219,7 @@ def analyse(root: Path = PACKAGE) -> Report:
                 if target != name:
                     report.imports[name].add(target)
         _check_sizes(report, tree, name, len(text.splitlines()))
+        report.past_the_face += _sealed_submodules(tree, name, names)
         if name.count(".") == 1 and path.name != "__init__.py" and unit(name) not in ROOT_MODULES:
             report.root_modules.append(name)
     graph = {m: {t for t in ts if t in names} for m, ts in report.imports.items()}

@@ -87,6 +87,18 @@ def test_a_new_root_module_or_an_unlayered_package_fails_the_contract(copy):
     assert "not in any layer: extras (ldlpose.extras)" in breaches
 
 
+def test_tracking_is_reached_through_its_public_names_only(copy):
+    assert analyse().past_the_face == []
+    _append(copy / "search" / "story.py",
+            "\n\ndef _record():\n    from ldlpose.tracking.search_record import read_search\n\n"
+            "    return read_search\n")
+    _append(copy / "commands" / "ui.py", "\n\ndef _ui():\n    from ldlpose.tracking import ui\n\n    return ui\n")
+    inside = "\n\ndef _own():\n    from ldlpose.tracking.journal import Journal\n\n    return Journal\n"
+    _append(copy / "tracking" / "outbox.py", inside)  # the package itself may use its submodules
+    assert analyse(copy).past_the_face == ["ldlpose.commands.ui -> ldlpose.tracking.ui",
+                                           "ldlpose.search.story -> ldlpose.tracking.search_record"]
+
+
 def test_the_command_prints_the_figures_and_fails_on_a_breach(copy):
     ok = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stdout

@@ -31,6 +31,7 @@ MOVED = {
     "ldlpose.schema": "ldlpose.config.schema",
     "ldlpose.storage": "ldlpose.infra.storage",
     "ldlpose.trace": "ldlpose.infra.trace",
+    "ldlpose.tracking.champion_rule": "ldlpose.selection.rules",
     "ldlpose.train.record": "ldlpose.tracking.training",
     "ldlpose.viz": "ldlpose.report.drawing",
 }

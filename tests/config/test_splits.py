@@ -187,10 +187,11 @@ def test_a_search_checks_the_content_of_every_training_folder_it_searches(tmp_pa
 
 def test_the_subject_split_ignores_train_seed_so_confirmation_seeds_keep_the_validation_rows(tmp_path, synth_root):
     from ldlpose import methods
+    from ldlpose.data.identity import RunData
     from ldlpose.data.splits import split_by_subject
     from ldlpose.search import confirm
     from ldlpose.search.trials import TrialSummary
-    from ldlpose.train.data import build_loaders, validation_split
+    from ldlpose.train.data import build_loaders
 
     folder = synth_root / "synthhead" / "train"
     # the premise: on this data two seeds draw different subject splits
@@ -205,7 +206,7 @@ def test_the_subject_split_ignores_train_seed_so_confirmation_seeds_keep_the_val
     runs = [space.run_config(trial.assignment)] + [space.run_config(p["assignment"])
                                                   for p in confirm.points(space, [trial])]
     assert sorted({r.train.seed for r in runs}) == [4, 5, 6, 7]
-    assert len({validation_split(r)["content_hash"] for r in runs}) == 1
+    assert len({RunData.of(r.data).validation_split()["content_hash"] for r in runs}) == 1
     rows = [build_loaders(r, methods.create("gldl")).evaluation["val"].dataset.rows.tolist() for r in runs[:2]]
     assert rows[0] == rows[1] == split_by_subject(folder, 0.2, 0)[1].tolist()
 

@@ -9,9 +9,7 @@ import pytest
 from ldlpose.errors import ConfigError
 from ldlpose.search.pareto import dominates, front_rows, non_dominated
 from ldlpose.search.space import search_space_from_dict
-from ldlpose.tracking import TrackingError
-from ldlpose.tracking.champion_rule import Condition, Rule, RuleError, parse_rule
-from ldlpose.tracking.registry import champion_target
+from ldlpose.selection.rules import Condition, Rule, RuleError, parse_rule
 
 SPACE = {
     "name": "mo", "method": {"name": "gldl"}, "model": {"backbone": "resnet18"}, "data": {"image_size": 32},
@@ -134,37 +132,6 @@ def test_front_rows_leave_out_trials_without_costs_and_never_read_test_scores():
     rows = front_rows(space, ranked, costs.get)
     assert {r["trial_id"]: r["pareto"] for r in rows} == {"a": True, "b": True, "c": False, "d": False}
     assert rows[0]["values"] == {"val_mae": 5.0, "latency_ms": 4.0, "params_m": 11.0}
-
-
-# --- the written rule on version tags -----------------------------------------------------------
-
-def version(mae: float, latency: float | None, params: float, split: str = "h1") -> dict:
-    tags = {"selection.content_hash": split, "selection.metric": "val_mae", "selection.value": repr(mae),
-            "val.mae": repr(mae), "profile.params_m": repr(params)}
-    if latency is not None:
-        tags["profile.latency_ms"] = repr(latency)
-    return tags
-
-
-VERSIONS = {"1": version(4.0, 9.0, 25.0),   # most accurate, too slow for the rule
-            "2": version(5.0, 4.0, 11.0),   # the rule's pick
-            "3": version(6.0, 2.0, 1.0),
-            "4": version(3.0, None, 1.0),   # no latency recorded (a single-objective search's version)
-            "5": version(1.0, 1.0, 1.0, split="other")}  # other validation rows: never compared
-
-
-def test_the_written_rule_picks_from_recorded_values():
-    rule = "min val_mae where latency_ms <= 5"
-    assert champion_target(VERSIONS, None, "1", rule) == "2"
-    assert champion_target(VERSIONS, None, "1", "validation") == "4"  # plain lowest MAE differs
-    assert champion_target(VERSIONS, "4", "1", rule) == "2"  # a champion without latency gives way
-    assert champion_target(VERSIONS, None, "1", "min latency_ms where val_mae <= 5.5") == "2"
-    assert champion_target(VERSIONS, None, "1", "min params_m") == "3"  # ties keep the older version (3, not 4)
-    assert champion_target(VERSIONS, "5", "1", rule) == "5"  # the champion's rows differ: the alias stays
-    assert champion_target(VERSIONS, None, "1", "min val_mae where latency_ms < 1") is None  # none qualifies
-    assert champion_target(VERSIONS, "2", "1", "min val_mae where latency_ms < 1") == "2"
-    with pytest.raises(TrackingError, match="champion rule 'min val_mae where': expected a condition"):
-        champion_target(VERSIONS, None, "1", "min val_mae where")
 
 
 def test_the_shipped_space_mixes_small_and_large_backbones_on_three_objectives():

@@ -89,7 +89,7 @@ def test_a_multi_objective_search_registers_its_front_and_the_rules_champion(
 
     # The rule's own alias: the rule's pick from the recorded values, not the most accurate member;
     # "champion" (rule validation) is not this rule's to move.
-    from ldlpose.tracking.champion_rule import alias_of
+    from ldlpose.selection.rules import alias_of
 
     assert set(client.get_registered_model("headpose-synth").aliases) == {alias_of(RULE)}
     champion = str(client.get_model_version_by_alias("headpose-synth", alias_of(RULE)).version)

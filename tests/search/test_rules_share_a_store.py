@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ldlpose.search.driver import search_and_report
-from ldlpose.tracking.champion_rule import alias_of, parse_rule
+from ldlpose.selection.rules import alias_of, parse_rule
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ldlpose.tracking.champion_rule import alias_of
+from ldlpose.selection.rules import alias_of
 
 
 @pytest.mark.parametrize(("rule", "alias"), [

@@ -69,11 +69,12 @@ def run(args: argparse.Namespace) -> int:
         results.append(result)
     written = write_predictions(args.predictions, results) if args.predictions else None
     if not args.no_log:
-        from ldlpose.tracking.evaluations import log_evaluation
+        from ldlpose import tracking
 
+        tracker = tracking.open_tracker(tracking.resolve_tracking_uri(args.tracking_uri), tracking.EVALUATIONS)
         for result in results:
             artifacts = [*result["files"], *([written] if written else [])]
-            result["run_id"] = log_evaluation(args.tracking_uri, result, model.describe(), artifacts)
+            result["run_id"] = tracker.log_evaluation(result, model.describe(), artifacts)
     if args.json:
         print(json.dumps({**_plain(model, results), "predictions": str(written) if written else None}, indent=2))
     else:

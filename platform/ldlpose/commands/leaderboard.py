@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldlpose.data import benchmarks
-    from ldlpose.tracking.evaluations import leaderboard
+    from ldlpose.tracking import leaderboard
 
     benchmarks.get(args.benchmark)
     entries = leaderboard(args.tracking_uri, args.benchmark)

@@ -37,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ldlpose.report.document import to_html, to_markdown
     from ldlpose.report.search_report import document
     from ldlpose.search.story import tell
-    from ldlpose.tracking import resolve_tracking_uri
-    from ldlpose.tracking.search_record import read_search
+    from ldlpose.tracking import read_search, resolve_tracking_uri
 
     name = search_name(args.search, args.overrides)
     record = read_search(resolve_tracking_uri(args.tracking_uri), name)

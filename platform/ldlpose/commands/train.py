@@ -69,20 +69,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from pathlib import Path
 
-    from ldlpose.tracking import resolve_tracking_uri
-    from ldlpose.tracking.training import record_training
+    from ldlpose import tracking
+    from ldlpose.data.identity import RunData
+    from ldlpose.report.tables import measured_on
 
-    uri = resolve_tracking_uri(args.tracking_uri)
-    tracked = record_training(uri, config, outcome, name, Path(args.config).read_text(), register=args.register)
+    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    data = RunData.of(config.data)
+    tracked = tracking.record_training(tracking.open_tracker(uri, name), config, outcome, name,
+                                       Path(args.config).read_text(), data=data, register=args.register)
     print("\nselected checkpoint on the test benchmarks (measured, never used to choose):")
     print(metrics_table(tracked["scores"], config.data.benchmarks))
-    from ldlpose.search.driver import measured_on
-
-    print(measured_on(config))
-    from ldlpose.tracking import experiment_page, redact
-
-    print(f"\nMLflow run {tracked['run_id']} at {redact(uri)}; model {tracked['model_uri']}")
-    print(f"  in the UI: {experiment_page(uri, tracked['experiment_id'])}")
+    print(measured_on(data.benchmark_identities()))
+    print(f"\nMLflow run {tracked['run_id']} at {tracking.redact(uri)}; model {tracked['model_uri']}")
+    print(f"  in the UI: {tracking.experiment_page(uri, tracked['experiment_id'])}")
     for _benchmark, info in sorted(tracked["champions"].items()):
         verdict = "now the champion" if info["moved"] else f"champion stays version {info['champion']}"
         print(f"registered {info['model']} version {info['version']}: {verdict}")

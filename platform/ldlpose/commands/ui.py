@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldlpose.tracking import redact, resolve_tracking_uri
-    from ldlpose.tracking.ui import pages
+    from ldlpose.tracking import ui_pages as pages
 
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
@@ -54,7 +54,8 @@ def _port(wanted: int | None) -> int:
 
 
 def _serve(uri: str, port: int, verbose: bool) -> int:
-    from ldlpose.tracking.ui import pages, start_ui, stop_ui, wait_until_up
+    from ldlpose.tracking import start_ui, stop_ui, wait_until_up
+    from ldlpose.tracking import ui_pages as pages
 
     base = f"http://{HOST}:{port}"
     links = pages(uri, base)  # checks the store before anything starts

@@ -89,8 +89,7 @@ def _sha256(path: Path) -> str:
 
 
 def _registry_model(spec: str, tracking_uri: str | None) -> Model:
-    from ldlpose.tracking import load_predictor
-    from ldlpose.tracking.evaluations import registry_model_identity
+    from ldlpose.tracking import load_predictor, registry_model_identity
 
     predictor, info = load_predictor(spec, tracking_uri)
     return Model(spec, "registry", registry_model_identity(spec, tracking_uri), predictor.input_size,

@@ -23,3 +23,10 @@ def metrics_table(metrics: dict, sets: list[str]) -> str:
         values = [metrics.get(metric_key(name, m)) for m in METRIC_NAMES]
         rows.append([name, *("-" if v is None else f"{v:.2f}" for v in values)])
     return table(["set", *(_HEADERS[m] for m in METRIC_NAMES)], rows)
+
+
+def measured_on(identities: dict[str, dict]) -> str:
+    """What test scores were measured on: each benchmark's protocol and prepared data's content hash
+    (``identities``: ``ldlpose.data.identity.RunData.benchmark_identities()``)."""
+    return "\n".join(f"{name}: protocol {i['protocol']}, {i['rows']} rows, data {i['content_hash']}"
+                     for name, i in identities.items())

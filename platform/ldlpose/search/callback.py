@@ -5,7 +5,7 @@ holds plain data; the MLflow client is made on first use, so a restored search r
 Tracking trouble never stops a search: it is collected in ``problems`` and printed at the end.
 
 Every write (a trial's start, each epoch's metrics, a finished trial's finalisation: its model
-exported and logged, its plots drawn) goes through one :class:`ldlpose.tracking.outbox.Outbox`: an
+exported and logged, its plots drawn) goes through one :class:`ldlpose.tracking.Outbox`: an
 ordered queue written by one background thread, which retries while the tracking server is down.
 Tune's loop, which runs these callbacks, never waits for MLflow: an outage or a slow model upload
 would otherwise stall every trial at its next report. ``drain`` (called when Tune ends, and by the
@@ -31,13 +31,13 @@ from ldlpose.search.trials import TAG_DRIVER, TAG_STORAGE, TrialSummary, finalis
 from ldlpose.train.checkpoints import request_stop
 
 if TYPE_CHECKING:
-    from ldlpose.tracking.outbox import Outbox
+    from ldlpose.tracking import Outbox
 
 
 def run_params(space: SearchSpace, assignment: dict) -> dict:
     """A trial's MLflow params: its whole run config by run-config key (``method.hparams.sigma``),
     so that runs of different searches line up whatever their search spaces were."""
-    from ldlpose.tracking.runs import flatten
+    from ldlpose.tracking import flatten
 
     data = space.run_config(assignment).to_dict()
     data.pop("resources", None)  # infrastructure, not a hyperparameter
@@ -69,11 +69,10 @@ class TrackingCallback(tune.Callback):
 
     def _writer(self) -> Outbox:
         if self._outbox is None:
-            from ldlpose.tracking.journal import FOLDER, Journal
-            from ldlpose.tracking.outbox import Outbox
+            from ldlpose.tracking import JOURNAL_FOLDER, Journal, Outbox
 
             self._outbox = Outbox(self.uri, self.problems,
-                                  journal=Journal(storage.join(self.storage, self.prefix, FOLDER)))
+                                  journal=Journal(storage.join(self.storage, self.prefix, JOURNAL_FOLDER)))
         return self._outbox
 
     def replay(self) -> int:
@@ -108,9 +107,9 @@ class TrackingCallback(tune.Callback):
     @property
     def tracker(self):
         if self._tracker is None:
-            from ldlpose.tracking import SearchTracker
+            from ldlpose.tracking import open_tracker
 
-            tracker = SearchTracker(self.uri, self.space.name)
+            tracker = open_tracker(self.uri, self.space.name)
             tracker.start(**self.start_info)
             self._tracker = tracker
         return self._tracker

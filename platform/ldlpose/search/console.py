@@ -236,3 +236,94 @@ def _params(config: dict) -> str:
     """The method and its sampled values, the backbone among them: ``gldl backbone=resnet18 lr=0.002``."""
     config = config or {}
     return f"{config.get('method', '')} {sampled_values(config, backbone=True)}".strip()
+
+
+# --- what the search prints besides the live view: every line the driver's steps say goes through here ---
+
+def say(text: str = "") -> None:
+    """One message of the search to the terminal (the driver's steps print nothing themselves)."""
+    print(text, flush=True)
+
+
+def view(space, name: str, total: int, concurrency: int) -> ConsoleView:
+    """The compact view of a search (or its confirmation) running ``concurrency`` trials at once."""
+    from ldlpose.search.trials import objective_key
+
+    return ConsoleView(name, objective_key(space), total, space.base_run.train.epochs, concurrency)
+
+
+def results_table(ranked: list[dict], space, limit: int = 10) -> str:
+    """The best trials by the validation objective, with the test scores of their selected checkpoints."""
+    from ldlpose.metrics import metric_key
+    from ldlpose.report.tables import table
+    from ldlpose.search.trials import objective_name
+
+    benchmarks = space.base_run.data.benchmarks
+    headers = ["trial", "method", "backbone", "parameters", f"selected {objective_name(space)}",
+               *(f"{b} MAE (test)" for b in benchmarks), "epoch"]
+    rows = []
+    for c in ranked[:limit]:
+        tests = [c["scores"].get(metric_key(b, "mae")) for b in benchmarks]
+        rows.append([c["trial_id"], c["method"], c["backbone"], sampled_values(c["assignment"]),
+                     f"{c['objective']:.2f}",
+                     *("-" if v is None else f"{v:.2f}" for v in tests), str(c["selected_epoch"])])
+    return table(headers, rows)
+
+
+def results(space, ranked: list[dict], outcome, identities: dict[str, dict]) -> None:
+    """The search's trials, best first, what their test scores were measured on, and its failures."""
+    from ldlpose.report.tables import measured_on
+    from ldlpose.search.trials import objective_name
+
+    say(f"\nsearch {space.name}: {len(ranked)} of {len(outcome.trials)} trials finished with a selected "
+        f"checkpoint; best {objective_name(space)} first (test benchmarks are measured, never used to choose):\n")
+    say(results_table(ranked, space))
+    say(measured_on(identities))
+    failed = "\n".join(f"  {t.trial_id}: {t.error}" for t in outcome.trials if t.status == "ERROR")
+    if failed:
+        say(f"\nfailed trials:\n{failed}")
+
+
+def confirmation_table(rows: list[dict], space) -> str:
+    from ldlpose.report.tables import table
+    from ldlpose.search import confirm
+    from ldlpose.search.trials import objective_name
+
+    objective = objective_name(space)
+    lines = [table(["configuration", "method", "parameters", "search", f"mean {objective}", "std", "95% CI", "n"],
+                   [[r["trial_id"], r["method"], sampled_values(r["assignment"]), f"{r['original']:.2f}",
+                     f"{r['stats'].mean:.2f}", f"{r['stats'].std:.2f}",
+                     f"[{r['stats'].ci_low:.2f}, {r['stats'].ci_high:.2f}]", str(r["stats"].n)] for r in rows])]
+    methods = confirm.per_method(rows)
+    if methods:
+        lines.append(table(["method", f"mean {objective}", "std", "95% CI", "n"],
+                           [[m, f"{s.mean:.2f}", f"{s.std:.2f}", f"[{s.ci_low:.2f}, {s.ci_high:.2f}]", str(s.n)]
+                            for m, s in methods.items()]))
+    return "\n\n".join(lines)
+
+
+def champions(registered: dict, uri: str, experiment_id: str | None = None) -> None:
+    """Each benchmark's registered version and whether it took the rule's alias; where to look and predict."""
+    from ldlpose.tracking import experiment_page, redact, resolve_tracking_uri
+
+    for benchmark, info in sorted(registered.items()):
+        alias = info["alias"]  # "champion" under rule validation; each other rule has its own
+        if info["moved"]:
+            verdict = f"now the {alias}"
+        elif not info["comparable"]:
+            verdict = (f"{alias} stays version {info['champion']}: it was selected on other validation rows, "
+                       "so the two are not comparable (set search.champion.rule: benchmark to compare test MAEs)")
+        else:
+            verdict = f"{alias} stays version {info['champion']}"
+        mae = "-" if info["mae"] is None else f"{info['mae']:.2f}"
+        say(f"registered {info['model']} version {info['version']} ({benchmark} test MAE {mae}): {verdict}")
+    page, shown = experiment_page(uri, experiment_id), redact(uri)
+    if shown.startswith(("http://", "https://")):
+        say(f"MLflow:  {shown}\n  the search's runs: {page}")
+    else:
+        # ldlpose ui picks a free port and prints this search's page there (the latest search).
+        flag = "" if shown == resolve_tracking_uri(None) else f" --tracking-uri {shown}"
+        say(f"MLflow:  {shown}\n  open it in MLflow's UI with: ldlpose ui{flag}")
+    if registered:
+        first = registered[sorted(registered)[0]]
+        say(f"  predict with:     ldlpose predict --model models:/{first['model']}@{first['alias']} IMAGE...")

@@ -78,7 +78,7 @@ def check_costs(section: SearchSection, file: str | None) -> None:
 
 def check_champion_rule(section: SearchSection, file: str | None) -> None:
     """The rule may name validation metrics (every version records them) and this search's costs."""
-    from ldlpose.tracking.champion_rule import RuleError, parse_rule
+    from ldlpose.selection.rules import RuleError, parse_rule
 
     key = "search.champion.rule"
     try:

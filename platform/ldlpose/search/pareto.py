@@ -81,22 +81,22 @@ def front_table(rows: list[dict], space: SearchSpace, champion: str | None = Non
 
 def _entry(space: SearchSpace, row: dict) -> dict:
     """What the registry records of one front member (see tracking.registry.register_front)."""
-    from ldlpose.train.data import benchmark_identities, validation_split
+    from ldlpose.data.identity import RunData
+    from ldlpose.selection.entry import registration_entry, selection
 
-    split = validation_split(space.run_config(row["assignment"]))
-    selection = {"metric": space.objectives[0].name, "value": row["objective"], "split": split["name"],
-                 "rows": split["rows"], "content_hash": split["content_hash"]}
+    split = RunData.of(space.run_config(row["assignment"]).data).validation_split()
     profile = {k: v for k, v in row["costs"].items() if k != "profile_epoch"}
-    return {**{k: row[k] for k in ("trial_id", "run_id", "model_uri", "method", "backbone", "selected_epoch",
-                                   "scores", "assignment")},
-            "selection": selection, "benchmark_data": benchmark_identities(space.base_run), "profile": profile,
-            "pareto": [o.name for o in space.objectives]}
+    candidate = {k: row[k] for k in ("trial_id", "run_id", "model_uri", "method", "backbone", "selected_epoch",
+                                     "scores", "assignment")}
+    entry = registration_entry(candidate, selection(space.objectives[0].name, row["objective"], split),
+                               RunData.of(space.base_run.data).benchmark_identities())
+    return {**entry, "profile": profile, "pareto": [o.name for o in space.objectives]}
 
 
 def _plot(callback, space: SearchSpace, rows: list[dict]) -> list[str]:
     """MAE against latency (or the second objective), marker area by parameter count; with the front as JSON."""
     from ldlpose.report import figures as plots
-    from ldlpose.tracking.models import log_run_files
+    from ldlpose.tracking import log_run_files
 
     names = [o.name for o in space.objectives]
     x = "latency_ms" if "latency_ms" in names else names[1]
@@ -139,7 +139,7 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
 
     A refused or failed registration raises :class:`RegistrationError` once the front is shown: the
     driver then fails the search as for a single champion, and ``--resume`` registers again."""
-    from ldlpose.tracking.registry import RegistrationError, register_front
+    from ldlpose.tracking import RegistrationError, register_front
 
     by_id = {t.trial_id: t.metrics for t in outcome.trials}
 

@@ -97,7 +97,7 @@ class ConfirmSection(Strict):
 class ChampionSection(Strict):
     # validation: champion moves by the validation objective, only between versions selected on the
     # same validation rows. benchmark: by the test benchmark's MAE (explicitly asked for; recorded).
-    # Or a written rule, "min val_mae where latency_ms <= 5" (ldlpose.tracking.champion_rule).
+    # Or a written rule, "min val_mae where latency_ms <= 5" (ldlpose.selection.rules).
     rule: str = "validation"
 
 

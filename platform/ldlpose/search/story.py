@@ -1,7 +1,7 @@
 """What a search did, told from its stored runs: the summary on its parent run, the two figures
 beside Optuna's, and the facts ``ldlpose report`` prints.
 
-Everything is computed from :func:`ldlpose.tracking.search_record.read_search` (MLflow) alone, never
+Everything is computed from :func:`ldlpose.tracking.read_search` (MLflow) alone, never
 from the driver's memory, so a resumed search, or a report written months later, tells the same
 story. Values are validation objectives at each trial's selected checkpoint; lower is better.
 
@@ -169,7 +169,7 @@ def figures(told: dict) -> dict:
 
 def log_story(tracker) -> dict:
     """Tell the search of ``tracker`` (a started SearchTracker) on its parent run; the summary logged."""
-    from ldlpose.tracking.search_record import read_search
+    from ldlpose.tracking import read_search
 
     told = tell(read_search(tracker.uri, tracker.search_name, figures=False))
     tags = {"ldlpose.objective": told["objective"]}

@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ldlpose.data.identity import RunData
 from ldlpose.infra import trace
 from ldlpose.infra.files import sha256_file
 from ldlpose.infra.locations import redact
 from ldlpose.search.space import SearchSpace
+from ldlpose.selection.entry import SELECTION_TAG, identity_tags, selection, selection_tags
 from ldlpose.tracking import TAG_MODEL_URI, TAG_ROLE, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA
 from ldlpose.train.checkpoints import CHECKPOINT_FILE, Selected, select_checkpoint
 from ldlpose.train.evaluation import selected_scores
@@ -126,8 +128,7 @@ def _finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples) ->
     with trace.phase("end.test_scores", trial.trial_id):  # already measured unless the loop could not
         scores = selected_scores(selected, trial.metrics, space.base_run.data.benchmarks)
     with trace.phase("end.mlflow", trial.trial_id):
-        tracker.trial_selected(trial.trial_id, selected.epoch, scores, digest,
-                               {**identity_tags(space.base_run), **selection_tags(space.run_config(trial.assignment))})
+        tracker.trial_selected(trial.trial_id, selected.epoch, scores, digest, run_tags(space, trial))
         tracker.trial_finished(trial.trial_id, "FINISHED", _numeric(trial.metrics), None,
                                trial.metrics.get("node_id"), trial.metrics.get("device"))
     return True
@@ -150,10 +151,18 @@ def candidate(tracker, trial: TrialSummary, space: SearchSpace) -> dict | None:
              "scores": {k[len("selected_"):]: v for k, v in metrics.items() if k.startswith("selected_")
                         and k != "selected_epoch"}}
     if tags.get(f"{SELECTION_TAG}.content_hash"):  # recorded when the trial was finalised
-        found["selection"] = {"metric": objective, "value": float(value),
-                              "split": tags[f"{SELECTION_TAG}.split"], "rows": int(tags[f"{SELECTION_TAG}.rows"]),
-                              "content_hash": tags[f"{SELECTION_TAG}.content_hash"]}
+        found["selection"] = selection(objective, float(value), {
+            "name": tags[f"{SELECTION_TAG}.split"], "rows": int(tags[f"{SELECTION_TAG}.rows"]),
+            "content_hash": tags[f"{SELECTION_TAG}.content_hash"]})
     return found
+
+
+def run_tags(space: SearchSpace, trial: TrialSummary) -> dict[str, str]:
+    """A finalised trial's tags: what its test scores were measured on and the validation rows that judged it
+    (the same tags as ``ldlpose train``'s, ldlpose.selection.entry)."""
+    identities = RunData.of(space.base_run.data).benchmark_identities()
+    split = RunData.of(space.run_config(trial.assignment).data).validation_split()
+    return {**identity_tags(identities), **selection_tags(split)}
 
 
 # Why a run is closed as KILLED by close_orphans (its ldlpose.failure_reason tag).
@@ -214,27 +223,3 @@ def trial_error(trial) -> str:
     path = getattr(trial, "error_file", None) or ""
     text = Path(path).read_text() if path and Path(path).is_file() else str(getattr(trial, "error_msg", ""))
     return error_text(text) if text else "unknown error"
-
-
-SELECTION_TAG = "ldlpose.selection"  # .split, .rows, .content_hash: the validation rows that judged the trial
-
-
-def selection_tags(run) -> dict[str, str]:
-    """The identity of the validation rows a trial was judged on, recorded when it is finalised, so that
-    registration files the model under the rows it was measured on, never under ones recomputed later."""
-    from ldlpose.train.data import validation_split
-
-    split = validation_split(run)
-    return {f"{SELECTION_TAG}.split": str(split["name"]), f"{SELECTION_TAG}.rows": str(split["rows"]),
-            f"{SELECTION_TAG}.content_hash": str(split["content_hash"])}
-
-
-def identity_tags(run) -> dict[str, str]:
-    """``ldlpose.protocol.<benchmark>`` and ``ldlpose.data_hash.<benchmark>``: what the test scores were measured on."""
-    from ldlpose.train.data import benchmark_identities
-
-    tags = {}
-    for name, identity in benchmark_identities(run).items():
-        tags[f"ldlpose.protocol.{name}"] = identity["protocol"]
-        tags[f"ldlpose.data_hash.{name}"] = identity["content_hash"]
-    return tags

@@ -14,7 +14,7 @@ from pathlib import Path
 from ldlpose.errors import ConfigError, LdlposeError
 from ldlpose.infra.locations import redact as redact  # re-exported: the one redaction, for every URI shown
 from ldlpose.infra.locations import without_credentials
-from ldlpose.tracking.champion_rule import CHAMPION as CHAMPION  # re-exported: the validation rule's alias
+from ldlpose.selection.rules import CHAMPION as CHAMPION  # re-exported: the validation rule's alias
 
 TAG_SEARCH = "ldlpose.search_id"
 TAG_TRIAL = "ldlpose.trial_id"

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ldlpose.selection.rules import tag_number as _number
 from ldlpose.tracking._common import (
     TAG_ROLE,
     _client,
@@ -35,7 +36,6 @@ from ldlpose.tracking._common import (
     require_reachable,
     resolve_tracking_uri,
 )
-from ldlpose.tracking.champion_rule import tag_number as _number
 
 __all__ = ["EXPERIMENT", "leaderboard", "log_evaluation", "registry_model_identity"]
 

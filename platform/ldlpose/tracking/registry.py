@@ -1,7 +1,7 @@
 """Registered models ``headpose-<benchmark>`` and their aliases, one per champion rule (:func:`register_champions`).
 
 ``champion`` is always the best version under rule ``validation``; a search under another rule
-moves that rule's own alias (:func:`ldlpose.tracking.champion_rule.alias_of`), deciding among the
+moves that rule's own alias (:func:`ldlpose.selection.rules.alias_of`), deciding among the
 versions registered under the same rule only. Two rules never fight over one alias, and concurrent
 registrations under different rules never see each other's writes.
 """
@@ -12,6 +12,18 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 
+from ldlpose.selection.champion import (
+    TAG_PARETO,
+    TAG_SELECTION_METRIC,
+    TAG_SELECTION_VALUE,
+    TAG_SPLIT_HASH,
+    ChampionRuleError,
+    champion_target,
+    checked_rule,
+    same_split,
+)
+from ldlpose.selection.rules import FIXED_RULES, Rule, RuleError, alias_of
+from ldlpose.selection.rules import tag_number as _number
 from ldlpose.tracking._common import (
     CHAMPION,
     TrackingError,
@@ -23,8 +35,6 @@ from ldlpose.tracking._common import (
     redact,
     registered_model_name,
 )
-from ldlpose.tracking.champion_rule import FIXED_RULES, Rule, RuleError, alias_of, parse_rule
-from ldlpose.tracking.champion_rule import tag_number as _number
 
 # Tests set this to interleave two registrations at the worst moment: called with
 # (model name, version about to become champion, attempt) just before each alias write.
@@ -32,11 +42,9 @@ _before_alias_write: Callable[[str, str, int], None] | None = None
 _SETTLE_ATTEMPTS = 50
 
 
-RULES = FIXED_RULES  # and any "min <metric> where ..." rule (ldlpose.tracking.champion_rule)
-TAG_PARETO = "ldlpose.pareto"  # "true" on a version that was on its search's Pareto front
-# Version tags the champion rules read (see docs/tracking.md for every tag a version carries).
-TAG_SPLIT_HASH, TAG_SELECTION_METRIC, TAG_SELECTION_VALUE = (
-    "selection.content_hash", "selection.metric", "selection.value")
+RULES = FIXED_RULES  # and any "min <metric> where ..." rule (ldlpose.selection.rules)
+__all__ = ["RULES", "TAG_PARETO", "TAG_SELECTION_METRIC", "TAG_SELECTION_VALUE", "TAG_SPLIT_HASH", "RegistrationError",
+           "champion_target", "list_champions", "register_champions", "register_front"]
 
 
 class RegistrationError(TrackingError):
@@ -73,59 +81,11 @@ def _alias_of_tag(rule: str | None) -> str | None:
         return None  # a rule this version of ldlpose cannot read names no alias it moves
 
 
-def champion_target(versions: Mapping[str, Mapping], current: str | None, own: str, rule: str) -> str | None:
-    """The version that should hold ``champion`` under ``rule``, given every version's tags.
-
-    ``validation``: the lowest validation objective among versions selected on the same validation
-    rows (same ``selection.content_hash`` and ``selection.metric``) as the current champion, or as
-    ``own`` (the version being registered) when there is no comparable champion yet. Versions on
-    other splits are never compared: the alias stays. ``benchmark``: the lowest test MAE (tag
-    ``mae``) of all versions; the user asked for it explicitly. ``min <metric> where ...``: among the
-    same comparable versions, those whose recorded values meet every condition, the lowest
-    ``<metric>``; if none qualifies the alias stays (None: there is no champion). Ties keep the
-    older version.
-    """
-    parsed = _parsed(rule)
-    def key(v: str, tag: str) -> tuple[float, int]:
-        value = _number(versions[v].get(tag))
-        assert value is not None, (v, tag)  # only versions whose tag holds a number are ranked
-        return value, int(v)
-
-    if rule == "benchmark":
-        scored = [v for v in versions if _number(versions[v].get("mae")) is not None]
-        return min(scored, key=lambda v: key(v, "mae")) if scored else (current or own)
-
-    def group(v: str | None):
-        tags = versions.get(v or "", {})
-        if _number(tags.get(TAG_SELECTION_VALUE)) is None or not tags.get(TAG_SPLIT_HASH):
-            return None
-        return tags[TAG_SPLIT_HASH], tags.get(TAG_SELECTION_METRIC)
-
-    anchor = group(current) or group(own)
-    if anchor is None:
-        return current or own
-    members = [v for v in versions if group(v) == anchor]
-    if isinstance(parsed, Rule):
-        qualified = [v for v in members if parsed.qualifies(versions[v])]
-        if not qualified:
-            return current
-        rule_ = parsed
-
-        def rule_key(v: str) -> tuple[float, int]:
-            values = rule_.values(versions[v])
-            assert values is not None, v  # a qualified version records every metric of the rule
-            return values[rule_.minimise], int(v)
-
-        return min(qualified, key=rule_key)
-    return min(members, key=lambda v: key(v, TAG_SELECTION_VALUE))
-
-
 def _parsed(rule: str) -> str | Rule:
     try:
-        return parse_rule(rule)
-    except RuleError as err:
-        where = "" if str(err).startswith("must be one of") else f"{rule!r}: "
-        raise TrackingError(f"champion rule {where}{err}") from None
+        return checked_rule(rule)
+    except ChampionRuleError as err:  # the registry's callers catch TrackingError
+        raise TrackingError(str(err)) from None
 
 
 def _champion_version(client, name: str, alias: str = CHAMPION) -> str | None:
@@ -275,7 +235,7 @@ def register_champions(uri: str, search_name: str, best: Mapping, benchmarks: li
             before = _champion_version(client, name, alias)
             champion = _settle_champion(client, name, version, rule)
             versions = _versions(client, name)
-        comparable = rule == "benchmark" or _same_split(versions, champion, version)
+        comparable = rule == "benchmark" or same_split(versions, champion, version)
         outcome[benchmark] = {"model": name, "version": version, "mae": _number(tags.get("mae")), "alias": alias,
                               "champion": champion, "moved": champion == version and before != version,
                               "comparable": comparable}
@@ -308,15 +268,9 @@ def register_front(uri: str, search_name: str, members: list[Mapping], benchmark
             everything = _versions(client, name)
         outcome[benchmark] = {"model": name, "versions": versions, "champion": champion, "alias": alias,
                               "moved": champion in versions.values() and before != champion,
-                              "comparable": champion is None or _same_split(everything, champion,
+                              "comparable": champion is None or same_split(everything, champion,
                                                                             next(iter(versions.values())))}
     return outcome
-
-
-def _same_split(versions: Mapping[str, Mapping], a: str | None, b: str) -> bool:
-    pick = (TAG_SPLIT_HASH, TAG_SELECTION_METRIC)
-    tags_a = {} if a is None else versions.get(a, {})
-    return [tags_a.get(k) for k in pick] == [versions.get(b, {}).get(k) for k in pick]
 
 
 def list_champions(uri: str) -> list[dict]:

@@ -82,60 +82,6 @@ def _share(dataset, rank: int, world: int):
     return dataset if world == 1 else Subset(dataset, list(range(rank, len(dataset), world)))
 
 
-def run_manifests(run: RunConfig) -> dict[str, dict]:
-    """The manifests of the data a run reads: ``train``, ``val`` (when a folder) and each benchmark."""
-    from ldlpose.data import benchmarks
-    from ldlpose.data.shards import read_manifest
-
-    folders = {"train": _path(run.data.root, run.data.train),
-               **({"val": _path(run.data.root, run.data.val)} if run.data.val else {})}
-    folders.update({name: benchmarks.get(name).path(run.data.root) for name in run.data.benchmarks})
-    return {name: read_manifest(folder) for name, folder in folders.items()}
-
-
-def benchmark_identities(run: RunConfig) -> dict[str, dict]:
-    """Per benchmark: its protocol name, the prepared data's content hash and row count, which every
-    score on it carries (tags on trial runs and registered versions)."""
-    from ldlpose.data import benchmarks
-    from ldlpose.data.shards import read_manifest
-
-    result = {}
-    for name in run.data.benchmarks:
-        bench = benchmarks.get(name)
-        folder = bench.resolve(run.data.root)
-        result[name] = {**bench.identity(folder), "rows": int(read_manifest(folder)["rows"])}
-    return result
-
-
-def validation_split(run: RunConfig) -> dict:
-    """What identifies the validation rows a run is selected on: ``{"name", "rows", "content_hash"}``.
-
-    The hash covers the prepared data's own content hash and the exact row indices (after the angle
-    filter, the subject split and ``data.max_eval_samples``): two runs are comparable on validation
-    exactly when their hashes agree.
-    """
-    import hashlib
-    import json
-
-    from ldlpose.data.shards import read_manifest
-    from ldlpose.data.splits import VAL_SPLIT_SEED, rows_within, split_by_subject
-
-    d = run.data
-    folder = _path(d.root, d.val if d.val else d.train)
-    if d.val:
-        rows = (rows_within(folder, d.max_abs_angle_deg) if d.max_abs_angle_deg is not None
-                else np.arange(int(read_manifest(folder)["rows"])))
-        name = d.val
-    else:
-        kept = rows_within(folder, d.max_abs_angle_deg) if d.max_abs_angle_deg is not None else None
-        rows = split_by_subject(folder, d.val_fraction, VAL_SPLIT_SEED, indices=kept)[1]
-        name = f"{d.train} (subject-disjoint {d.val_fraction:g}, split seed {VAL_SPLIT_SEED})"
-    if d.max_eval_samples is not None and d.max_eval_samples < len(rows):
-        rows = rows[np.linspace(0, len(rows) - 1, d.max_eval_samples).round().astype(int)]
-    identity = json.dumps([read_manifest(folder).get("content_hash"), np.asarray(rows).tolist()])
-    return {"name": name, "rows": len(rows), "content_hash": hashlib.sha256(identity.encode()).hexdigest()}
-
-
 def evaluation_loader(dataset, max_eval_samples: int | None, *, rank: int = 0, world: int = 1) -> DataLoader:
     """This worker's share of an evaluation set cut to ``data.max_eval_samples``: every evaluation
     loader of a run (validation, benchmarks, a stored checkpoint's scoring) is built here."""

@@ -8,7 +8,7 @@ Grammar (whitespace-separated words; nothing is ever evaluated as code)::
 
 ``min val_mae where latency_ms <= 5``: of the comparable versions whose recorded latency is at most
 5 ms, the one with the lowest validation MAE. ``validation`` and ``benchmark`` are the fixed rules of
-:func:`ldlpose.tracking.registry.champion_target`. A metric's value is read from the version's tags:
+:func:`ldlpose.selection.champion.champion_target`. A metric's value is read from the version's tags:
 ``val_<m>`` from ``val.<m>``, a cost metric from ``profile.<name>``; a version lacking one of the
 rule's values does not qualify.
 """
