@@ -60,3 +60,23 @@ def test_the_rules_run_without_mlflow_or_torch():
             "print(sorted(m for m in ('mlflow', 'torch', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def on_protocol(protocol: str, mae: float, split: str) -> dict:
+    return {**version(mae, None, 1.0, split=split), "test.data.protocol": protocol, "mae": repr(mae)}
+
+
+def test_a_new_protocol_starts_a_new_ranking():
+    """facegen-v2's champion (better numbers, other rows) gives way to the best version of facegen-v3:
+    the versions of two protocols are never ranked together, and an older protocol's late version
+    does not bring its ranking back."""
+    versions = {"1": on_protocol("facegen-v2", 5.0, "v2-rows"), "2": on_protocol("facegen-v2", 4.0, "v2-rows")}
+    assert champion_target(versions, None, "2", "validation") == "2"
+    versions["3"] = on_protocol("facegen-v3", 9.0, "v3-rows")
+    assert champion_target(versions, "2", "3", "validation") == "3"
+    assert champion_target(versions, "2", "3", "benchmark") == "3"  # lower test MAE on v2 does not count
+    versions["4"] = on_protocol("facegen-v3", 8.0, "v3-rows")
+    assert champion_target(versions, "3", "4", "validation") == "4"
+    versions["5"] = on_protocol("facegen-v2", 1.0, "v2-rows")  # an older ldlpose registers on facegen-v2
+    assert champion_target(versions, "4", "5", "validation") == "4"
+    assert champion_target(versions, "4", "5", "min val_mae where val_mae <= 9") == "4"

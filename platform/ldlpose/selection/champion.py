@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from ldlpose.selection.rules import Rule, RuleError, parse_rule
 from ldlpose.selection.rules import tag_number as _number
 
-__all__ = ["TAG_PARETO", "TAG_SELECTION_METRIC", "TAG_SELECTION_VALUE", "TAG_SPLIT_HASH", "ChampionRuleError",
-           "champion_target", "checked_rule", "same_split"]
+__all__ = ["TAG_PARETO", "TAG_PROTOCOL", "TAG_SELECTION_METRIC", "TAG_SELECTION_VALUE", "TAG_SPLIT_HASH",
+           "ChampionRuleError", "champion_target", "checked_rule", "newest_protocol", "same_split"]
 
 TAG_PARETO = "ldlpose.pareto"  # "true" on a version that was on its search's Pareto front
 # Version tags the champion rules read (see docs/tracking.md for every tag a version carries).
 TAG_SPLIT_HASH, TAG_SELECTION_METRIC, TAG_SELECTION_VALUE = (
     "selection.content_hash", "selection.metric", "selection.value")
+TAG_PROTOCOL = "test.data.protocol"  # the benchmark's protocol the version's test scores were measured under
 
 
 class ChampionRuleError(ValueError):
@@ -36,8 +37,17 @@ def champion_target(versions: Mapping[str, Mapping], current: str | None, own: s
     same comparable versions, those whose recorded values meet every condition, the lowest
     ``<metric>``; if none qualifies the alias stays (None: there is no champion). Ties keep the
     older version. A rule that cannot be read raises :class:`ChampionRuleError`.
+
+    Every rule decides among the versions of the benchmark's newest protocol only
+    (:func:`newest_protocol`): a new generator version or test protocol starts a new ranking, and
+    the alias leaves a champion of an older protocol for the best of the new one.
     """
     parsed = checked_rule(rule)
+    protocol = newest_protocol(versions)
+    if protocol is not None:
+        versions = {v: tags for v, tags in versions.items() if tags.get(TAG_PROTOCOL) == protocol}
+        current = current if current in versions else None
+        own = own if own in versions else max(versions, key=int)
     def key(v: str, tag: str) -> tuple[float, int]:
         value = _number(versions[v].get(tag))
         assert value is not None, (v, tag)  # only versions whose tag holds a number are ranked
@@ -70,6 +80,18 @@ def champion_target(versions: Mapping[str, Mapping], current: str | None, own: s
 
         return min(qualified, key=rule_key)
     return min(members, key=lambda v: key(v, TAG_SELECTION_VALUE))
+
+
+def newest_protocol(versions: Mapping[str, Mapping]) -> str | None:
+    """The protocol introduced last: the one whose first version is the most recent. A function of the
+    versions alone, so concurrent registrants agree on it, and a version registered later under an
+    older protocol (an older ldlpose) does not bring the older ranking back. None: no version says."""
+    first: dict[str, int] = {}
+    for v, tags in versions.items():
+        protocol = tags.get(TAG_PROTOCOL)
+        if protocol:
+            first[protocol] = min(first.get(protocol, int(v)), int(v))
+    return max(first, key=lambda p: first[p]) if first else None
 
 
 def checked_rule(rule: str) -> str | Rule:

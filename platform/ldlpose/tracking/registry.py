@@ -108,8 +108,8 @@ def _settle_champion(client, name: str, own: str, rule: str) -> str | None:
     A version created later belongs to a registrant Q that reads after creating it; no write follows
     W, so Q too saw alias == target including its version. Hence the final alias is the target of
     all versions, whoever finishes last. (The target depends on the current champion only through
-    its validation split, which the alias never leaves under the validation rule.) Views only grow,
-    so the loop ends.
+    its validation split, which the alias never leaves under the validation rule, and the protocol
+    that decides is a function of the versions alone.) Views only grow, so the loop ends.
     """
     from mlflow.exceptions import MlflowException
 
