@@ -125,7 +125,7 @@ class Benchmark:
         return {"protocol": self.protocol.name, "content_hash": manifest["content_hash"]}
 
 
-_FACEGEN = "facegen-v2"  # ldlpose.data.facegen.PROTOCOL (not imported here: facegen needs numpy)
+_FACEGEN = "facegen-v3"  # ldlpose.data.facegen.PROTOCOL (not imported here: facegen needs numpy)
 _ALL_2000 = "1,969 of the official 2,000 (31 have an angle beyond 99, 9 of them wrapped past 180)"
 PROTOCOLS = {p.name: p for p in (
     Protocol(_FACEGEN, "facegen-300w-lp-train", VIEWS["centre-square"], None,

@@ -1,4 +1,4 @@
-"""facegen: synthetic faces framed and photographed like 300W-LP's training crops (protocol facegen-v1).
+"""facegen: synthetic faces framed and photographed like 300W-LP's training crops (protocol facegen-v3).
 
 synthhead (:mod:`ldlpose.data.synthhead`) draws whole cartoon heads small in the frame; a network
 trained on it answers real faces worse than a constant (bench/sim2real.py). facegen keeps its
@@ -9,7 +9,9 @@ renderer and label convention but changes what the network sees:
   HopeNet draws it per sample, every landmark kept as HopeNet's released loader keeps them), then
   the centred square of that crop that the training input view takes. Some pictures end inside the
   crop, which then carries black borders as AFLW2000's test crop does where it leaves the picture;
-* **faces** with human proportions seen close up (:mod:`ldlpose.data.facegen.face`);
+  half the samples are framed as AFLW2000's test crop frames its pictures (:func:`frame_aflw`);
+* **faces** with human proportions seen close up (:mod:`ldlpose.data.facegen.face`), turned so that
+  pitch 0 is the 3DMM's frontal pose that 300W-LP's and AFLW2000's labels measure from;
 * **photography**: varied light, colour casts, greyscale, blur, noise, JPEG, occluders;
 * **poses** spread like 300W-LP's: yaw to +-90, pitch and roll mostly within +-30, up to +-45.
 
@@ -36,7 +38,7 @@ from ldlpose.errors import ConfigError, unknown
 __all__ = ["IMAGES_PER_IDENTITY", "INGREDIENTS", "POSES", "PROTOCOL", "FaceSample", "Framing", "Recipe", "frame",
            "generate", "make_face", "project_landmarks", "render_face", "render_parts"]
 
-PROTOCOL = "facegen-v2"  # the name of the facegen benchmark's protocol (ldlpose.data.benchmarks)
+PROTOCOL = "facegen-v3"  # the name of the facegen benchmark's protocol (ldlpose.data.benchmarks)
 IMAGES_PER_IDENTITY = 8
 SAMPLE_STREAM = 12
 AFLW_FRAMING = 0.5  # the share of samples framed as AFLW2000's test crop frames its pictures
@@ -76,14 +78,18 @@ def frame(points: np.ndarray, k: float) -> Framing:
     return Framing(x0 + (x1 - x0 - side) / 2, y0 + (y1 - y0 - side) / 2, side)
 
 
-def frame_aflw(rng: np.random.Generator, points: np.ndarray) -> tuple[Framing, tuple[float, float, float, float]]:
-    """AFLW2000's test crop of a simulated picture: the face takes 30-60 % of a 450-pixel square
-    picture's width, and most pictures (86 %, 1,718 of AFLW2000's 2,000) have a missing landmark
-    stored as (x, y) = (-1, 452), which the test crop keeps, so the box reaches the picture's
-    left and bottom edges. Returns the framing and the picture's extent in crop fractions."""
+def frame_aflw(rng: np.random.Generator, points: np.ndarray,
+               placement: bool = True) -> tuple[Framing, tuple[float, float, float, float]]:
+    """AFLW2000's test crop of a simulated picture. AFLW2000-3D's pictures are 450-pixel squares
+    cut around the face: on the 16 pairs of ``../shared/realdata/aflw2000`` the 68 landmarks' box
+    spans 0.33-0.51 of the side, its centre at 0.40-0.59 across and 0.57-0.64 down. Most pictures
+    (86 %, 1,718 of AFLW2000's 2,000) have a missing landmark stored as (x, y) = (-1, 452), which
+    the test crop keeps, so the box reaches the picture's left and bottom edges. Returns the
+    framing and the picture's extent in crop fractions."""
     low, high = points.min(axis=0), points.max(axis=0)
-    width = (high - low).max() / rng.uniform(0.3, 0.6)  # the picture's side in head units
-    centre = (low + high) / 2 - rng.uniform((0.3, 0.3), (0.7, 0.65)) * width  # the picture's corner
+    size, where = ((0.33, 0.52), ((0.4, 0.57), (0.6, 0.65))) if placement else ((0.3, 0.6), ((0.3, 0.3), (0.7, 0.65)))
+    width = (high - low).max() / rng.uniform(*size)  # the picture's side in head units
+    centre = (low + high) / 2 - rng.uniform(*where) * width  # the picture's corner
     box_points = points
     if rng.random() < 0.86:
         box_points = np.vstack([points, centre + np.array([-1.0, 452.0]) / 450 * width])
@@ -148,7 +154,7 @@ def sample(face: Face, split: str, index: int, *, size: int, seed: int, recipe: 
     angles = POSES.sample(rng)
     points = project_landmarks(face, angles)
     if rng.random() < AFLW_FRAMING:
-        framing, picture = frame_aflw(rng, points)
+        framing, picture = frame_aflw(rng, points, recipe.aflw_placement)
     else:
         framing = frame(points, rng.uniform(0.2, 0.4))
         inside = (points - [framing.x0, framing.y0]) / framing.side

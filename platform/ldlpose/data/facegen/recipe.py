@@ -1,6 +1,7 @@
 """Which of facegen's ingredients a dataset is drawn with.
 
-The default is the current protocol. Each switch turns one ingredient back to what facegen-v1 drew,
+The default is the current protocol. Each switch turns one ingredient back to what the version before
+it drew (facegen-v1 for the first five, facegen-v2 for the last two),
 so that ``bench/sim2real.py --ablate NAME`` measures what that ingredient buys on real faces.
 """
 
@@ -26,6 +27,12 @@ class Recipe:
     photo_skin_tones: bool = True
     # Hair coloured as in photographs (mostly dark) and, more often long, falling beside the cheeks.
     photo_hair: bool = True
+    # The face turned up by FRONTAL_PITCH_DEG about the ears, so that pitch 0 is a face looking where
+    # 300W-LP's and AFLW2000's 3DMM fits put pitch 0 (facegen.face.FRONTAL_PITCH_DEG says how it was found).
+    frontal_pitch: bool = True
+    # AFLW2000's test crop simulated with the face where AFLW2000-3D's pictures put it (frame_aflw):
+    # facegen-v2 spread faces over the picture and framed them a little smaller.
+    aflw_placement: bool = True
 
     def without(self, name: str) -> Recipe:
         """This recipe with ingredient ``name`` turned off."""
