@@ -170,6 +170,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="default: the quickstart's")
     parser.add_argument("--train", type=int, default=8000, help="training images (default 8000, the quickstart's)")
     parser.add_argument("--val", type=int, default=500, help="validation images (default 500)")
+    parser.add_argument("--image-size", type=int, help="generated images' and the network's input size "
+                        "(default: the quickstart's data.image_size)")
     parser.add_argument("--data-seed", type=int, default=0, help="the generators' seed")
     parser.add_argument("--workers", type=int, default=2, help="generation processes")
     parser.add_argument("--dev", type=Path, default=DEFAULT_DEV, help="real AFLW2000 pairs (image*.jpg + .mat)")
@@ -192,11 +194,13 @@ def run_generator(name: str, args: argparse.Namespace, config: Path, overrides: 
     from ldlpose.data.shards import manifest_path
 
     label = f"{name}-{args.tag}" if args.tag else name
-    data_root = args.work / "data" / f"{label}-t{args.train}-v{args.val}-s{args.data_seed}"
+    size = args.image_size
+    pixels = "" if size == 64 else f"-{size}px"
+    data_root = args.work / "data" / f"{label}-t{args.train}-v{args.val}-s{args.data_seed}{pixels}"
     start = time.time()
     folder = name.split("-")[0]  # facegen-no-<ingredient> writes facegen/, as the quickstart reads it
     if not manifest_path(data_root / folder / "val").is_file():
-        generators()[name](data_root / folder, args.train, args.val, 64, args.data_seed, args.workers)
+        generators()[name](data_root / folder, args.train, args.val, size, args.data_seed, args.workers)
     generated = time.time() - start
     work = args.work / label
     sets = [*overrides, f"data.train={folder}/train", f"data.val={folder}/val"]
@@ -220,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     space, overrides = start_from_config()
     epochs = args.epochs or space["train"]["epochs"]
     space["train"]["epochs"] = epochs
+    args.image_size = args.image_size or space["data"]["image_size"]
+    space["data"]["image_size"] = args.image_size
     space["data"]["benchmarks"] = []  # synthetic test sets are not the question here
-    result["size"] = {"train": args.train, "val": args.val, "epochs": epochs, "seeds": args.seeds}
+    result["size"] = {"train": args.train, "val": args.val, "epochs": epochs, "seeds": args.seeds,
+                      "image_size": args.image_size}
     result["config"] = {"base": space, "overrides": overrides}
     if not args.zero_only:
         args.work.mkdir(parents=True, exist_ok=True)
