@@ -99,3 +99,49 @@ def test_photos_check_scores_the_face_that_holds_the_annotated_landmarks(photos_
 def test_photos_check_skips_naming_the_folder(photos_check, tmp_path, capsys):
     assert photos_check.main(["--photos", str(tmp_path / "absent")]) == 0
     assert f"photos are absent: {tmp_path / 'absent'}" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def probes():
+    return _bench("sim2real_probes")
+
+
+def test_probes_cut_each_real_face_both_ways(probes, tmp_path):
+    """The two framings of the same real faces: the benchmark's test crop shows the face smaller than
+    300W-LP's training crop does, and the test crop is the one ``ldlpose evaluate`` feeds the model."""
+    import numpy as np
+
+    from ldlpose.data import benchmarks
+    from ldlpose.data.inputs import benchmark_batches
+
+    aflw = BENCH.parent.parent / "shared" / "realdata" / "aflw2000"
+    if not aflw.is_dir():
+        pytest.skip(f"real dataset samples not found at {aflw}")
+    faces = probes.real_faces(aflw)
+    views = probes.crops_of(faces, 64)
+    assert {k: v.shape for k, v in views.items()} == {"aflw2000 test crop": (len(faces), 64, 64, 3),
+                                                       "300w-lp training crop": (len(faces), 64, 64, 3)}
+    lit = {k: (v.max(axis=-1) > 20).mean() for k, v in views.items()}  # black borders only on the test crop
+    assert lit["300w-lp training crop"] > lit["aflw2000 test crop"]
+    assert probes.rotation_response(lambda x: np.zeros((len(x), 3)), views["aflw2000 test crop"][:2]) == {
+        "-20": {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, "+20": {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}}
+
+    import subprocess
+    import sys
+
+    from ldlpose.data.shards import read_table
+
+    out = tmp_path / "aflw2000"
+    subprocess.run([sys.executable, "-m", "ldlpose", "prepare", "aflw2000", "--source", str(aflw), "--out", str(out)],
+                   check=True, capture_output=True)
+    keys = read_table(out, columns=["key"]).column("key").to_pylist()
+    rows = np.array([keys.index(jpg.name) for jpg, *_ in faces])
+    view = benchmarks.get("aflw2000").protocol.input
+    evaluated = np.concatenate([b for b, _ in benchmark_batches(out, rows, view, 64)]).astype(float)
+    assert np.abs(evaluated - views["aflw2000 test crop"]).mean() < 1.5  # the same pixels, rounding aside (0.4)
+    assert np.abs(evaluated - views["300w-lp training crop"]).mean() > 20  # where a wrong crop lands (50)
+
+
+def test_probes_skip_naming_the_folder(probes, tmp_path, capsys):
+    assert probes.main(["unused", "--dev", str(tmp_path / "absent")]) == 0
+    assert str(tmp_path / "absent") in capsys.readouterr().out
