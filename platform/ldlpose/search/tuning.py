@@ -201,7 +201,10 @@ def _trial_name(trial) -> str:
 def _trainable(space: SearchSpace, storage: str, prefix: str, points: list[dict] | None):
     import ray
 
-    return tune.with_resources(tune.with_parameters(trial, space=space, storage=storage, prefix=prefix, points=points),
+    from ldlpose.search.trial_hook import trial_function  # `trial`, unless a benchmark names another
+
+    return tune.with_resources(tune.with_parameters(trial_function(trial), space=space, storage=storage,
+                                                    prefix=prefix, points=points),
                                trial_resources(space, ray.cluster_resources()))
 
 
