@@ -256,6 +256,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, help="keep everything here (default: a temporary folder)")
     p.add_argument("--json", type=Path)
     p.add_argument("--figure", type=Path)
+    p.add_argument("--from-json", type=Path, help="print the summary (and draw --figure) of an earlier run's JSON")
     p.add_argument("--smoke", action="store_true", help="4 trials of 3 epochs, 2 at a time, 32 images")
     args = p.parse_args(argv)
     if args.smoke:
@@ -266,6 +267,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.from_json:  # the summary and the figure again, from a run's JSON
+        result = json.loads(args.from_json.read_text())
+        result["memory"] = report.memory(result["samples"], result["size"]["trials"])  # as measured today
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+        report.print_summary(result)
+        if args.figure:
+            report.figure(result, args.figure)
+        return 0
     command = "python bench/control_plane.py " + " ".join(sys.argv[1:] if argv is None else argv)
     with tempfile.TemporaryDirectory(prefix="control-plane-") as tmp:
         work = args.workdir or Path(tmp)

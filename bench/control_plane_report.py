@@ -66,18 +66,20 @@ def tune_phase(samples: list[dict], start: float, end: float, windows: int = 8) 
             "mlflow_writes_per_s_peak_10_samples": max(rates, default=None), "cpu_ms_per_result_windows": per_window}
 
 
-def memory(samples: list[dict], total_trials: int, tune_end: float) -> dict:
-    """RSS at fractions of the trials completed, and its slope after warm-up (25 % of the trials)."""
+def memory(samples: list[dict], total_trials: int) -> dict:
+    """RSS at fractions of the trials finalised, and its slope after warm-up: from the moment a quarter
+    of the trials are finalised (every code path has run by then) to the end, against time and
+    against trials finalised (the memory-heavy work: a model exported, plots drawn per trial)."""
     at = {}
     for share in (0.1, 0.25, 0.5, 0.75, 1.0):
-        hit = next((s for s in samples if s["trials_completed"] >= share * total_trials), samples[-1])
+        hit = next((s for s in samples if s["finalised"] >= share * total_trials), samples[-1])
         at[f"{int(share * 100)}%"] = round(hit["rss_mb"], 1)
-    warm = [s for s in samples if s["trials_completed"] >= 0.25 * total_trials and s["t"] <= tune_end]
-    per_trial = _slope([s["trials_completed"] for s in warm], [s["rss_mb"] for s in warm])
-    per_result = _slope([s["results"] for s in warm], [s["rss_mb"] for s in warm])
-    return {"rss_mb_at_trials_completed": at, "rss_mb_max": max(s["rss_mb"] for s in samples),
-            "after_warm_up_mb_per_100_trials": None if per_trial is None else 100 * per_trial,
-            "after_warm_up_mb_per_1000_results": None if per_result is None else 1000 * per_result}
+    warm = [s for s in samples if s["finalised"] >= 0.25 * total_trials]
+    per_minute = _slope([s["t"] / 60 for s in warm], [s["rss_mb"] for s in warm])
+    per_trial = _slope([s["finalised"] for s in warm], [s["rss_mb"] for s in warm])
+    return {"rss_mb_at_trials_finalised": at, "rss_mb_max": max(s["rss_mb"] for s in samples),
+            "after_warm_up_mb_per_minute": per_minute,
+            "after_warm_up_mb_per_100_trials": None if per_trial is None else 100 * per_trial}
 
 
 def backlog(samples: list[dict]) -> dict:
@@ -109,7 +111,7 @@ def summarise(probe, lines, code: int, args) -> dict:
         "machine": f"{host.node()}: {host.processor() or host.machine()}, {_cores()} cores (shared)",
         "totals": {k: last[k] for k in ("starts", "results", "delivered", "trials_started", "trials_completed",
                                         "finalised")},
-        "timeline_s": times, "tune": tune, "memory": memory(samples, args.trials, times["tune_end"] or last["t"]),
+        "timeline_s": times, "tune": tune, "memory": memory(samples, args.trials),
         "backlog": backlog(samples), "finalisation": finalisation(probe.phases),
         "writer_cpu_s_total": last["writer_cpu_s"], "driver_cpu_s_total": last["cpu_s"],
         "server_cpu_s_total": last["server_cpu_s"],
@@ -123,6 +125,21 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def projection(result: dict, trials: int = 1000) -> dict:
+    """The same search at ``trials`` trials, from this run's per-trial and per-result figures: results
+    and finalisation scale with the trials (one writer thread finalises one trial at a time)."""
+    done, tune = max(1, result["totals"]["trials_completed"]), result["tune"]
+    per_trial = result["totals"]["results"] / done
+    finalise_s = result["finalisation"].get("end.finalise", {}).get("mean_s", 0.0)
+    growth = result["memory"]["after_warm_up_mb_per_100_trials"]
+    return {"trials": trials, "results": round(per_trial * trials),
+            "tune_loop_cpu_s": (tune["cpu_ms_per_result"] or 0.0) / 1000 * per_trial * trials,
+            "finalisation_s_one_thread": finalise_s * trials,
+            "rss_growth_mb": None if growth is None else growth * trials / 100,
+            # Trials end at concurrency / (epochs per trial x epoch time); one thread finalises 1 / finalise_s.
+            "finalisation_keeps_up_above_epoch_s": result["size"]["concurrency"] * finalise_s / per_trial}
+
+
 def print_summary(result: dict) -> None:
     t, tune, mem, fin = result["timeline_s"], result["tune"], result["memory"], result["finalisation"]
     size = result["size"]
@@ -134,11 +151,13 @@ def print_summary(result: dict) -> None:
           f"{tune['mlflow_writes_per_s']:.1f}/s (peak {_f(tune['mlflow_writes_per_s_peak_10_samples'])}/s)")
     windows = [round(w["cpu_ms_per_result"], 1) for w in tune["cpu_ms_per_result_windows"]]
     print(f"  CPU ms per result by window: {windows}")
-    print(f"  RSS MB at trials completed: {mem['rss_mb_at_trials_completed']}; after warm-up "
-          f"{mem['after_warm_up_mb_per_100_trials']} MB per 100 trials")
+    print(f"  RSS MB at trials finalised: {mem['rss_mb_at_trials_finalised']}; after warm-up "
+          f"{_f(mem['after_warm_up_mb_per_minute'])} MB per minute, "
+          f"{_f(mem['after_warm_up_mb_per_100_trials'])} MB per 100 trials finalised")
     print(f"  backlog: {result['backlog']}")
     print("  finalisation per trial (driver, outbox thread): " + ", ".join(
         f"{k} {v['mean_s']:.2f} s" for k, v in fin.items()))
+    print(f"  projected to 1000 trials: {projection(result)}")
     print(f"  after Tune: outbox drained +{_after(t, 'outbox_drained')} s, "
           f"ranking printed +{_after(t, 'ranked_printed')} s, "
           f"registration {t['registration_s'] or 0:.2f} s, champion printed +{_after(t, 'champion_printed')} s")
