@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -195,3 +196,55 @@ def test_a_real_tune_run_over_the_table_stops_the_same_trials(table, ray_local):
     assert results[0]["replay"] == [[{"train.optimizer.lr": A}, 4], [{"train.optimizer.lr": B}, 1],
                                     [{"train.optimizer.lr": C}, 2]]
     assert results[0]["same"], results[0]
+
+
+# --- the control plane's table trial (bench/control_plane.py) -----------------------------------
+
+def test_the_table_trial_reports_the_rows_curve_as_the_loop_does_then_continues_it(table):
+    import control_plane
+
+    row = table.rows_of({"train.optimizer.lr": A})[0]
+    epochs = control_plane.curves(row, {"train.optimizer.lr": A}, 6, ["synth"], every_epoch=False)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5, 6]
+    assert [e["val_mae"] for e in epochs[:4]] == [10.0, 9.0, 8.0, 7.0]  # the recorded curve
+    # Past epoch 4: its last step (-1) continued, shrinking by DECAY (0.8) per epoch.
+    assert [e["val_mae"] for e in epochs[4:]] == pytest.approx([6.2, 5.56])
+    assert [e["selected_epoch"] for e in epochs] == [1, 2, 3, 4, 5, 6]
+    assert [e["selected_val_mae"] for e in epochs] == pytest.approx([e["val_mae"] for e in epochs])
+    # The test benchmark: once, at the last epoch, scored at the selected epoch (as train.loop does).
+    assert all("synth_mae" not in e and "selected_synth_mae" not in e for e in epochs[:-1])
+    assert epochs[-1]["selected_synth_mae"] == pytest.approx(5.56 + 0.5)
+    assert epochs[-1]["lr"] == pytest.approx(A * 0.5 * (1 + math.cos(math.pi * 5 / 6)))
+
+
+def test_the_table_trial_selects_its_best_epoch_and_loops_the_epoch_times(table):
+    import control_plane
+
+    rising = replay_table.Row(config={"train.optimizer.lr": B}, seed=0, val_mae=(3.0, 2.0, 2.5),
+                              test_mae=(3.5, 2.5, 3.0), epoch_s=(1.0, 2.0, 3.0))
+    epochs = control_plane.curves(rising, rising.config, 5, ["synth"], every_epoch=True)
+    assert [e["val_mae"] for e in epochs] == pytest.approx([3.0, 2.0, 2.5, 2.9, 3.22])  # rises ever less
+    assert [e["selected_epoch"] for e in epochs] == [1, 2, 2, 2, 2]
+    assert epochs[-1]["selected_val_mae"] == 2.0 and epochs[-1]["selected_synth_mae"] == 2.5
+    assert [e["synth_mae"] for e in epochs] == pytest.approx([3.5, 2.5, 3.0, 3.4, 3.72])  # every epoch
+    assert [e["train_time_s"] + e["eval_time_s"] for e in epochs] == pytest.approx([1.0, 2.0, 3.0, 1.0, 2.0])
+
+
+@pytest.mark.slow
+def test_the_control_plane_smoke_run_searches_finalises_and_registers(tmp_path):
+    """The real driver (Tune, Optuna, ASHA, the MLflow outbox, registration) over the table trial."""
+    import os
+
+    import control_plane
+
+    out = tmp_path / "out.json"
+    assert control_plane.main(["--smoke", "--workdir", str(tmp_path / "work"), "--json", str(out),
+                               "--figure", str(tmp_path / "fig.png")]) == 0
+    result = json.loads(out.read_text())
+    totals = result["totals"]
+    assert totals["trials_completed"] == totals["finalised"] == 4  # every trial's model logged by the driver
+    assert totals["delivered"] == totals["starts"] + totals["results"] == 4 + totals["results"]
+    assert 4 <= totals["results"] <= 12  # 4 trials of at most 3 epochs, ASHA stopping some after 1
+    assert result["timeline_s"]["registration_s"] > 0  # the champion was registered
+    assert (tmp_path / "fig.png").stat().st_size > 0
+    assert "LDLPOSE_TRIAL_FUNCTION" not in os.environ  # the seam is set for the benchmark's search only

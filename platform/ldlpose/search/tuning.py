@@ -35,6 +35,7 @@ from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.confirm import check_points, point_of
 from ldlpose.search.names import public_names
 from ldlpose.search.space import SMOKE_SUFFIX, SearchSpace
+from ldlpose.search.trial_hook import trial_function
 from ldlpose.search.trials import TrialSummary, error_text, objective_key
 
 # A trial's driver only waits on its trainer; the workers hold the real resources. Where the cluster
@@ -202,7 +203,8 @@ def _trial_name(trial) -> str:
 def _trainable(space: SearchSpace, storage: str, prefix: str, points: list[dict] | None):
     import ray
 
-    return tune.with_resources(tune.with_parameters(trial, space=space, storage=storage, prefix=prefix, points=points),
+    run = trial_function(trial)  # `trial`, unless a benchmark names another (LDLPOSE_TRIAL_FUNCTION)
+    return tune.with_resources(tune.with_parameters(run, space=space, storage=storage, prefix=prefix, points=points),
                                trial_resources(space, ray.cluster_resources()))
 
 
@@ -248,10 +250,8 @@ def trial_retries(space: SearchSpace) -> int:
 
 
 def searcher(space: SearchSpace):
-    """Tune's searcher for ``space``: Optuna, define-by-run, trying ``search.start_from`` first.
-
-    Also driven directly, without a Tuner, by the replay benchmark (bench/replay.py).
-    """
+    """Tune's searcher for ``space``: Optuna, define-by-run, trying ``search.start_from`` first (also
+    driven directly, without a Tuner, by the replay benchmark: bench/replay.py)."""
     from ldlpose.search import optuna_space
     from ldlpose.search.searcher import PublicNamesOptunaSearch as OptunaSearch
 

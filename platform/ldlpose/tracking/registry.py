@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 
+from ldlpose.infra import trace
 from ldlpose.selection.champion import (
     TAG_PARETO,
     TAG_SELECTION_METRIC,
@@ -225,7 +227,7 @@ def register_champions(uri: str, search_name: str, best: Mapping, benchmarks: li
     """
     _parsed(rule)
     client, alias = _client(uri), alias_of(rule)
-    outcome = {}
+    outcome, started = {}, time.time()
     for benchmark in benchmarks:
         name = registered_model_name(benchmark)
         with _registering(uri, name):
@@ -239,6 +241,7 @@ def register_champions(uri: str, search_name: str, best: Mapping, benchmarks: li
         outcome[benchmark] = {"model": name, "version": version, "mae": _number(tags.get("mae")), "alias": alias,
                               "champion": champion, "moved": champion == version and before != version,
                               "comparable": comparable}
+    trace.mark("register.champions", search_name, started, time.time())  # bench/control_plane.py
     return outcome
 
 
