@@ -76,7 +76,6 @@ def _entry(space: SearchSpace, row: dict) -> dict:
 def _plot(callback, space: SearchSpace, rows: list[dict]) -> list[str]:
     """MAE against latency (or the second objective), marker area by parameter count; with the front as JSON."""
     from ldlpose.report import figures as plots
-    from ldlpose.tracking import log_run_files
 
     names = [o.name for o in space.objectives]
     x = "latency_ms" if "latency_ms" in names else names[1]
@@ -86,8 +85,8 @@ def _plot(callback, space: SearchSpace, rows: list[dict]) -> list[str]:
     figure = plots.pareto_figure(points, x, names[0], "params_m", f"search {space.name}: Pareto front")
     front = [{"trial_id": r["trial_id"], "backbone": r["backbone"], "method": r["method"], "pareto": r["pareto"],
               "values": r["values"], "costs": r["costs"], "assignment": r["assignment"]} for r in rows]
-    return log_run_files(callback.uri, callback.tracker.parent_run_id, "plots", {"pareto_front.png": figure},
-                         {"pareto_front.json": json.dumps(front, indent=2, default=str) + "\n"})
+    return callback.tracker.log_files("plots", {"pareto_front.png": figure},
+                                      {"pareto_front.json": json.dumps(front, indent=2, default=str) + "\n"})
 
 
 def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> dict:
@@ -96,7 +95,7 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
 
     A refused or failed registration raises :class:`RegistrationError` once the front is shown: the
     driver then fails the search as for a single champion, and ``--resume`` registers again."""
-    from ldlpose.tracking import RegistrationError, register_front
+    from ldlpose.tracking import RegistrationError
 
     by_id = {t.trial_id: t.metrics for t in outcome.trials}
 
@@ -113,8 +112,8 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
     refused: RegistrationError | None = None
     if members:
         try:
-            registered = register_front(callback.uri, space.name, [_entry(space, m) for m in members],
-                                        space.base_run.data.benchmarks, rule=rule)
+            registered = callback.tracker.register_front([_entry(space, m) for m in members],
+                                                         space.base_run.data.benchmarks, rule=rule)
         except RegistrationError as err:  # the front is still shown; the driver fails the search (--resume)
             refused = err
     champion_versions = {info["champion"] for info in registered.values()}
