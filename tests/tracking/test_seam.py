@@ -163,7 +163,8 @@ def test_a_search_s_steps_after_tune_speak_only_the_seam(tmp_path, synth_root, c
                "assignment": {"model.backbone": "resnet18"}} for k, v in sorted(costs.items(), key=lambda kv: kv[1])]
     tune_results = [SimpleNamespace(trial_id=k, metrics={"latency_ms": costs[k][1], "params_m": costs[k][2]})
                     for k in ("a", "b")]
-    registered = pareto.report_front(callback, space, ranked, SimpleNamespace(trials=tune_results))
+    identities = RunData.of(space.base_run.data).benchmark_identities()
+    registered = pareto.report_front(callback, space, ranked, SimpleNamespace(trials=tune_results), identities)
     assert callback.problems == []
     assert ("register_front", ["a", "b"], ["synth"], "validation") in memory.calls  # c is dominated by a
     assert registered["synth"]["versions"] == {"a": "1", "b": "2"}

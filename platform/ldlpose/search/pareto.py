@@ -59,17 +59,16 @@ def front_rows(space: SearchSpace, ranked: list[dict], costs_of) -> list[dict]:
     return [{**r, "pareto": r["trial_id"] in members} for r in rows]
 
 
-def _entry(space: SearchSpace, row: dict) -> dict:
+def _entry(space: SearchSpace, row: dict, identities: dict[str, dict]) -> dict:
     """What the registry records of one front member (see tracking.registry.register_front)."""
-    from ldlpose.data.identity import RunData
+    from ldlpose.search.trials import validation_split
     from ldlpose.selection.entry import registration_entry, selection
 
-    split = RunData.of(space.run_config(row["assignment"]).data).validation_split()
+    split = validation_split(space, row["assignment"])
     profile = {k: v for k, v in row["costs"].items() if k != "profile_epoch"}
     candidate = {k: row[k] for k in ("trial_id", "run_id", "model_uri", "method", "backbone", "selected_epoch",
                                      "scores", "assignment")}
-    entry = registration_entry(candidate, selection(space.objectives[0].name, row["objective"], split),
-                               RunData.of(space.base_run.data).benchmark_identities())
+    entry = registration_entry(candidate, selection(space.objectives[0].name, row["objective"], split), identities)
     return {**entry, "profile": profile, "pareto": [o.name for o in space.objectives]}
 
 
@@ -89,12 +88,14 @@ def _plot(callback, space: SearchSpace, rows: list[dict]) -> list[str]:
                                       {"pareto_front.json": json.dumps(front, indent=2, default=str) + "\n"})
 
 
-def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> dict:
+def report_front(callback, space: SearchSpace, ranked: list[dict], outcome, identities: dict[str, dict]) -> dict:
     """Show the front (through ldlpose.search.console), plot it to MLflow and register its members;
     ``{benchmark: registration}``.
 
-    A refused or failed registration raises :class:`RegistrationError` once the front is shown: the
-    driver then fails the search as for a single champion, and ``--resume`` registers again."""
+    ``identities``: what the test benchmarks are (ldlpose.data.identity.RunData.benchmark_identities),
+    asked once for the whole front. A refused or failed registration raises :class:`RegistrationError`
+    once the front is shown: the driver then fails the search as for a single champion, and
+    ``--resume`` registers again."""
     from ldlpose.tracking import RegistrationError
 
     by_id = {t.trial_id: t.metrics for t in outcome.trials}
@@ -112,7 +113,7 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
     refused: RegistrationError | None = None
     if members:
         try:
-            registered = callback.tracker.register_front([_entry(space, m) for m in members],
+            registered = callback.tracker.register_front([_entry(space, m, identities) for m in members],
                                                          space.base_run.data.benchmarks, rule=rule)
         except RegistrationError as err:  # the front is still shown; the driver fails the search (--resume)
             refused = err

@@ -158,12 +158,16 @@ def candidate(tracker: SearchTracking, trial: TrialSummary, space: SearchSpace) 
     return found
 
 
+def validation_split(space: SearchSpace, assignment: dict) -> dict:
+    """The validation rows that judged a trial of ``assignment`` (its data section may be searched too)."""
+    return RunData.of(space.run_config(assignment).data).validation_split()
+
+
 def run_tags(space: SearchSpace, trial: TrialSummary) -> dict[str, str]:
     """A finalised trial's tags: what its test scores were measured on and the validation rows that judged it
     (the same tags as ``ldlpose train``'s, ldlpose.selection.entry)."""
     identities = RunData.of(space.base_run.data).benchmark_identities()
-    split = RunData.of(space.run_config(trial.assignment).data).validation_split()
-    return {**identity_tags(identities), **selection_tags(split)}
+    return {**identity_tags(identities), **selection_tags(validation_split(space, trial.assignment))}
 
 
 # Why a run is closed as KILLED by close_orphans (its ldlpose.failure_reason tag).
