@@ -8,11 +8,11 @@ from __future__ import annotations
 import mlflow
 
 from ldlpose.search.trials import ORPHAN_REASON, close_orphans
-from ldlpose.tracking import SearchTracker
+from ldlpose.tracking import MlflowTracker, open_tracker
 
 
-def _tracker(uri: str) -> SearchTracker:
-    tracker = SearchTracker(uri, "orphans")
+def _tracker(uri: str) -> MlflowTracker:
+    tracker = open_tracker(uri, "orphans")  # the search's tracker: the seam's MLflow implementation
     tracker.start("search: {}\n", {"search": {}}, "random", 0, {})
     return tracker
 

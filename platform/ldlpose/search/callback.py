@@ -31,7 +31,7 @@ from ldlpose.search.trials import TAG_DRIVER, TAG_STORAGE, TrialSummary, finalis
 from ldlpose.train.checkpoints import request_stop
 
 if TYPE_CHECKING:
-    from ldlpose.tracking import Outbox
+    from ldlpose.tracking import Outbox, SearchTracking
 
 
 def run_params(space: SearchSpace, assignment: dict) -> dict:
@@ -55,7 +55,7 @@ class TrackingCallback(tune.Callback):
         self.uri, self.space, self.start_info = uri, space, start_info
         self.storage, self.prefix, self.points, self.eval_samples = storage, prefix, points, eval_samples
         self.driver = driver  # the lease holder id of this driver (ldlpose.infra.lease)
-        self._tracker = tracker  # a started SearchTracker to share (the confirmation's), else made on first use
+        self._tracker = tracker  # a started tracker to share (the confirmation's), else made on first use
         self.problems: list[str] = []
         self._outbox: Outbox | None = None
 
@@ -90,11 +90,11 @@ class TrackingCallback(tune.Callback):
         """Write one journaled write (a trial's start or one epoch's metrics) to MLflow."""
         if record["kind"] == "start":
             with trace.phase("start.mlflow", record["trial"]):
-                self.tracker.trial_started(record["trial"], record["params"], record["tags"], record["role"],
-                                           record.get("name"))
+                self.tracker.start_run(record["trial"], record["params"], record["tags"], record["role"],
+                                       record.get("name"))
         else:
-            self.tracker.trial_result(record["trial"], record["metrics"], record["step"],
-                                      timestamp_ms=record["timestamp_ms"])
+            self.tracker.log_metrics(record["trial"], record["metrics"], record["step"],
+                                     timestamp_ms=record["timestamp_ms"])
 
     def drain(self) -> None:
         """Wait until every queued write is done (or, with the server still down, given up on)."""
@@ -105,12 +105,15 @@ class TrackingCallback(tune.Callback):
         self.drain()
 
     @property
-    def tracker(self):
+    def tracker(self) -> SearchTracking:
+        """The search's tracking backend (ldlpose.tracking's seam), its experiment started on first use."""
         if self._tracker is None:
             from ldlpose.tracking import open_tracker
 
-            tracker = open_tracker(self.uri, self.space.name)
-            tracker.start(**self.start_info)
+            tracker: SearchTracking = open_tracker(self.uri, self.space.name)  # mypy checks the Protocol here
+            info = self.start_info  # its keys as a search's pickled state holds them
+            tracker.start_experiment(info["space_yaml_text"], info["resolved_space"], info["sampler"], info["seed"],
+                                     info["manifests"])
             self._tracker = tracker
         return self._tracker
 
@@ -179,7 +182,7 @@ class TrackingCallback(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         reason = trial_error(trial)
-        self.in_background(f"trial {trial.trial_id} end", lambda: self.tracker.trial_finished(
+        self.in_background(f"trial {trial.trial_id} end", lambda: self.tracker.end_run(
             trial.trial_id, "FAILED", {}, reason, None, None))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import sys
 import time
@@ -326,4 +327,59 @@ def champions(registered: dict, uri: str, experiment_id: str | None = None) -> N
         say(f"MLflow:  {shown}\n  open it in MLflow's UI with: ldlpose ui{flag}")
     if registered:
         first = registered[sorted(registered)[0]]
+        say(f"  predict with:     ldlpose predict --model models:/{first['model']}@{first['alias']} IMAGE...")
+
+
+def _number(value, digits: int = 2) -> str:
+    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return f"{value:.{digits}f}" if finite else "-"
+
+
+def front_table(rows: list[dict], space, champion: str | None = None) -> str:
+    """Every finished trial of a multi-objective search with its objectives, costs and test scores; the
+    front marked (the rows of ldlpose.search.pareto.front_rows)."""
+    from ldlpose.metrics import metric_key
+    from ldlpose.report.tables import table
+
+    names = [o.name for o in space.objectives]
+    benchmarks = space.base_run.data.benchmarks
+    headers = ["trial", "method", "backbone", *names, "latency p90 ms", "MACs (M)",
+               *(f"{b} MAE (test)" for b in benchmarks), "pareto", "champion"]
+    body = []
+    for r in sorted(rows, key=lambda r: (not r["pareto"], r["values"][names[0]])):
+        body.append([r["trial_id"], r["method"], r["backbone"], *(_number(r["values"][n]) for n in names),
+                     _number(r["costs"].get("latency_p90_ms")), _number(r["costs"].get("macs_m"), 1),
+                     *(_number(r["scores"].get(metric_key(b, "mae"))) for b in benchmarks),
+                     "yes" if r["pareto"] else "", "yes" if r["trial_id"] == champion else ""])
+    return table(headers, body)
+
+
+def pareto_front(space, rows: list[dict], champion: str | None) -> None:
+    """The Pareto front of a multi-objective search, before its plot and registration."""
+    names = ", ".join(o.name for o in space.objectives)
+    members = sum(1 for r in rows if r["pareto"])
+    say(f"\nPareto front on {names} ({members} of {len(rows)} trials; test benchmarks are reported, "
+        "never used to choose):\n")
+    say(front_table(rows, space, champion))
+
+
+def front_registered(registered: dict, rule: str) -> None:
+    """Each benchmark's registered front and where the rule's alias went; how to predict with it."""
+    for _benchmark, info in sorted(registered.items()):
+        trial_of = {v: t for t, v in info["versions"].items()}
+        versions = ", ".join(sorted(info["versions"].values(), key=int))
+        if info["champion"] is None:
+            verdict = f"no version meets the rule {rule!r}, so alias {info['alias']!r} names none"
+        elif info["moved"]:
+            verdict = (f"alias {info['alias']!r} is now version {info['champion']} (trial {trial_of[info['champion']]})"
+                       f" by {rule!r}")
+        elif not info["comparable"]:
+            verdict = (f"alias {info['alias']!r} stays version {info['champion']}: it was selected on other "
+                       "validation rows, so the two are not comparable")
+        else:
+            verdict = f"alias {info['alias']!r} stays version {info['champion']} by {rule!r}"
+        say(f"registered {info['model']} versions {versions} (its Pareto front, ldlpose.pareto=true): {verdict}")
+    with_champion = sorted(b for b, info in registered.items() if info["champion"] is not None)
+    if with_champion:
+        first = registered[with_champion[0]]
         say(f"  predict with:     ldlpose predict --model models:/{first['model']}@{first['alias']} IMAGE...")

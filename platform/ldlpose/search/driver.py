@@ -39,15 +39,14 @@ def check_identity(space: SearchSpace, data: RunData, storage: str, resume: bool
     from ray import tune
 
     from ldlpose import config as run_configs
-    from ldlpose.infra.storage import join, resolve
+    from ldlpose.infra.storage import join
 
-    location = resolve(storage)
     written = run_configs.apply_overrides(run_configs.read_yaml(space_file), list(overrides))
-    if tune.Tuner.can_restore(join(location, space.name)):
+    if tune.Tuner.can_restore(join(storage, space.name)):
         if resume:
-            fingerprint.check_resume(space, location, data.manifests(), space_file, written)
+            fingerprint.check_resume(space, storage, data.manifests(), space_file, written)
         return  # without --resume the stored search is not touched (ldlpose.search.tuning)
-    fingerprint.record(space, location, data.manifests(), written)
+    fingerprint.record(space, storage, data.manifests(), written)
 
 
 def tracking_callback(space: SearchSpace, data: RunData, yaml_text: str, uri: str, storage: str,
@@ -57,7 +56,7 @@ def tracking_callback(space: SearchSpace, data: RunData, yaml_text: str, uri: st
     search = space.search
     start = {"space_yaml_text": yaml_text, "resolved_space": {"base": space.base, "search": to_dict(search)},
              "sampler": search.sampler.name, "seed": search.sampler.seed, "manifests": data.manifests()}
-    return TrackingCallback(uri, space, start, resolve_location(storage), space.name,
+    return TrackingCallback(uri, space, start, storage, space.name,
                             eval_samples=data.eval_samples(), driver=driver)
 
 
@@ -70,8 +69,9 @@ def search_and_report(path: str, *, overrides=(), resume=False, smoke_test=False
     from ldlpose.tracking import resolve_tracking_uri
 
     # Passwords into the environment before Ray, Tune or a file sees a URI: Tune pickles the storage
-    # path and the tracking callback (with its URI) into the search's storage.
-    storage = credentials_to_environment(storage)
+    # path and the tracking callback (with its URI) into the search's storage. Both are resolved here,
+    # once: the steps below take them as they are.
+    storage = resolve_location(credentials_to_environment(storage))  # a local path made absolute
     tracking_uri = tracking_credentials_to_environment(resolve_tracking_uri(tracking_uri))
     with quiet_logs(verbose):
         return _search_and_report(path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose)
@@ -106,21 +106,18 @@ def search_lease(space: SearchSpace, storage: str):
     """The search's lease (ldlpose.infra.lease): a second driver of it stops here, naming the first."""
     from ldlpose.infra.lease import Lease
     from ldlpose.infra.storage import join
-    from ldlpose.tracking import redact
 
-    location = resolve_location(storage)
-    return Lease(join(location, space.name), f"search {space.name!r} in {redact(location)}")
+    return Lease(join(storage, space.name), f"search {space.name!r} in {redact(storage)}")
 
 
-def _search_held(space, path, overrides, resume, smoke_test, storage, address, tracking_uri, verbose,
-                 driver) -> int:
-    from ldlpose.tracking import RegistrationError, require_authenticated, resolve_tracking_uri
+def _search_held(space, path, overrides, resume, smoke_test, storage, address, uri, verbose, driver) -> int:
+    """The search under its lease; ``storage`` and ``uri`` as search_and_report resolved them."""
+    from ldlpose.tracking import RegistrationError, require_authenticated
 
     if smoke_test and clear_smoke_test(space, storage):
         console.say(f"smoke test {space.name}: the previous smoke test's results are replaced")
     data = RunData.of(space.base_run.data)  # the data root resolved once for every question below
     check_identity(space, data, storage, resume, path, overrides)
-    uri = resolve_tracking_uri(tracking_uri)
     # Refused credentials never heal (an outage may: the outbox waits for it), so stop before training.
     require_authenticated(uri)
     callback = tracking_callback(space, data, Path(path).read_text(), uri, storage, driver)

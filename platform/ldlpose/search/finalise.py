@@ -17,7 +17,7 @@ def finalise_all(callback: TrackingCallback, outcome: SearchOutcome, space: Sear
         if trial.status == "ERROR":
             record = callback.safely("trial record", callback.tracker.trial_record, trial.trial_id)
             if record is None or record["status"] != "FAILED":
-                callback.safely(f"trial {trial.trial_id} end", callback.tracker.trial_finished, trial.trial_id,
+                callback.safely(f"trial {trial.trial_id} end", callback.tracker.end_run, trial.trial_id,
                                 "FAILED", {}, trial.error, None, None)
             continue
         callback.safely(f"trial {trial.trial_id} finalisation", trials.finalise, callback.tracker, trial, space,

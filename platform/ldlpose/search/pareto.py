@@ -17,11 +17,10 @@ import json
 import math
 from collections.abc import Sequence
 
-from ldlpose.metrics import metric_key
-from ldlpose.report.tables import table
+from ldlpose.search import console
 from ldlpose.search.space import SearchSpace
 
-__all__ = ["dominates", "front_rows", "front_table", "non_dominated", "report_front"]
+__all__ = ["dominates", "front_rows", "non_dominated", "report_front"]
 
 # What a multi-objective trial's last result carries besides its metrics (ldlpose.search.tuning).
 PROFILE_KEYS = ("latency_ms", "latency_p90_ms", "latency_batch_ms", "latency_batch_p90_ms", "latency_batch_size",
@@ -38,7 +37,7 @@ def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
     return [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
 
 
-def _finite(value) -> bool:
+def finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -55,91 +54,49 @@ def front_rows(space: SearchSpace, ranked: list[dict], costs_of) -> list[dict]:
         costs = {k: result[k] for k in PROFILE_KEYS if k in result}
         values = {names[0]: candidate["objective"], **{n: costs.get(n) for n in names[1:]}}
         rows.append({**candidate, "costs": costs, "values": values})
-    complete = [r for r in rows if all(_finite(v) for v in r["values"].values())]
+    complete = [r for r in rows if all(finite(v) for v in r["values"].values())]
     members = {complete[i]["trial_id"] for i in non_dominated([[r["values"][n] for n in names] for r in complete])}
     return [{**r, "pareto": r["trial_id"] in members} for r in rows]
 
 
-def _number(value, digits: int = 2) -> str:
-    return f"{value:.{digits}f}" if _finite(value) else "-"
-
-
-def front_table(rows: list[dict], space: SearchSpace, champion: str | None = None) -> str:
-    """Every finished trial with its objectives, costs and test scores; the front marked."""
-    names = [o.name for o in space.objectives]
-    benchmarks = space.base_run.data.benchmarks
-    headers = ["trial", "method", "backbone", *names, "latency p90 ms", "MACs (M)",
-               *(f"{b} MAE (test)" for b in benchmarks), "pareto", "champion"]
-    body = []
-    for r in sorted(rows, key=lambda r: (not r["pareto"], r["values"][names[0]])):
-        body.append([r["trial_id"], r["method"], r["backbone"], *(_number(r["values"][n]) for n in names),
-                     _number(r["costs"].get("latency_p90_ms")), _number(r["costs"].get("macs_m"), 1),
-                     *(_number(r["scores"].get(metric_key(b, "mae"))) for b in benchmarks),
-                     "yes" if r["pareto"] else "", "yes" if r["trial_id"] == champion else ""])
-    return table(headers, body)
-
-
-def _entry(space: SearchSpace, row: dict) -> dict:
+def _entry(space: SearchSpace, row: dict, identities: dict[str, dict]) -> dict:
     """What the registry records of one front member (see tracking.registry.register_front)."""
-    from ldlpose.data.identity import RunData
+    from ldlpose.search.trials import validation_split
     from ldlpose.selection.entry import registration_entry, selection
 
-    split = RunData.of(space.run_config(row["assignment"]).data).validation_split()
+    split = validation_split(space, row["assignment"])
     profile = {k: v for k, v in row["costs"].items() if k != "profile_epoch"}
     candidate = {k: row[k] for k in ("trial_id", "run_id", "model_uri", "method", "backbone", "selected_epoch",
                                      "scores", "assignment")}
-    entry = registration_entry(candidate, selection(space.objectives[0].name, row["objective"], split),
-                               RunData.of(space.base_run.data).benchmark_identities())
+    entry = registration_entry(candidate, selection(space.objectives[0].name, row["objective"], split), identities)
     return {**entry, "profile": profile, "pareto": [o.name for o in space.objectives]}
 
 
 def _plot(callback, space: SearchSpace, rows: list[dict]) -> list[str]:
     """MAE against latency (or the second objective), marker area by parameter count; with the front as JSON."""
     from ldlpose.report import figures as plots
-    from ldlpose.tracking import log_run_files
 
     names = [o.name for o in space.objectives]
     x = "latency_ms" if "latency_ms" in names else names[1]
-    drawn = [r for r in rows if _finite(r["values"].get(x, r["costs"].get(x))) and _finite(r["objective"])]
+    drawn = [r for r in rows if finite(r["values"].get(x, r["costs"].get(x))) and finite(r["objective"])]
     points = [{"label": f"{r['backbone']} {r['trial_id'][-5:]}", "pareto": r["pareto"], x: r["costs"][x],
                names[0]: r["objective"], "params_m": r["costs"].get("params_m", 1.0)} for r in drawn]
     figure = plots.pareto_figure(points, x, names[0], "params_m", f"search {space.name}: Pareto front")
     front = [{"trial_id": r["trial_id"], "backbone": r["backbone"], "method": r["method"], "pareto": r["pareto"],
               "values": r["values"], "costs": r["costs"], "assignment": r["assignment"]} for r in rows]
-    return log_run_files(callback.uri, callback.tracker.parent_run_id, "plots", {"pareto_front.png": figure},
-                         {"pareto_front.json": json.dumps(front, indent=2, default=str) + "\n"})
+    return callback.tracker.log_files("plots", {"pareto_front.png": figure},
+                                      {"pareto_front.json": json.dumps(front, indent=2, default=str) + "\n"})
 
 
-def _champion_lines(registered: dict, rule: str) -> list[str]:
-    lines = []
-    for _benchmark, info in sorted(registered.items()):
-        trial_of = {v: t for t, v in info["versions"].items()}
-        versions = ", ".join(sorted(info["versions"].values(), key=int))
-        if info["champion"] is None:
-            verdict = f"no version meets the rule {rule!r}, so alias {info['alias']!r} names none"
-        elif info["moved"]:
-            verdict = (f"alias {info['alias']!r} is now version {info['champion']} (trial {trial_of[info['champion']]})"
-                       f" by {rule!r}")
-        elif not info["comparable"]:
-            verdict = (f"alias {info['alias']!r} stays version {info['champion']}: it was selected on other "
-                       "validation rows, so the two are not comparable")
-        else:
-            verdict = f"alias {info['alias']!r} stays version {info['champion']} by {rule!r}"
-        lines.append(f"registered {info['model']} versions {versions} (its Pareto front, ldlpose.pareto=true): "
-                     f"{verdict}")
-    with_champion = sorted(b for b, info in registered.items() if info["champion"] is not None)
-    if with_champion:
-        first = registered[with_champion[0]]
-        lines.append(f"  predict with:     ldlpose predict --model models:/{first['model']}@{first['alias']} IMAGE...")
-    return lines
+def report_front(callback, space: SearchSpace, ranked: list[dict], outcome, identities: dict[str, dict]) -> dict:
+    """Show the front (through ldlpose.search.console), plot it to MLflow and register its members;
+    ``{benchmark: registration}``.
 
-
-def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> dict:
-    """Print the front, plot it to MLflow and register its members; ``{benchmark: registration}``.
-
-    A refused or failed registration raises :class:`RegistrationError` once the front is shown: the
-    driver then fails the search as for a single champion, and ``--resume`` registers again."""
-    from ldlpose.tracking import RegistrationError, register_front
+    ``identities``: what the test benchmarks are (ldlpose.data.identity.RunData.benchmark_identities),
+    asked once for the whole front. A refused or failed registration raises :class:`RegistrationError`
+    once the front is shown: the driver then fails the search as for a single champion, and
+    ``--resume`` registers again."""
+    from ldlpose.tracking import RegistrationError
 
     by_id = {t.trial_id: t.metrics for t in outcome.trials}
 
@@ -156,21 +113,17 @@ def report_front(callback, space: SearchSpace, ranked: list[dict], outcome) -> d
     refused: RegistrationError | None = None
     if members:
         try:
-            registered = register_front(callback.uri, space.name, [_entry(space, m) for m in members],
-                                        space.base_run.data.benchmarks, rule=rule)
+            registered = callback.tracker.register_front([_entry(space, m, identities) for m in members],
+                                                         space.base_run.data.benchmarks, rule=rule)
         except RegistrationError as err:  # the front is still shown; the driver fails the search (--resume)
             refused = err
     champion_versions = {info["champion"] for info in registered.values()}
     champion = next((t for info in registered.values() for t, v in info["versions"].items()
                      if v in champion_versions), None)
-    names = ", ".join(o.name for o in space.objectives)
-    print(f"\nPareto front on {names} ({len(members)} of {len(rows)} trials; test benchmarks are reported, "
-          "never used to choose):\n")
-    print(front_table(rows, space, champion))
+    console.pareto_front(space, rows, champion)
     if rows:
         callback.safely("Pareto plot", _plot, callback, space, rows)
-    for line in _champion_lines(registered, rule):
-        print(line)
+    console.front_registered(registered, rule)
     if refused is not None:
         raise refused
     return registered

@@ -11,7 +11,7 @@ from ldlpose.data.identity import RunData
 from ldlpose.search import console
 from ldlpose.search.callback import TrackingCallback
 from ldlpose.search.space import SearchSpace
-from ldlpose.search.trials import objective_name
+from ldlpose.search.trials import objective_name, validation_split
 from ldlpose.search.tuning import SearchOutcome
 
 
@@ -25,7 +25,7 @@ def register_chosen(callback: TrackingCallback, space: SearchSpace, ranked: list
     if space.search.objectives:  # several objectives: the whole Pareto front is registered
         from ldlpose.search import pareto
 
-        pareto.report_front(callback, space, ranked, outcome)
+        pareto.report_front(callback, space, ranked, outcome, data.benchmark_identities())
         return {}
     return register(callback, space, best, data, statistics)
 
@@ -37,10 +37,8 @@ def register(callback: TrackingCallback, space: SearchSpace, best: dict, data: R
 
     # The selection identity recorded at the trial's finalisation; computed here only for trials
     # finalised before it was recorded.
-    chosen_by = best.get("selection")
-    if not chosen_by:
-        split = RunData.of(space.run_config(best["assignment"]).data).validation_split()
-        chosen_by = selection(objective_name(space), best["objective"], split)
+    chosen_by = best.get("selection") or selection(objective_name(space), best["objective"],
+                                                    validation_split(space, best["assignment"]))
     entry = registration_entry(best, chosen_by, data.benchmark_identities(), confirmation)
     return callback.tracker.register(entry, space.base_run.data.benchmarks, rule=space.search.champion.rule)
 

@@ -1,7 +1,8 @@
 """What a search did, told from its stored runs: the summary on its parent run, the two figures
 beside Optuna's, and the facts ``ldlpose report`` prints.
 
-Everything is computed from :func:`ldlpose.tracking.read_search` (MLflow) alone, never
+Everything is computed from the stored search alone (``SearchTracking.search_record``; for MLflow
+:func:`ldlpose.tracking.read_search`), never
 from the driver's memory, so a resumed search, or a report written months later, tells the same
 story. Values are validation objectives at each trial's selected checkpoint; lower is better.
 
@@ -22,10 +23,14 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 from ldlpose.search import confirm
 from ldlpose.search.names import public_names
 from ldlpose.search.trials import sampled_values
+
+if TYPE_CHECKING:
+    from ldlpose.tracking import SearchTracking
 
 __all__ = ["FIGURES", "figures", "log_story", "tell"]
 
@@ -167,11 +172,9 @@ def figures(told: dict) -> dict:
                                              f"{search}: {objective} per method")}
 
 
-def log_story(tracker) -> dict:
-    """Tell the search of ``tracker`` (a started SearchTracker) on its parent run; the summary logged."""
-    from ldlpose.tracking import read_search
-
-    told = tell(read_search(tracker.uri, tracker.search_name, figures=False))
+def log_story(tracker: SearchTracking) -> dict:
+    """Tell the search of ``tracker`` (started) on its parent run; the summary logged."""
+    told = tell(tracker.search_record())
     tags = {"ldlpose.objective": told["objective"]}
     if told["champion"] is not None:
         tags[TAG_CHAMPION_RUN] = told["champion"]["run_id"]

@@ -12,6 +12,10 @@ URI or a ``--set`` value (``https://u:PASS@mlflow``, ``s3://key:secret@bucket``)
 before submitting, and the job reads its credentials from the nodes' environment
 (``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, ``PGPASSWORD`` or ``~/.pgpass``,
 ``AWS_*``) or from a file on the shared storage (docs/cluster.md).
+
+This module prints for itself: it is the client side of ``ldlpose submit``, which runs no search here
+(the search's own lines, printed through :mod:`ldlpose.search.console`, run in the job and come back
+in its logs, streamed verbatim by :func:`follow`). Importing the console would load Ray Tune for that.
 """
 
 from __future__ import annotations

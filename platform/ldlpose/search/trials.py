@@ -20,7 +20,7 @@ from ldlpose.infra.files import sha256_file
 from ldlpose.infra.locations import redact
 from ldlpose.search.space import SearchSpace
 from ldlpose.selection.entry import SELECTION_TAG, identity_tags, selection, selection_tags
-from ldlpose.tracking import TAG_MODEL_URI, TAG_ROLE, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA
+from ldlpose.tracking import TAG_MODEL_URI, TAG_ROLE, TAG_SELECTED_EPOCH, TAG_SELECTED_SHA, SearchTracking
 from ldlpose.train.checkpoints import CHECKPOINT_FILE, Selected, select_checkpoint
 from ldlpose.train.evaluation import selected_scores
 
@@ -98,7 +98,8 @@ def select(trial: TrialSummary, space: SearchSpace) -> Selected | None:
     return select_checkpoint(trial.run_dir, objective_name(space))
 
 
-def finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples=None, attempts: int = 3) -> bool:
+def finalise(tracker: SearchTracking, trial: TrialSummary, space: SearchSpace, eval_samples=None,
+             attempts: int = 3) -> bool:
     """Score, log and record the trial's selected checkpoint unless MLflow already has it; True if done now."""
     from ldlpose.errors import DataError
 
@@ -112,7 +113,7 @@ def finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples=None
     return False
 
 
-def _finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples) -> bool:
+def _finalise(tracker: SearchTracking, trial: TrialSummary, space: SearchSpace, eval_samples) -> bool:
     selected = select(trial, space)
     if selected is None:
         return False
@@ -121,20 +122,20 @@ def _finalise(tracker, trial: TrialSummary, space: SearchSpace, eval_samples) ->
     if record is not None and record["tags"].get(TAG_SELECTED_SHA) == digest:
         return False
     with trace.phase("end.model", trial.trial_id):
-        tracker.log_trial_model(trial.trial_id, selected.path)
+        tracker.log_model(trial.trial_id, selected.path)
     if eval_samples:
         with trace.phase("end.plots", trial.trial_id):
             tracker.log_trial_artifacts(trial.trial_id, selected.path, eval_samples)
     with trace.phase("end.test_scores", trial.trial_id):  # already measured unless the loop could not
         scores = selected_scores(selected, trial.metrics, space.base_run.data.benchmarks)
     with trace.phase("end.mlflow", trial.trial_id):
-        tracker.trial_selected(trial.trial_id, selected.epoch, scores, digest, run_tags(space, trial))
-        tracker.trial_finished(trial.trial_id, "FINISHED", _numeric(trial.metrics), None,
+        tracker.record_selection(trial.trial_id, selected.epoch, scores, digest, run_tags(space, trial))
+        tracker.end_run(trial.trial_id, "FINISHED", _numeric(trial.metrics), None,
                                trial.metrics.get("node_id"), trial.metrics.get("device"))
     return True
 
 
-def candidate(tracker, trial: TrialSummary, space: SearchSpace) -> dict | None:
+def candidate(tracker: SearchTracking, trial: TrialSummary, space: SearchSpace) -> dict | None:
     """What the registry needs of a finalised trial, read back from MLflow; None if it has no model."""
     record = tracker.trial_record(trial.trial_id)
     if record is None or not record["tags"].get(TAG_MODEL_URI):
@@ -157,12 +158,16 @@ def candidate(tracker, trial: TrialSummary, space: SearchSpace) -> dict | None:
     return found
 
 
+def validation_split(space: SearchSpace, assignment: dict) -> dict:
+    """The validation rows that judged a trial of ``assignment`` (its data section may be searched too)."""
+    return RunData.of(space.run_config(assignment).data).validation_split()
+
+
 def run_tags(space: SearchSpace, trial: TrialSummary) -> dict[str, str]:
     """A finalised trial's tags: what its test scores were measured on and the validation rows that judged it
     (the same tags as ``ldlpose train``'s, ldlpose.selection.entry)."""
     identities = RunData.of(space.base_run.data).benchmark_identities()
-    split = RunData.of(space.run_config(trial.assignment).data).validation_split()
-    return {**identity_tags(identities), **selection_tags(split)}
+    return {**identity_tags(identities), **selection_tags(validation_split(space, trial.assignment))}
 
 
 # Why a run is closed as KILLED by close_orphans (its ldlpose.failure_reason tag).
@@ -172,7 +177,8 @@ TAG_STORAGE = "ldlpose.storage"  # on a trial's run: the search's folder (passwo
 TAG_DRIVER = "ldlpose.driver"  # on a trial's run: the lease holder id of the driver that started it
 
 
-def close_orphans(tracker, known: set[str], role: str, owner: dict[str, str] | None = None) -> list[str]:
+def close_orphans(tracker: SearchTracking, known: set[str], role: str,
+                  owner: dict[str, str] | None = None) -> list[str]:
     """Close as KILLED the search's runs of ``role`` still RUNNING whose trial is not in ``known``.
 
     After a driver is killed outright and the search resumed, Tune knows only the trials of its last
@@ -194,7 +200,7 @@ def close_orphans(tracker, known: set[str], role: str, owner: dict[str, str] | N
             continue
         if owner and not _orphan_of(record["tags"], owner):
             continue
-        tracker.trial_finished(trial_id, "KILLED", {}, ORPHAN_REASON)
+        tracker.end_run(trial_id, "KILLED", {}, ORPHAN_REASON)
         closed.append(trial_id)
     return closed
 

@@ -38,9 +38,10 @@ the version with the best validation objective among versions selected on the sa
 holds when searches finish concurrently.
 
 **The seam.** Search, training and evaluation speak to :class:`Tracker` (``seam``), a small Protocol:
-start a run, log params and metrics, log a model, register, set an alias, log an evaluation.
+start a run, log params and metrics, log a model, register, set an alias, log an evaluation; a search
+also asks :class:`SearchTracking` (``seam``), its runs read back, plots and a summary on its parent run.
 :func:`open_tracker` returns its one implementation, :class:`MlflowTracker` (``mlflow_tracker``).
-Adding a tracking backend = one module implementing the Protocol, and ``open_tracker`` choosing it.
+Adding a tracking backend = one module implementing the Protocols, and ``open_tracker`` choosing it.
 Code outside this package imports these public names only, never a submodule (a contract checked by
 ``tests/architecture.py``). Which version is champion is decided outside it, in :mod:`ldlpose.selection`.
 
@@ -83,7 +84,7 @@ from ldlpose.tracking.models import load_predictor, log_run_files, warm_up
 from ldlpose.tracking.outbox import Outbox
 from ldlpose.tracking.registry import RegistrationError, list_champions, register_champions, register_front
 from ldlpose.tracking.runs import SearchTracker, flatten
-from ldlpose.tracking.seam import Tracker
+from ldlpose.tracking.seam import SearchTracking, Tracker
 from ldlpose.tracking.search_record import read_search
 from ldlpose.tracking.training import record_training
 from ldlpose.tracking.ui import pages as ui_pages
@@ -92,7 +93,8 @@ from ldlpose.tracking.ui import start_ui, stop_ui, wait_until_up
 __all__ = [
     "CHAMPION", "EVALUATIONS", "JOURNAL_FOLDER", "MODEL_INFO_FILE", "TAG_CONFIRMS", "TAG_MODEL_SHA", "TAG_MODEL_URI",
     "TAG_PARENT", "TAG_ROLE", "TAG_SEARCH", "TAG_SELECTED_EPOCH", "TAG_SELECTED_SHA", "TAG_TRIAL", "Journal",
-    "MlflowTracker", "ModelLoadError", "Outbox", "RegistrationError", "SearchTracker", "Tracker", "TrackingError",
+    "MlflowTracker", "ModelLoadError", "Outbox", "RegistrationError", "SearchTracker", "SearchTracking", "Tracker",
+    "TrackingError",
     "credentials_to_environment", "experiment_page", "flatten", "leaderboard", "list_champions", "load_predictor",
     "log_evaluation", "log_run_files", "open_tracker", "read_search", "record_training", "redact",
     "register_champions", "register_front", "registered_model_name", "registry_model_identity",

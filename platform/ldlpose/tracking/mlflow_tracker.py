@@ -1,8 +1,10 @@
 """MLflow behind the tracking seam (:class:`ldlpose.tracking.seam.Tracker`).
 
 :class:`MlflowTracker` is :class:`ldlpose.tracking.runs.SearchTracker` (parent and child runs, batched
-writes) answering the seam's names, plus registration, aliases and evaluations. The search also uses
-its trial-level reads (``trial_record``, ``trial_ids``, plots), which only MLflow offers today.
+writes) answering the seam's names, plus registration, aliases and evaluations. It implements both
+Protocols of the seam: :class:`~ldlpose.tracking.seam.Tracker` and the search's
+:class:`~ldlpose.tracking.seam.SearchTracking` (whose trial reads, plots and summary ``SearchTracker``
+answers under the same names).
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ class MlflowTracker(SearchTracker):
         return self.start(config_text, resolved, sampler, seed, manifests)
 
     def start_run(self, key: str, params: Mapping, tags: Mapping[str, str] | None = None,
-                  role: str = "trial") -> str:
-        return self.trial_started(key, params, tags, role=role)
+                  role: str = "trial", name: str | None = None) -> str:
+        return self.trial_started(key, params, tags, role=role, name=name)
 
-    def log_metrics(self, key: str, metrics: Mapping, step: int) -> None:
-        self.trial_result(key, metrics, step)
+    def log_metrics(self, key: str, metrics: Mapping, step: int, timestamp_ms: int | None = None) -> None:
+        self.trial_result(key, metrics, step, timestamp_ms=timestamp_ms)
 
     def log_model(self, key: str, checkpoint_dir: str | Path) -> str:
         return self.log_trial_model(key, checkpoint_dir)
@@ -51,6 +53,18 @@ class MlflowTracker(SearchTracker):
         from ldlpose.tracking.registry import register_front
 
         return register_front(self.uri, self.search_name, members, benchmarks, rule=rule)
+
+    def log_files(self, folder: str, figures: Mapping | None = None, texts: Mapping[str, str] | None = None
+                  ) -> list[str]:
+        from ldlpose.tracking.models import log_run_files
+
+        _, parent_run_id = self._require_started()
+        return log_run_files(self.uri, parent_run_id, folder, dict(figures or {}), dict(texts or {}))
+
+    def search_record(self) -> dict:
+        from ldlpose.tracking.search_record import read_search
+
+        return read_search(self.uri, self.search_name, figures=False)
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(model, alias, version)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Tracker"]
+__all__ = ["SearchTracking", "Tracker"]
 
 
 @runtime_checkable
@@ -32,11 +32,13 @@ class Tracker(Protocol):
         """Open the experiment's parent run (reused by a resumed one) with its config and data manifests; its id."""
 
     def start_run(self, key: str, params: Mapping, tags: Mapping[str, str] | None = None,
-                  role: str = "trial") -> str:
-        """A child run for ``key`` (created unless an earlier attempt made one) with its params; its id."""
+                  role: str = "trial", name: str | None = None) -> str:
+        """A child run for ``key`` (created unless an earlier attempt made one) with its params; its id.
+        ``name``: how a UI lists it (default: ``key``); runs are found again by ``key``, never by name."""
 
-    def log_metrics(self, key: str, metrics: Mapping, step: int) -> None:
-        """The numeric entries of ``metrics`` at ``step`` (an epoch)."""
+    def log_metrics(self, key: str, metrics: Mapping, step: int, timestamp_ms: int | None = None) -> None:
+        """The numeric entries of ``metrics`` at ``step`` (an epoch); ``timestamp_ms``: when they were
+        measured (default: now), kept by a replayed write so that it is not stored twice."""
 
     def log_model(self, key: str, checkpoint_dir: str | Path) -> str:
         """The checkpoint in ``checkpoint_dir`` as the run's model; its URI (``models:/...``)."""
@@ -61,3 +63,39 @@ class Tracker(Protocol):
 
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         """Close the experiment's parent run."""
+
+
+@runtime_checkable
+class SearchTracking(Tracker, Protocol):
+    """What a search asks besides :class:`Tracker`: it rebuilds everything it registers from stored state,
+    so it reads its trials' runs back, and it files plots and a summary on the experiment's parent run."""
+
+    def trial_ids(self) -> list[str]:
+        """The keys of every run under the experiment, as the store holds them now (earlier attempts' too)."""
+
+    def trial_record(self, key: str) -> dict | None:
+        """What the store holds of ``key``'s run: ``{"run_id", "status", "tags", "metrics"}``, or None."""
+
+    def log_trial_artifacts(self, key: str, checkpoint_dir: str | Path, eval_data: Mapping) -> list[str]:
+        """Plots of the checkpoint's predictions on ``eval_data`` (benchmark -> (images, angles_deg)) on
+        ``key``'s run; the artifact paths."""
+
+    def log_files(self, folder: str, figures: Mapping | None = None, texts: Mapping[str, str] | None = None
+                  ) -> list[str]:
+        """Figures (name -> matplotlib figure) and text files (name -> text) on the parent run under
+        ``folder``; the artifact paths."""
+
+    def log_search_plots(self, study) -> list[str]:
+        """The sampler's own plots of ``study`` (an Optuna study) on the parent run; the artifact paths."""
+
+    def log_search_summary(self, metrics: Mapping[str, float], figures: Mapping, tags: Mapping[str, str]) -> None:
+        """The search's summary on its parent run: metrics (the latest wins), tags and figures."""
+
+    def search_record(self) -> dict:
+        """The whole search as stored (its runs and registered versions, no figures), what
+        :func:`ldlpose.search.story.tell` reads."""
+
+    def register_front(self, members: list[Mapping], benchmarks: list[str], *,
+                       rule: str = "validation") -> dict[str, dict]:
+        """Every member of a Pareto front registered at once, the rule's alias moved among them
+        (ldlpose.selection.champion); ``{benchmark: {"model", "versions", "alias", "champion", ...}}``."""
