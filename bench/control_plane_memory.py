@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     p.add_argument("--parts", default="model,plots,test")
     args = p.parse_args(argv)
 
-    from ldlpose.search import driver
+    from ldlpose.data.identity import RunData
     from ldlpose.search.space import load_search_space
     from ldlpose.tracking import SearchTracker
     from ldlpose.train.evaluation import score_checkpoint
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     space_file = next(args.workdir.glob("control-plane-*.yaml"))
     space = load_search_space(str(space_file), [])
     checkpoint = next((args.workdir / "results").glob(f"{space.name}-*/checkpoint_epoch_*"))
-    samples, parts = driver._eval_samples(space), set(args.parts.split(","))
+    samples, parts = RunData.of(space.base_run.data).eval_samples(), set(args.parts.split(","))
     with probe.mlflow_server(args.workdir / f"memory-{'-'.join(sorted(parts))}") as (_, uri):
         tracker = SearchTracker(uri, "memory")
         tracker.start("", {}, "tpe", 0, {})
