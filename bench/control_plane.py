@@ -217,6 +217,7 @@ def run(args, work: Path) -> dict:
     """Prepare, start MLflow and Ray, run the search under the probe; the measurements."""
     import ray
 
+    from ldlpose.infra.environment import temporarily
     from ldlpose.search.driver import search_and_report
 
     for earlier in ("results", "mlflow", "trace"):  # a search of its own each time; data and templates stay
@@ -228,7 +229,7 @@ def run(args, work: Path) -> dict:
            "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}
     if ray.is_initialized():  # one logical CPU per concurrent trial: a Ray of its own
         ray.shutdown()
-    with probe.environment(env), probe.mlflow_server(work / "mlflow") as (server, uri):
+    with temporarily(**env), probe.mlflow_server(work / "mlflow") as (server, uri):
         ray.init(address="local", num_cpus=args.concurrency, resources={"TRAIN_DRIVER_RESOURCE": 100},
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
         storage = work / "results"

@@ -140,21 +140,6 @@ class Probe:
 
 
 @contextlib.contextmanager
-def environment(values: dict[str, str]):
-    """``values`` in os.environ meanwhile; what was there before afterwards."""
-    old = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
 def timed_lines():
     """Every line printed to stdout meanwhile, with the seconds since the epoch it appeared at; still printed."""
     lines: list[tuple[float, str]] = []

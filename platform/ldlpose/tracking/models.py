@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ldlpose.infra.environment import temporarily
 from ldlpose.tracking._common import (
     MODEL_INFO_FILE,
     TAG_SEARCH,
@@ -69,7 +68,7 @@ def _log_predictor(predictor, info: dict, *, run_id: str, experiment_id: str, ur
         info_file = Path(tmp) / MODEL_INFO_FILE
         info_file.write_text(json.dumps(info, indent=2, default=str) + "\n")
         # log_model files the LoggedModel under the process's current experiment: make it the run's.
-        with _global_uri(uri), _env(MLFLOW_EXPERIMENT_ID=experiment_id):
+        with _global_uri(uri), temporarily(MLFLOW_EXPERIMENT_ID=experiment_id):
             logged = mlflow.pytorch.log_model(
                 predictor, name="model", run_id=run_id, serialization_format="pt2",
                 input_example=example, signature=signature, metadata={"ldlpose": info},
@@ -81,21 +80,6 @@ def _log_predictor(predictor, info: dict, *, run_id: str, experiment_id: str, ur
                 validate_serving_input=False,
                 tags={TAG_SEARCH: info["search_id"], TAG_TRIAL: info["trial_id"], **(tags or {})})
     return f"models:/{logged.model_id}"
-
-
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """Environment variables that mlflow reads at call time, set for one call."""
-    old = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def load_predictor(model_uri: str, tracking_uri: str | None = None) -> tuple[export.LoadedPredictor, dict]:
@@ -117,7 +101,7 @@ def load_predictor(model_uri: str, tracking_uri: str | None = None) -> tuple[exp
     # needs unpickling is not one of ours and would run its code on load. No MLflow release refuses
     # pickle by default yet (3.18.0 still allows it); ldlpose asks for the refusal unless the user set it.
     pickle = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    with tempfile.TemporaryDirectory() as tmp, _global_uri(uri), _env(
+    with tempfile.TemporaryDirectory() as tmp, _global_uri(uri), temporarily(
             MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=progress, MLFLOW_ALLOW_PICKLE_DESERIALIZATION=pickle):
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))

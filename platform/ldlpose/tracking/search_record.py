@@ -101,11 +101,11 @@ def _figures(client, run_id: str) -> dict[str, bytes]:
     import tempfile
     from pathlib import Path
 
-    from ldlpose.tracking.models import _env
+    from ldlpose.infra.environment import temporarily
 
     if not [item for item in client.list_artifacts(run_id, PLOTS) if item.path.endswith(".png")]:
         return {}
     progress = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # quiet unless asked
-    with tempfile.TemporaryDirectory() as tmp, _env(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=progress):
+    with tempfile.TemporaryDirectory() as tmp, temporarily(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=progress):
         local = Path(client.download_artifacts(run_id, PLOTS, tmp))
         return {file.name: file.read_bytes() for file in sorted(local.glob("*.png"))}
