@@ -26,9 +26,10 @@ __all__ = ["Face", "make_face"]
 IDENTITY_STREAM = 11  # facegen's own streams: never the same draws as synthhead's
 # The built face, posed at the labels of annotated real faces, fits their 68 landmarks best when
 # turned up by about this much first: the mean face's landmarks against AFLW2000's pt3d_68 on the 16
-# test pairs of ../shared/realdata/aflw2000 (never the 400 dev pairs), mean normalised error least at
-# 4-6 degrees (0.0578 at 0, 0.0549 at 5), and 2 degrees on the 300W-LP sample's 2-D landmarks. The
-# ellipsoids are built upright by eye; the labels' pitch 0 is the 3DMM's frontal pose.
+# test pairs of ../shared/realdata/aflw2000 (never the 400 dev pairs): mean normalised error 0.0573
+# upright, 0.0522 turned up 5 degrees, and worse again 2-4 degrees further either way except +2
+# (bench/facegen_calibration.py). The ellipsoids are built upright by eye; the labels' pitch 0 is
+# the 3DMM's frontal pose.
 FRONTAL_PITCH_DEG = 5.0
 _HAIR = ((0.06, 0.05, 0.04), (0.18, 0.11, 0.06), (0.35, 0.22, 0.12), (0.6, 0.45, 0.25),
          (0.75, 0.62, 0.4), (0.45, 0.16, 0.06), (0.55, 0.55, 0.55), (0.85, 0.85, 0.85))
