@@ -19,7 +19,8 @@ A table is one JSON file (``bench/results/replay-*.json``)::
          "seed": 0,                            # the training seed
          "val_mae": [21.4, 20.4, ...],         # per epoch, degrees, one per epoch of base.train.epochs
          "test_mae": [21.5, 20.4, ...],        # per epoch, on the test split (never used to choose)
-         "epoch_s": [1.7, 1.1, ...]}           # per epoch: training plus evaluation seconds
+         "epoch_s": [1.7, 1.1, ...],           # per epoch: training plus evaluation seconds
+         "real_mae": [25.0, 19.1, ...]}        # optional, per epoch: metadata["real"] (real faces, measured only)
       ]
     }
 
@@ -43,6 +44,7 @@ SCHEMA = "ldlpose-replay-table/1"
 METADATA_KEYS = ("commit", "machine", "command", "created", "metric", "test", "base", "parameters")
 ROW_KEYS = ("config", "seed", "val_mae", "test_mae", "epoch_s")
 CURVES = ("val_mae", "test_mae", "epoch_s")
+OPTIONAL_CURVES = ("real_mae",)  # present in every row or in none; metadata["real"] says what it holds
 
 
 class TableError(ValueError):
@@ -56,6 +58,7 @@ class Row:
     val_mae: tuple[float, ...]
     test_mae: tuple[float, ...]
     epoch_s: tuple[float, ...]
+    real_mae: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,13 @@ def parse(data: Any, path: str = "<table>") -> Table:
         raise TableError(f"{path}: rows: must be a non-empty list of recorded runs")
     epochs = int(metadata["base"]["train"]["epochs"])
     rows = tuple(_row(raw, f"{path}: rows[{i}]", epochs) for i, raw in enumerate(raw_rows))
+    with_real = [r.real_mae is not None for r in rows]
+    if any(with_real) and not all(with_real):
+        i = with_real.index(False)
+        raise TableError(f"{path}: rows[{i}]: missing real_mae, which other rows hold; record every row "
+                         "with the same --real folder or none")
+    if any(with_real) and "real" not in metadata:
+        raise TableError(f"{path}: metadata.real: missing; rows hold real_mae, so the metadata names what it measures")
     table = Table(path, metadata, rows)
     from ldlpose.errors import LdlposeError
 
@@ -154,14 +164,15 @@ def _row(raw: Any, where: str, epochs: int) -> Row:
     if not isinstance(raw, dict):
         raise TableError(f"{where}: must be a mapping with {', '.join(ROW_KEYS)}")
     missing = [k for k in ROW_KEYS if k not in raw]
-    unknown = sorted(set(raw) - set(ROW_KEYS))
+    unknown = sorted(set(raw) - set(ROW_KEYS) - set(OPTIONAL_CURVES))
     if missing or unknown:
         problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
                    ([f"unknown {', '.join(unknown)}"] if unknown else [])
         raise TableError(f"{where}: {'; '.join(problems)} (a row holds {', '.join(ROW_KEYS)})")
     if not isinstance(raw["config"], dict) or not raw["config"]:
         raise TableError(f"{where}.config: must map run-config keys to the recorded values")
-    curves = {name: _curve(raw[name], f"{where}.{name}", epochs) for name in CURVES}
+    curves = {name: _curve(raw[name], f"{where}.{name}", epochs) for name in CURVES + OPTIONAL_CURVES
+              if name in raw}
     return Row(config=dict(raw["config"]), seed=int(raw["seed"]), **curves)
 
 
