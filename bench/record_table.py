@@ -32,10 +32,12 @@ so the table shows the training noise).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,7 +143,7 @@ def prepare(root: Path, args: argparse.Namespace) -> None:
         raise SystemExit(f"preparing {generator} under {root} failed ({code})")
 
 
-def record_run(metadata: dict, config: dict, seed: int, root: str, index: int) -> dict:
+def record_run(metadata: dict, config: dict, seed: int, root: str) -> dict:
     """Train one configuration with one seed; its row of the table (run in a worker process)."""
     from ldlpose.train.run import fit_in_process
 
@@ -149,9 +151,17 @@ def record_run(metadata: dict, config: dict, seed: int, root: str, index: int) -
     run = replay_table.space(table).run_config(config)
     run = run.model_copy(update={"data": run.data.model_copy(update={"root": root}),
                                  "train": run.train.model_copy(update={"seed": seed})})
+    # Named by the configuration, never by its place in the grid (which moves when --extend adds values),
+    # and trained from scratch: a folder left by an interrupted recording would resume, and its first
+    # epochs would be missing from the row.
+    key = hashlib.sha256(repr(replay_table.config_key(replay_table.run_keys(config))).encode()).hexdigest()[:12]
+    name = f"row-{key}-seed{seed}"
+    shutil.rmtree(Path(root) / "runs" / name, ignore_errors=True)
     epochs: list[dict] = []
-    fit_in_process(run, storage_path=str(Path(root) / "runs"), name=f"row-{index:03d}-seed{seed}",
+    fit_in_process(run, storage_path=str(Path(root) / "runs"), name=name,
                    publish=lambda metrics, *_, **__: epochs.append(dict(metrics)))
+    if len(epochs) != run.train.epochs:
+        raise RuntimeError(f"{name}: {len(epochs)} epochs reported, {run.train.epochs} expected")
     row = {"config": replay_table.run_keys(config), "seed": seed,
            "val_mae": [round(m["val_mae"], 4) for m in epochs],
            "test_mae": [round(m[f"{run.data.benchmarks[0]}_mae"], 4) for m in epochs],
@@ -234,7 +244,7 @@ def record(args: argparse.Namespace, root: Path, argv: list[str]) -> dict:
     started = time.time()
     print(f"[record] {len(work)} runs to record, {args.jobs} at a time", flush=True)
     with _pool(args.jobs) as pool:
-        futures = [pool.submit(record_run, metadata, point, seed, str(root), index) for index, point, seed in work]
+        futures = [pool.submit(record_run, metadata, point, seed, str(root)) for _, point, seed in work]
         for future in futures:
             rows.append(future.result())
             print(f"[record] {len(rows)}: {rows[-1]['config']} seed {rows[-1]['seed']}: "
