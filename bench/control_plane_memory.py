@@ -4,7 +4,9 @@ bench/control_plane.py saw the search driver's memory grow about 1 MB per trial 
 repeats, in one process and with nothing else running, what the driver's writing thread does per
 trial (ldlpose.search.trials.finalise): a trial run started, its checkpoint exported and logged as a
 model, its plots drawn and logged, the checkpoint scored on the test benchmark; and prints the
-resident memory after each (after a garbage collection). It reads a run of bench/control_plane.py
+resident memory after each (after a garbage collection), and the export worker's
+(ldlpose.tracking.export_worker: the model's export and logging run there since the driver kept
+torch.export's leftovers). It reads a run of bench/control_plane.py
 kept with ``--workdir``: its space file and one of its checkpoints.
 
     python bench/control_plane_memory.py --workdir /tmp/cp/main --repeats 20 [--parts model,plots,test]
@@ -32,7 +34,7 @@ def main(argv=None) -> int:
 
     from ldlpose.data.identity import RunData
     from ldlpose.search.space import load_search_space
-    from ldlpose.tracking import SearchTracker
+    from ldlpose.tracking import SearchTracker, export_worker
     from ldlpose.train.evaluation import score_checkpoint
 
     space_file = next(args.workdir.glob("control-plane-*.yaml"))
@@ -52,7 +54,9 @@ def main(argv=None) -> int:
             if "test" in parts:
                 score_checkpoint(checkpoint, space.base_run.data.benchmarks)
             gc.collect()
-            print(f"finalisation {i + 1}: RSS {probe.rss_mb():.1f} MB", flush=True)
+            worker = export_worker.worker_pid()
+            print(f"finalisation {i + 1}: RSS {probe.rss_mb():.1f} MB; export worker {worker}: "
+                  f"{probe.rss_mb(worker) if worker else 0.0:.1f} MB", flush=True)
     return 0
 
 

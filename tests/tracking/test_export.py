@@ -90,18 +90,30 @@ def test_label_distribution_plot_only_for_bin_methods(tmp_path):
         assert all((tmp_path / f"{name}-plots" / n).stat().st_size > 5000 for n in names)
 
 
-def test_warm_up_loads_what_the_first_model_export_needs():
-    """The search driver's warm-up thread: in a fresh interpreter, after it, torch.export's tracing and
-    saving, torchvision, MLflow's PyTorch flavour and matplotlib are loaded (none of them before)."""
+def _loaded_by(call: str, modules: list[str]) -> tuple[list[str], list[str], str]:
+    """In a fresh interpreter: which of ``modules`` were loaded before and after ``call``, and what it printed."""
     import json
     import subprocess
     import sys
 
-    modules = ["torch._dynamo", "torch.export.pt2_archive._package", "torchvision", "mlflow.pytorch",
-               "matplotlib.pyplot"]
-    code = (f"import json, sys; import ldlpose.tracking.models as m; names = {modules!r}; "
-            "before = [n for n in names if n in sys.modules]; m.warm_up(); "
-            "print(json.dumps([before, [n for n in names if n in sys.modules]]))")
+    code = (f"import json, sys; import ldlpose.tracking as t; import ldlpose.tracking.models as m; "
+            f"names = {modules!r}; before = [n for n in names if n in sys.modules]; {call}; "
+            "print(json.dumps([before, [n for n in names if n in sys.modules], t.export_worker.worker_pid()]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    before, after = json.loads(out.strip().splitlines()[-1])
-    assert before == [] and after == modules, out
+    before, after, _ = json.loads(out.strip().splitlines()[-1])
+    return before, after, out
+
+
+def test_warm_up_loads_what_the_first_finalisation_needs():
+    """The search driver's warm-up thread: in a fresh interpreter, after it, torchvision and matplotlib
+    are loaded (for the plots, none of them before) and the export worker is running; the worker's
+    own warm-up loads torch.export's tracing and saving and MLflow's PyTorch flavour."""
+    import json
+
+    here = ["torchvision", "matplotlib.pyplot"]
+    before, after, out = _loaded_by("t.warm_up()", here)
+    assert before == [] and after == here, out
+    assert json.loads(out.strip().splitlines()[-1])[2] is not None, out  # the worker was started
+    worker = ["torch._dynamo", "torch.export.pt2_archive._package", "mlflow.pytorch"]
+    before, after, out = _loaded_by("m.warm_up_export()", worker)
+    assert before == [] and after == worker, out

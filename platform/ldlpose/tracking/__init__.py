@@ -77,10 +77,11 @@ from ldlpose.tracking._common import (
 )
 from ldlpose.tracking.evaluations import EXPERIMENT as EVALUATIONS
 from ldlpose.tracking.evaluations import leaderboard, log_evaluation, registry_model_identity
+from ldlpose.tracking.export_worker import warm_up
 from ldlpose.tracking.journal import FOLDER as JOURNAL_FOLDER
 from ldlpose.tracking.journal import Journal
 from ldlpose.tracking.mlflow_tracker import MlflowTracker, open_tracker
-from ldlpose.tracking.models import load_predictor, log_run_files, warm_up
+from ldlpose.tracking.models import load_predictor, log_run_files
 from ldlpose.tracking.outbox import Outbox
 from ldlpose.tracking.registry import RegistrationError, list_champions, register_champions, register_front
 from ldlpose.tracking.runs import SearchTracker, flatten

@@ -25,28 +25,19 @@ if TYPE_CHECKING:  # torch stays out of `import ldlpose.tracking`
     from ldlpose.inference import predictor as export
 
 
-def warm_up() -> None:
-    """Load, once per process, what logging a trial's model needs: torch.export's tracing and
-    saving (a one-layer export), the methods and backbones (torchvision), MLflow's PyTorch flavour
-    and matplotlib.
-
-    Without it the first trial to finish pays for all that in its finalisation (about 5 s here with
-    bytecode, 15 without) while other trials train; the search driver runs this on a thread of its
-    own while Ray starts. A failure here is left to the finalisation to report.
-    """
+def warm_up_export() -> None:
+    """Load torch.export's tracing and saving (a one-layer export) and MLflow's PyTorch flavour: the
+    export worker's warm-up."""
     try:
         import io
 
         import mlflow.pytorch  # noqa: F401
         import torch
-        import torchvision.models  # noqa: F401  (the backbones; it loads torch._dynamo too)
 
         import ldlpose.inference.predictor  # noqa: F401
-        from ldlpose.report import figures as plots
 
         program = torch.export.export(torch.nn.Linear(2, 2), (torch.zeros(2, 2),))
         torch.export.save(program, io.BytesIO())
-        plots.pyplot()
     except Exception:  # the real export says what is wrong, with the trial's model
         pass
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ldlpose.errors import ConfigError
 from ldlpose.infra.files import sha256_file
+from ldlpose.tracking import export_worker
 from ldlpose.tracking._common import (
     _STATUSES,
     TAG_MODEL_SHA,
@@ -31,11 +32,9 @@ from ldlpose.tracking._common import (
     _log_batch,
     _mlflow_key,
     _param_value,
-    _short,
     _sqlite_path,
     redact,
 )
-from ldlpose.tracking.models import _log_predictor
 
 TAG_ERROR = "ldlpose.error"  # on a parent run that ended FAILED: why (e.g. the registration's error)
 
@@ -325,7 +324,6 @@ class SearchTracker:
         killed after the model was written but before the run was tagged) returns the earlier model
         instead of logging a duplicate: models are found by the checkpoint's sha256.
         """
-        from ldlpose.inference import predictor as export
         from ldlpose.train.checkpoints import checkpoint_file as model_file
 
         run_id = self._trial_run(trial_id)
@@ -337,15 +335,13 @@ class SearchTracker:
         if digest and tags.get(TAG_MODEL_SHA) == digest and tags.get(TAG_MODEL_URI):
             return tags[TAG_MODEL_URI]
         model_uri = self._logged_model(trial_id, digest) if digest else None
-        if model_uri is None:
-            predictor, info = export.predictor_from_checkpoint(checkpoint)
-            info.update({"search_id": self.search_name, "trial_id": trial_id, "run_id": run_id})
+        if model_uri is None:  # exported in a worker process (tracking.export_worker says why)
+            info = {"search_id": self.search_name, "trial_id": trial_id, "run_id": run_id}
             try:
-                model_uri = _log_predictor(predictor, info, run_id=run_id, experiment_id=experiment_id,
-                                           uri=self.uri, tags={TAG_MODEL_SHA: digest or ""})
-            except Exception as err:  # torch.export (a method's decode) or the server; the search goes on
-                raise TrackingError(f"could not log the model of trial {trial_id} ({info['method']}, "
-                                    f"{checkpoint}): {_short(err)}") from err
+                model_uri = export_worker.log_checkpoint(checkpoint, info, run_id=run_id, experiment_id=experiment_id,
+                                                         uri=self.uri, tags={TAG_MODEL_SHA: digest or ""})
+            except RuntimeError as err:  # torch.export (a method's decode), the server, the worker; the search goes on
+                raise TrackingError(f"could not log the model of trial {trial_id} ({checkpoint}): {err}") from None
         _log_batch(self.client, run_id, tags={TAG_MODEL_URI: model_uri, TAG_MODEL_SHA: digest or ""})
         return model_uri
 
