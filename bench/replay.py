@@ -277,7 +277,7 @@ def main(argv=None) -> int:
     replay_report.figure(table, runs, figure)
     print(f"figure: {figure}")
     if args.json:
-        replay_report.write_json(args.json, table, summary, runs, sys.argv if argv is None else argv)
+        replay_report.write_json(args.json, table, summary, runs, sys.argv[1:] if argv is None else argv)
         print(f"summary: {args.json}")
     return 0
 

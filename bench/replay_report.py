@@ -99,8 +99,12 @@ def figure(table, runs: dict, path: Path) -> None:
         for within, style in zip(WITHIN, (":", "--"), strict=True):
             ax.axhline(table.best_val * (1 + within), color="grey", linestyle=style, lw=0.8,
                        label=f"best + {within:.0%}")
-        ax.axvline(len(table.configs()) * table.epochs, color="black", lw=0.6, label="grid's trial-epochs")
-        ax.set(title=f"{count} simulated workers", xlabel="trial-epochs", ylabel="best val MAE so far (deg)")
+        grid = len(table.configs()) * table.epochs
+        ax.axvline(grid, color="black", lw=0.6, label="grid's trial-epochs")
+        ax.axvline(grid / 4, color="black", lw=0.6, linestyle="--", label="25 % of the grid's")
+        # log x: the strategies part in the first few dozen trial-epochs, the grid's end is far right
+        ax.set_xscale("log")
+        ax.set(title=f"{count} simulated workers", xlabel="trial-epochs (log)", ylabel="best val MAE so far (deg)")
         ax.legend(fontsize=7)
     fig.suptitle(f"replay of {Path(table.path).name} (median, IQR band over seeds)", fontsize=9)
     fig.tight_layout()
