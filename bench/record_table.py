@@ -57,6 +57,7 @@ DEV_PARAMETERS = {
     "method": {"values": {"gldl": {"sigma": {"values": [1.0, 3.0]}},
                           "hopenet": {"alpha": {"values": [0.1, 1.0]}}}},
 }
+SMOKE_PARAMETERS = {"train.optimizer.lr": {"values": [1.0e-3, 3.0e-3]}}
 # The quickstart's three methods, each's key hyperparameter at the ends of the quickstart's range,
 # and learning rates in steps of 2.5x from 3x below the quickstart's range (3e-3 to 8e-3) to 5x above
 # it (4e-2 was added when the first 24 rows had their best at 1.6e-2, the top of the grid then).
@@ -199,7 +200,7 @@ def _without_workdir(argv: list[str]) -> list[str]:
 
 def new_metadata(args: argparse.Namespace, argv: list[str]) -> dict:
     if args.smoke_test:
-        parameters: dict = {"train.optimizer.lr": {"values": [1.0e-3, 3.0e-3]}}
+        parameters: dict = SMOKE_PARAMETERS
     else:
         parameters = QUICKSTART_PARAMETERS if args.preset == "quickstart" else DEV_PARAMETERS
     if args.preset == "quickstart":

@@ -248,3 +248,24 @@ def test_the_control_plane_smoke_run_searches_finalises_and_registers(tmp_path):
     assert result["timeline_s"]["registration_s"] > 0  # the champion was registered
     assert (tmp_path / "fig.png").stat().st_size > 0
     assert "LDLPOSE_TRIAL_FUNCTION" not in os.environ  # the seam is set for the benchmark's search only
+
+
+def test_extending_a_table_trains_the_new_values_and_keeps_the_old_rows(tmp_path, monkeypatch):
+    """bench/record_table.py --extend after the grid gained a value in front of the others: the new
+    configuration is trained (not another one's finished run found under its moved grid position)."""
+    import record_table
+
+    out, work = tmp_path / "t.json", tmp_path / "work"
+    argv = ["--smoke-test", "--out", str(out), "--workdir", str(work)]
+    assert record_table.main(argv) == 0
+    old = {row["config"]["train.optimizer.lr"]: row for row in json.loads(out.read_text())["rows"]}
+    monkeypatch.setattr(record_table, "SMOKE_PARAMETERS", {"train.optimizer.lr": {"values": [3.0e-4, 1.0e-3, 3.0e-3]}})
+    assert record_table.main([*argv, "--extend"]) == 0
+    table = replay_table.load(out)
+    rows = {row.config["train.optimizer.lr"]: row for row in table.rows}
+    assert sorted(rows) == [3.0e-4, 1.0e-3, 3.0e-3] and len(table.rows) == 3
+    for lr, row in old.items():
+        assert list(rows[lr].val_mae) == row["val_mae"]
+    new = rows[3.0e-4]
+    assert len(new.val_mae) == 2 and all(list(new.val_mae) != r["val_mae"] for r in old.values())
+    assert table.metadata["extended"][0]["command"].endswith("--smoke-test --out " + str(out) + " --extend")
