@@ -81,21 +81,23 @@ def run_task(table: replay_table.Table, task: dict, seeds: int, starts: dict[str
     return {**task, **next(iter(entry.values()))}
 
 
-def measure(entry: dict) -> tuple[float, float]:
+def _inf(value: float | None) -> float:
+    """A summary read back from JSON holds null for an unreached (infinite) figure."""
+    return math.inf if value is None else value
+
+
+def measure(entry: dict) -> tuple[float, ...]:
     """What a start can make worse, larger is worse: for the full budget the median trial-epochs to
     within 5 % (inf: under half the seeds got there), then to within 1 %; for a small budget the
     median best val MAE at the end, then the fraction of seeds short of 5 %."""
     if entry["budget"] is None:
-        return entry["within_5pct"]["trial_epochs"]["median"], entry["within_1pct"]["trial_epochs"]["median"]
+        return tuple(_inf(entry[tag]["trial_epochs"]["median"]) for tag in ("within_5pct", "within_1pct"))
     return entry["best_val"]["median"], 1 - entry["within_5pct"]["reached"] / entry["seeds"]
 
 
 def worst_cases(entries: list[dict]) -> list[dict]:
     """Per (workers, budget, combination), the entry of the start that did worst by :func:`measure`."""
-    groups: dict[tuple, list[dict]] = {}
-    for entry in entries:
-        groups.setdefault(tuple(entry[k] for k in ("workers", "budget", *GRID)), []).append(entry)
-    return [max(group, key=measure) for group in groups.values()]
+    return [max(group, key=measure) for group in _groups(entries).values()]
 
 
 def _run(table: replay_table.Table, args: tuple[dict, int]) -> dict:
@@ -122,30 +124,57 @@ def _q(q: dict, digits: int = 3) -> str:
     return f"{q['median']:.{digits}g} [{q['q1']:.{digits}g}, {hi}]"
 
 
+def _groups(entries: list[dict]) -> dict[tuple, list[dict]]:
+    """(workers, budget, *combination) -> the entries of its starts."""
+    groups: dict[tuple, list[dict]] = {}
+    for entry in entries:
+        groups.setdefault(tuple(entry[k] for k in ("workers", "budget", *GRID)), []).append(entry)
+    return groups
+
+
+def _worst(group: list[dict], value) -> str:
+    """The worst start's ``value(entry)`` (a (sort key, text) pair), with that start's name."""
+    entry = max(group, key=lambda e: value(e)[0])
+    return f"{value(entry)[1]} ({entry['start']})"
+
+
+def _full_cells(group: list[dict]) -> list[str]:
+    def reached(tag):
+        return lambda e: (-e[tag]["reached"], f"{e[tag]['reached']}/{e['seeds']}")
+    return [_worst(group, lambda e: (_inf(e["within_5pct"]["trial_epochs"]["median"]),
+                                     _q(e["within_5pct"]["trial_epochs"]))),
+            _worst(group, reached("within_5pct")),
+            _worst(group, lambda e: (_inf(e["within_1pct"]["trial_epochs"]["median"]),
+                                     _q(e["within_1pct"]["trial_epochs"]))),
+            _worst(group, reached("within_1pct")),
+            _worst(group, lambda e: (e["trial_epochs"]["median"], _q(e["trial_epochs"])))]
+
+
+def _small_cells(group: list[dict]) -> list[str]:
+    def fraction(e):
+        return e["within_5pct"]["reached"] / e["seeds"]
+    return [_worst(group, lambda e: (e["best_val"]["median"], _q(e["best_val"], 4))),
+            _worst(group, lambda e: (-fraction(e), f"{fraction(e):.0%}"))]
+
+
 def markdown(table: replay_table.Table, entries: list[dict]) -> str:
-    """One row per (workers, combination): the worst start's figures for each budget."""
-    worst = {tuple(e[k] for k in ("workers", "budget", *GRID)): e for e in worst_cases(entries)}
+    """One row per (workers, combination); each cell the worst of the starts, for that cell's figure."""
+    groups = _groups(entries)
     title = (f"{table.path}: {len(table.configs())} configurations x {table.epochs} epochs (grid "
              f"{len(table.configs()) * table.epochs} trial-epochs), best val MAE {table.best_val:.3f}; "
-             "tpe-asha, median [IQR] over seeds, each cell the worst of the three starts (start in brackets)")
+             "tpe-asha, median [IQR] over seeds; each cell the worst of the three starts for its own figure "
+             "(that start in brackets)")
     head = ("| workers | startup | grace | factor | full: epochs to 5 % | reached | epochs to 1 % | reached "
             "| epochs spent | 3 trials: best val | within 5 % | 6 trials: best val | within 5 % |")
     lines = [title, "", head, "|---" * 13 + "|"]
     for workers in dict.fromkeys(e["workers"] for e in entries):
         for combo in combinations():
             cells = [str(workers), *(str(v) for v in combo.values())]
-            full = worst.get((workers, None, *combo.values()))
-            if full:
-                n = full["seeds"]
-                cells += [f"{_q(full['within_5pct']['trial_epochs'])} ({full['start']})",
-                          f"{full['within_5pct']['reached']}/{n}", _q(full["within_1pct"]["trial_epochs"]),
-                          f"{full['within_1pct']['reached']}/{n}", _q(full["trial_epochs"])]
-            else:
-                cells += ["-"] * 5
+            full = groups.get((workers, None, *combo.values()))
+            cells += _full_cells(full) if full else ["-"] * 5
             for budget in BUDGETS[1:]:
-                small = worst.get((workers, budget, *combo.values()))
-                cells += ([f"{_q(small['best_val'], 4)} ({small['start']})",
-                           f"{small['within_5pct']['reached'] / small['seeds']:.0%}"] if small else ["-", "-"])
+                small = groups.get((workers, budget, *combo.values()))
+                cells += _small_cells(small) if small else ["-", "-"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -169,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=50, help="sampler seeds per task (0 .. seeds-1)")
     p.add_argument("--jobs", type=int, default=2, help="processes replaying at once")
     p.add_argument("--json", type=Path, help="write every task's summary here (rewritten after each task)")
+    p.add_argument("--report", action="store_true", help="print the table of the --json file; replay nothing")
     args = p.parse_args(argv)
+    if args.report:
+        saved = json.loads(args.json.read_text())
+        print(markdown(replay_table.load(saved["table"]), saved["entries"]))
+        return 0
     argv = sys.argv[1:] if argv is None else argv
     table = replay_table.load(args.table)
     started = time.monotonic()
