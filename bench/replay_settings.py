@@ -179,8 +179,9 @@ def markdown(table: replay_table.Table, entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, table: replay_table.Table, entries: list[dict], argv: list[str], seeds: int) -> None:
-    data = {"commit": record_table.commit(), "machine": record_table.machine(),
+def write_json(path: Path, table: replay_table.Table, entries: list[dict], argv: list[str], seeds: int,
+               machine: str) -> None:
+    data = {"commit": record_table.commit(), "machine": machine,
             "command": "python bench/replay_settings.py " + " ".join(argv),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "table": table.path, "best_val": table.best_val, "configurations": len(table.configs()),
@@ -206,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     argv = sys.argv[1:] if argv is None else argv
     table = replay_table.load(args.table)
-    started = time.monotonic()
+    started, machine = time.monotonic(), record_table.machine()  # its load average: before the sweep adds its own
 
     def save(entries: list[dict]) -> None:
         if args.json:
-            write_json(args.json, table, entries, argv, args.seeds)
+            write_json(args.json, table, entries, argv, args.seeds, machine)
         print(f"{len(entries)} tasks done, {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
     entries = sweep(args.table, args.workers, args.seeds, args.jobs, save)
