@@ -14,7 +14,7 @@ therefore runs three times: ``start_from`` the quickstart's start point (its nea
 configuration), ``start_from`` the table's worst configuration, and no start point; the table shows
 the worst of the three (the start that made that combination slowest or its result poorest).
 
-    python bench/replay_settings.py --table bench/results/replay-facegen.json --workers 2 8 --seeds 50 \\
+    python bench/replay_settings.py --table bench/results/replay-facegen.json --workers 2 8 --seeds 100 \\
         --json bench/results/replay-facegen-settings.json
 """
 
