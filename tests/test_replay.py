@@ -269,3 +269,23 @@ def test_extending_a_table_trains_the_new_values_and_keeps_the_old_rows(tmp_path
     new = rows[3.0e-4]
     assert len(new.val_mae) == 2 and all(list(new.val_mae) != r["val_mae"] for r in old.values())
     assert table.metadata["extended"][0]["command"].endswith("--smoke-test --out " + str(out) + " --extend")
+
+
+def test_the_settings_sweep_reports_the_start_that_did_worst(table):
+    import replay_report
+    import replay_settings
+
+    assert replay_settings.worst_config(table) == {"train.optimizer.lr": C}  # best val 10.1, the highest
+    starts = {"best": ({"train.optimizer.lr": A},), "worst": ({"train.optimizer.lr": C},), "none": ()}
+    task = {"workers": 1, "budget": None, "n_startup_trials": 2, "grace_period": 1, "reduction_factor": 2}
+    entries = [replay_settings.run_task(table, {**task, "start": s}, 2, starts) for s in starts]
+    medians = {e["start"]: e["within_5pct"]["trial_epochs"]["median"] for e in entries}
+    # from A, A's 4th epoch (7.0) is the 4th trial-epoch; from C, C runs all 4 epochs first (ASHA
+    # promotes the first trial at each rung), so A's best comes 4 trial-epochs later at the earliest
+    assert medians["best"] == 4 and medians["worst"] >= 8
+    worst, = replay_settings.worst_cases([*entries, {**entries[0], "workers": 2}])[:1]
+    assert worst["start"] == max(medians, key=lambda s: medians[s])
+    assert worst["within_5pct"]["trial_epochs"]["median"] == max(medians.values())
+    small = [{**e, "budget": 3, "best_val": replay_report.quartiles([v]), "within_5pct": {"reached": 1}}
+             for e, v in zip(entries, (7.0, 9.0, 8.0), strict=True)]
+    assert replay_settings.worst_cases(small)[0]["best_val"]["median"] == 9.0  # a small budget: the poorest end
