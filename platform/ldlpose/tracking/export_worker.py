@@ -6,7 +6,7 @@ sizes refer to each other through tensors held in C++, a cycle Python's garbage 
 In the search driver that was about 0.8 MB per finalised trial, 1 GB over 1,000 trials
 (bench/RESULTS.md, "The control plane at scale"). So the driver hands each export to one worker
 process and lets it go after :data:`EXPORTS_PER_WORKER` models; the next export starts a fresh one.
-The worker is a new interpreter (``python -m ldlpose.tracking.export_worker``, never a fork: the
+The worker is a new interpreter (:func:`serve` in ``python -c``, never a fork: the
 driver runs threads; never multiprocessing's spawn, which would run the caller's script again) that
 reads one request per line on its standard input and answers one line of JSON on a pipe of its own.
 The worker also takes the export's CPU time and Python's lock off the driver, where Tune's loop runs.
@@ -80,8 +80,10 @@ _worker = _Worker()
 def _start() -> subprocess.Popen:
     package_root = str(Path(__file__).resolve().parents[2])  # where ldlpose itself was imported from
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
-    return subprocess.Popen([sys.executable, "-m", "ldlpose.tracking.export_worker"], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    # -c, not -m: the package imports this module, and running it as __main__ too would warn
+    code = "from ldlpose.tracking.export_worker import serve; serve()"
+    return subprocess.Popen([sys.executable, "-c", code], env=env, text=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
 
 
 def log_checkpoint(checkpoint: str | Path, info: dict, *, run_id: str, experiment_id: str, uri: str,
@@ -143,7 +145,7 @@ def _export_and_log(request: dict) -> dict:
         return {"error": f"{info.get('method')}: {_short(err)}"}
 
 
-def _serve() -> None:
+def serve() -> None:
     """The worker's loop: answers go to the pipe that was standard output; anything the libraries
     print goes to standard error instead, so that it never mixes with an answer. Ctrl-C in a terminal
     reaches the whole process group: the worker leaves it to the driver, and ends when the driver
@@ -165,7 +167,3 @@ def _serve() -> None:
             answer = _export_and_log(request)
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
-
-
-if __name__ == "__main__":
-    _serve()
