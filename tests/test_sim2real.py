@@ -31,7 +31,7 @@ def test_start_from_is_the_quickstarts_first_trial(sim2real):
     from ldlpose.config import apply_overrides, run_config_from_dict
 
     run = run_config_from_dict(apply_overrides({**space, "name": "x"}, overrides))  # valid as a run config
-    assert run.train.epochs == 7 and abs(run.train.optimizer.lr - 6.44e-3) < 1e-12
+    assert run.train.epochs == 7 and abs(run.train.optimizer.lr - 6.4e-3) < 1e-12
 
 
 def test_arguments_are_checked(sim2real, capsys):

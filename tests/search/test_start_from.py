@@ -99,7 +99,7 @@ def test_the_shipped_quickstart_starts_from_its_known_best_configuration():
     space = load_search_space(Path(__file__).resolve().parents[2] / "search_spaces" / "quickstart.yaml")
     trial = tuning.searcher(space).suggest("t0")
     run = space.run_config(trial)
-    assert (run.method.name, run.method.hparams.alpha, run.train.optimizer.lr) == ("hopenet", 0.1, 6.44e-3)
+    assert (run.method.name, run.method.hparams.alpha, run.train.optimizer.lr) == ("hopenet", 0.01, 6.4e-3)
 
 
 BAD = [
