@@ -26,6 +26,9 @@ import threading
 from pathlib import Path
 
 EXPORTS_PER_WORKER = 50  # at 0.8 MB each, the worker carries at most 40 MB of leftovers
+# Where MLflow, its artifact stores and PostgreSQL read credentials and settings: sent with every
+# export, since the driver may set them after the worker started (credentials_to_environment).
+_CARRIED = ("MLFLOW_", "PG", "AWS_", "AZURE_", "GOOGLE_")
 
 
 class _Worker:
@@ -94,7 +97,7 @@ def log_checkpoint(checkpoint: str | Path, info: dict, *, run_id: str, experimen
     Raises ``RuntimeError`` naming the method and the cause when the export or the logging fails.
     """
     answer = _worker.ask({"checkpoint": str(checkpoint), "info": info, "run_id": run_id,
-                          "experiment_id": experiment_id, "uri": uri, "tags": tags})
+                          "experiment_id": experiment_id, "uri": uri, "tags": tags, "env": _carried()})
     if "error" in answer:
         raise RuntimeError(answer["error"])
     return answer["model_uri"]
@@ -127,11 +130,23 @@ def worker_pid() -> int | None:
     return _worker.pid()
 
 
+def _carried() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(_CARRIED)}
+
+
+def _adopt(env: dict[str, str]) -> None:
+    """This worker's credentials and settings become the driver's as of the request."""
+    for key in [k for k in os.environ if k.startswith(_CARRIED) and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
+
+
 def _export_and_log(request: dict) -> dict:
     from ldlpose.inference import predictor as export
     from ldlpose.tracking._common import _short
     from ldlpose.tracking.models import _log_predictor
 
+    _adopt(request["env"])
     try:
         predictor, info = export.predictor_from_checkpoint(request["checkpoint"])
     except Exception as err:
