@@ -49,3 +49,23 @@ def test_the_worker_is_replaced_after_its_exports_and_after_it_dies(tmp_path, mo
         assert info["trial_id"] in ("t0", "t4") and info["method"] == "gldl"
         with torch.no_grad():
             np.testing.assert_allclose(np.asarray(loaded(images)), expected(images).numpy(), atol=1e-4)
+
+
+def test_credentials_set_after_the_worker_started_reach_it(tmp_path, monkeypatch, mlflow_server_basic_auth):
+    """The driver moves a URI's password into its environment when a search starts, possibly after
+    the worker began (the warm-up, an earlier search in the same process): every export carries it."""
+    server = mlflow_server_basic_auth
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    export_worker._worker._retire()
+    export_worker.warm_up()  # a worker whose environment has no credentials
+    started = export_worker.worker_pid()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", server.username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.password)
+    tracker = tracking.SearchTracker(str(server), "export-worker-auth")
+    tracker.start("", {}, "tpe", 0, {})
+    tracker.trial_started("t0", {})
+    model_uri = tracker.log_trial_model("t0", make_checkpoint(tmp_path / "ckpt", "gldl", seed=5))
+    assert export_worker.worker_pid() == started and model_uri.startswith("models:/")
+    _, info = tracking.load_predictor(model_uri, str(server))
+    assert info["trial_id"] == "t0"
